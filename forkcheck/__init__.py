@@ -1,0 +1,77 @@
+"""forkcheck: model-check simulated concurrent and distributed Python programs.
+
+Every state of the execution graph is a live, stopped, forked process, so
+unmodified coroutines are explored without copying or pickling them.
+
+Examples
+--------
+>>> import forkcheck as fc
+>>> @fc.model
+... def lost_update():
+...     state = {"n": 0}
+...     async def inc():
+...         tmp = state["n"]
+...         await fc.checkpoint()
+...         state["n"] = tmp + 1
+...     fc.spawn(inc, name="a"); fc.spawn(inc, name="b")
+...     return state
+>>> r = lost_update.check()
+>>> r.ok
+True
+"""
+
+from ._errors import (
+    ForkcheckError,
+    InternalError,
+    ModelError,
+    NondeterminismError,
+    PropertyViolation,
+    UsageError,
+)
+from ._model import Model, ModelFactory, model
+from ._primitives import Event, Lock, Mailbox, Network, Semaphore
+from ._results import CheckResult, MemoryStats, Stats, Violation
+from ._runtime import checkpoint, choose, invariant, spawn, when
+from ._trace import Replay, ReplayStep, Step, Trace
+
+__version__ = "0.1.0"
+
+
+def replay(model, token):  # noqa: D103 - documented in _explorer.replay
+    from ._explorer import replay as _replay
+
+    return _replay(model, token)
+
+
+replay.__doc__ = """Re-execute a trace token in a fresh process; see ``forkcheck._explorer.replay``."""
+
+__all__ = [
+    "CheckResult",
+    "Event",
+    "ForkcheckError",
+    "InternalError",
+    "Lock",
+    "Mailbox",
+    "MemoryStats",
+    "Model",
+    "ModelError",
+    "ModelFactory",
+    "Network",
+    "NondeterminismError",
+    "PropertyViolation",
+    "Replay",
+    "ReplayStep",
+    "Semaphore",
+    "Stats",
+    "Step",
+    "Trace",
+    "UsageError",
+    "Violation",
+    "checkpoint",
+    "choose",
+    "invariant",
+    "model",
+    "replay",
+    "spawn",
+    "when",
+]

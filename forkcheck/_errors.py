@@ -1,0 +1,54 @@
+"""The exception hierarchy: one root, user mistakes as subclasses that say what to do."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ForkcheckError",
+    "UsageError",
+    "ModelError",
+    "NondeterminismError",
+    "PropertyViolation",
+    "InternalError",
+]
+
+
+class ForkcheckError(Exception):
+    """Root of every error forkcheck raises on purpose.
+
+    Examples
+    --------
+    >>> import forkcheck as fc
+    >>> issubclass(fc.UsageError, fc.ForkcheckError)
+    True
+    """
+
+
+class UsageError(ForkcheckError, ValueError):
+    """A forkcheck API was called the wrong way (bad option, bad value, wrong place)."""
+
+
+class ModelError(ForkcheckError):
+    """The model itself is malformed: its setup failed, an invariant raised, ..."""
+
+
+class NondeterminismError(ForkcheckError):
+    """Re-executing a trace did not reproduce the states it recorded."""
+
+
+class InternalError(ForkcheckError):
+    """Something inside forkcheck failed; this is a bug in forkcheck, please report it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"{message} (this is a bug in forkcheck; please report it)")
+
+
+class PropertyViolation(ForkcheckError, AssertionError):
+    """Raised by :meth:`CheckResult.assert_ok` when a check found a violation.
+
+    It is an ``AssertionError`` so that test runners report it as a failure, and
+    its message shows the counterexample and a line that replays it.
+    """
+
+    def __init__(self, message: str, violations: list | None = None) -> None:
+        super().__init__(message)
+        self.violations = list(violations or [])

@@ -1,0 +1,384 @@
+"""The trio explorer: drives snapshot processes, records the state graph, finds violations.
+
+:func:`check` validates options, starts a :class:`SnapshotTree`, and lets a
+strategy (``_strategies.py``) walk the graph through the small :class:`Search`
+interface.  Fingerprints come from the snapshot processes; the graph is a
+``networkx.DiGraph`` keyed by state number in discovery order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import networkx as nx
+import trio
+
+from . import _protocol as P
+from ._errors import ModelError, NondeterminismError, UsageError
+from ._model import Model, as_model
+from ._results import CheckResult, MemoryStats, Stats, Violation
+from ._snapshots import Snapshot, SnapshotTree, raise_model_error
+from ._strategies import STRATEGIES
+from ._trace import Replay, ReplayStep, Step, Trace
+
+_OPTIONS = {
+    "strategy", "max_depth", "jobs", "deadlock", "seed", "fingerprint", "stop_on_violation", "walks",
+    "max_states", "transition_timeout", "time_limit", "progress",
+}
+
+
+@dataclass
+class Options:
+    strategy: str = "dfs"
+    max_depth: int | None = None
+    jobs: int = 1
+    deadlock: bool = True
+    seed: int = 0
+    fingerprint: str = "state"
+    stop_on_violation: bool = True
+    walks: int = 100
+    max_states: int | None = None
+    transition_timeout: float = 30.0
+    time_limit: float | None = None
+    progress: Callable[[dict], None] | None = None
+
+    @classmethod
+    def parse(cls, **kw: Any) -> Options:
+        unknown = sorted(set(kw) - _OPTIONS)
+        if unknown:
+            raise UsageError(f"check() got unknown option {unknown[0]!r}; the options are: {', '.join(sorted(_OPTIONS))}")
+        o = cls(**kw)
+        if o.strategy not in STRATEGIES:
+            raise UsageError(f"strategy={o.strategy!r} is not a strategy; use one of: {', '.join(STRATEGIES)}")
+        if o.fingerprint != "state":
+            raise UsageError(f"fingerprint={o.fingerprint!r} is not available; use fingerprint='state'")
+        for name in ("max_depth", "max_states"):
+            v = getattr(o, name)
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
+                raise UsageError(f"{name}={v!r}: give a whole number >= 0, or None for no bound")
+        for name in ("jobs", "walks"):
+            v = getattr(o, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise UsageError(f"{name}={v!r}: give a whole number >= 1")
+        if not isinstance(o.seed, int) or isinstance(o.seed, bool):
+            raise UsageError(f"seed={o.seed!r}: give an int")
+        for name in ("transition_timeout", "time_limit"):
+            v = getattr(o, name)
+            if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0 or math.isnan(v)):
+                raise UsageError(f"{name}={v!r}: give a number of seconds > 0")
+        if o.transition_timeout is None:
+            raise UsageError("transition_timeout=None: give a number of seconds > 0")
+        return o
+
+
+class Node:
+    """A state being explored: its number, depth and live snapshot."""
+
+    __slots__ = ("sid", "depth", "snap")
+
+    def __init__(self, sid: int, depth: int, snap: Snapshot) -> None:
+        self.sid = sid
+        self.depth = depth
+        self.snap = snap
+
+
+class Search:
+    """Bookkeeping shared by every strategy: seen states, the graph, traces, violations."""
+
+    def __init__(self, tree: SnapshotTree, model: Model, opts: Options) -> None:
+        self.tree = tree
+        self.model = model
+        self.opts = opts
+        self.jobs = opts.jobs
+        self.seed = opts.seed
+        self.walks = opts.walks
+        self.max_depth = opts.max_depth
+        self.seen: dict[bytes, int] = {}
+        self.graph = nx.DiGraph()
+        self.parent: dict[int, tuple[int, Step]] = {}
+        self.transitions = 0
+        self.violations: list[Violation] = []
+        self._violating: list[tuple[Violation, Snapshot]] = []
+        self.stopped = False
+        self.complete = True
+        self.deadline = None if opts.time_limit is None else time.monotonic() + opts.time_limit
+        self.limiter = trio.CapacityLimiter(opts.jobs)
+        self._started = time.monotonic()
+        self._next_progress = self._started
+
+    # -- the strategy interface ------------------------------------------------
+
+    def release(self, node: Node) -> None:
+        self.tree.release(node.snap)
+
+    async def expand(self, nodes: list[Node]) -> list[list[Node]]:
+        """Fork every transition of ``nodes``; visit the children in order."""
+        results: list[list[Snapshot | None]] = [[None] * len(n.snap.report.transitions) for n in nodes]
+
+        async def fork(k: int, i: int) -> None:
+            async with self.limiter:
+                results[k][i] = await self.tree.step(nodes[k].snap, i)
+
+        async with trio.open_nursery() as nursery:
+            for k, node in enumerate(nodes):
+                for i in range(len(node.snap.report.transitions)):
+                    nursery.start_soon(fork, k, i)
+        out: list[list[Node]] = []
+        for k, node in enumerate(nodes):
+            self.tree.release(node.snap)
+            keep = []
+            for i, child in enumerate(results[k]):
+                new = self._visit(node, i, child)
+                if new is not None and self._expandable(new):
+                    keep.append(new)
+                else:
+                    self._drop(child)
+            out.append(keep)
+        self._check_budget()
+        return out
+
+    async def step_one(self, node: Node, index: int) -> Node | None:
+        """Take one transition (random walks); the child is returned even if already seen."""
+        child = await self.tree.step(node.snap, index)
+        new = self._visit(node, index, child)
+        sid = self.seen[child.report.fingerprint]
+        self._check_budget()
+        if child.report.violations or (child.report.blocked and self.opts.deadlock):
+            if new is None:
+                self._drop(child)
+            return None
+        return Node(sid, node.depth + 1, child)
+
+    # -- bookkeeping ---------------------------------------------------------------
+
+    def _held(self) -> set:
+        return {snap for _, snap in self._violating}
+
+    def _drop(self, snap: Snapshot) -> None:
+        if snap not in self._held():
+            self.tree.release(snap)
+
+    def _expandable(self, node: Node) -> bool:
+        rep = node.snap.report
+        if not rep.transitions or rep.violations or (rep.blocked and self.opts.deadlock):
+            return False
+        return self.max_depth is None or node.depth < self.max_depth
+
+    def add_root(self, snap: Snapshot) -> Node:
+        sid = self._add_state(snap.report)
+        node = Node(sid, 0, snap)
+        self._record_violations(sid, snap)
+        return node
+
+    def _add_state(self, report: P.Report) -> int:
+        sid = len(self.seen)
+        self.seen[report.fingerprint] = sid
+        self.graph.add_node(
+            sid,
+            fingerprint=report.fingerprint.hex(),
+            violations=[v.kind for v in report.violations] + (["deadlock"] if report.blocked and self.opts.deadlock else []),
+            enabled=sorted({t.actor for t in report.transitions}),
+            done=report.all_done,
+            labels=dict(report.labels),
+        )
+        return sid
+
+    def _visit(self, parent: Node, index: int, child: Snapshot) -> Node | None:
+        """Record the transition; a Node if it reached a new state, else None."""
+        self.transitions += 1
+        rep = child.report
+        info = parent.snap.report.transitions[index]
+        if rep.model_error is not None:
+            trace = self.trace_to(parent.sid).steps + [Step(index, info.actor, info.label, info.where, "")]
+            try:
+                raise_model_error(rep, self.model)
+            except ModelError as exc:
+                raise ModelError(f"{exc} (reached by {Trace(trace).token})") from None
+        sid = self.seen.get(rep.fingerprint)
+        new = sid is None
+        if new:
+            sid = self._add_state(rep)
+            self.parent[sid] = (parent.sid, Step(index, info.actor, info.label, info.where, rep.fingerprint.hex()))
+        self._progress()
+        label = f"{info.actor}: {info.label}"
+        step = Step(index, info.actor, info.label, info.where, rep.fingerprint.hex())
+        if self.graph.has_edge(parent.sid, sid):
+            edge = self.graph.edges[parent.sid, sid]
+            edge["labels"].append(label)
+            edge["steps"].append(step)
+        else:
+            self.graph.add_edge(parent.sid, sid, label=label, labels=[label], actor=info.actor, steps=[step])
+        if not new:
+            return None
+        self._record_violations(sid, child)
+        if self.opts.max_states is not None and len(self.seen) >= self.opts.max_states:
+            self.stopped, self.complete = True, False
+        return Node(sid, parent.depth + 1, child)
+
+    def _record_violations(self, sid: int, snap: Snapshot) -> None:
+        rep = snap.report
+        found = [(v.kind, v.name, v.message, v.details) for v in rep.violations]
+        if rep.blocked and self.opts.deadlock:
+            found.append(("deadlock", "deadlock", rep.blocked, ""))
+        if not found:
+            return
+        trace = self.trace_to(sid)
+        for kind, name, message, details in found:
+            v = Violation(kind, name, message, trace, details, None, repr(self.model))
+            self.violations.append(v)
+            self._violating.append((v, snap))
+        if self.opts.stop_on_violation:
+            self.stopped = True
+
+    def _progress(self, force: bool = False) -> None:
+        cb = self.opts.progress
+        if cb is None:
+            return
+        now = time.monotonic()
+        if force or now >= self._next_progress:
+            self._next_progress = now + 0.25
+            cb({"states": len(self.seen), "transitions": self.transitions, "violations": len(self.violations),
+                "live_snapshots": len(self.tree.live), "seconds": now - self._started})
+
+    def _check_budget(self) -> None:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            self.stopped, self.complete = True, False
+
+    def trace_to(self, sid: int) -> Trace:
+        steps = []
+        while sid in self.parent:
+            sid, step = self.parent[sid]
+            steps.append(step)
+        return Trace(steps[::-1])
+
+    async def describe_violations(self) -> None:
+        for v, snap in self._violating:
+            v.state = await self.tree.describe(snap)
+
+    def max_shortest_depth(self) -> int:
+        if not self.graph:
+            return 0
+        return max(nx.single_source_shortest_path_length(self.graph, 0).values())
+
+
+def run_sync(fn: Callable, *args: Any) -> Any:
+    """``trio.run`` here, or in a helper thread when this thread already runs an event loop (Jupyter)."""
+    try:
+        loop_running = asyncio.get_running_loop() is not None
+    except RuntimeError:
+        loop_running = False
+    try:
+        trio.lowlevel.current_trio_token()
+        loop_running = True
+    except RuntimeError:
+        pass
+    if not loop_running:
+        return trio.run(fn, *args)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = trio.run(fn, *args)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = exc
+
+    t = threading.Thread(target=target, name="forkcheck-explorer", daemon=True)
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def check(model: Any, **kw: Any) -> CheckResult:
+    """Explore ``model``; see :meth:`forkcheck.Model.check` for the options."""
+    model = as_model(model)
+    opts = Options.parse(**kw)
+    tree = SnapshotTree(model, opts.transition_timeout)
+    search = Search(tree, model, opts)
+    start = time.perf_counter()
+
+    async def main() -> None:
+        root = await tree.start()
+        node = search.add_root(root)
+        if search.stopped or not search._expandable(node):
+            if root not in search._held():
+                tree.release(root)
+        else:
+            await STRATEGIES[opts.strategy](search, node)
+        await search.describe_violations()
+        search._progress(force=True)
+
+    try:
+        run_sync(main)
+    finally:
+        tree.close()
+    stats = Stats(
+        states=len(search.seen),
+        transitions=search.transitions,
+        max_depth=search.max_shortest_depth(),
+        seconds=time.perf_counter() - start,
+        memory=MemoryStats(peak_snapshots=tree.peak),
+    )
+    return CheckResult(search.violations, stats, search.graph, complete=search.complete, model=repr(model))
+
+
+def replay(model: Any, token: str | Trace) -> Replay:
+    """Re-execute a trace in a fresh process, without exploring.
+
+    Returns the list of steps, each with the state after it.  A trace that no
+    longer applies, or that leads to other states than when it was found,
+    raises :class:`forkcheck.NondeterminismError` naming the step and actor.
+
+    Examples
+    --------
+    >>> import forkcheck as fc
+    >>> @fc.model
+    ... def coin():
+    ...     async def flip():
+    ...         side = await fc.choose(["heads", "tails"])
+    ...         assert side == "heads"
+    ...     fc.spawn(flip)
+    >>> v = coin.check().violations[0]
+    >>> [str(s.label) for s in fc.replay(coin, v.trace.token)]
+    ["choose 'tails'"]
+    """
+    model = as_model(model)
+    trace = token if isinstance(token, Trace) else Trace.from_token(token)
+    tree = SnapshotTree(model)
+
+    async def main() -> Replay:
+        node = await tree.start()
+        initial = await tree.describe(node)
+        steps = []
+        for k, st in enumerate(trace, 1):
+            trs = node.report.transitions
+            if st.index >= len(trs) or trs[st.index].actor != st.actor or trs[st.index].label != st.label:
+                enabled = "; ".join(f"{t.actor}: {t.label}" for t in trs) or "none"
+                raise NondeterminismError(
+                    f"step {k} of the trace takes '{st.actor}: {st.label}', but the replayed state enables: {enabled}. "
+                    "The model does not behave as when the trace was found: it changed since, or an actor reads "
+                    "something outside the model (the clock, random outside fc.choose, id(), files, the environment)")
+            child = await tree.step(node, st.index)
+            tree.release(node)
+            fp = child.report.fingerprint.hex()
+            if st.fingerprint and not fp.startswith(st.fingerprint) and child.report.pid != 0:
+                raise NondeterminismError(
+                    f"step {k} of the trace ('{st.actor}: {st.label}') led to a different state than when the trace "
+                    f"was found: actor {st.actor} depends on something outside the model (the clock, random outside "
+                    "fc.choose, id(), files, the environment); make it a fc.choose() or part of the model state")
+            desc = await tree.describe(child)
+            viol = [(v.kind, v.name, v.message) for v in child.report.violations]
+            steps.append(ReplayStep(st.actor, st.label, trs[st.index].where, desc, fp, viol))
+            node = child
+        return Replay(steps, initial, steps[-1].violations if steps else [])
+
+    try:
+        return run_sync(main)
+    finally:
+        tree.close()

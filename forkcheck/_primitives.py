@@ -1,0 +1,333 @@
+"""Synchronisation and communication primitives for actors.
+
+Sending never blocks and is not an interleaving point; receiving, acquiring and
+waiting are (they are :class:`~forkcheck._runtime.Request` objects).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Hashable
+
+from ._errors import UsageError
+from ._runtime import Request, current_world, short_repr
+from . import _runtime
+
+
+def _default_name(prefix: str) -> str:
+    world = _runtime._WORLD
+    return world.next_name(prefix) if world is not None else prefix
+
+
+class _Get(Request):
+    __slots__ = ("box",)
+
+    def __init__(self, box):
+        self.box = box
+
+    def options(self, world, actor):
+        return [(f"get {self.box.name} -> {short_repr(self.box._items[0])}", None)] if self.box._items else []
+
+    def complete(self, world, actor, payload):
+        return self.box._items.popleft()
+
+    def describe(self):
+        return f"get {self.box.name}"
+
+    def __fc_state__(self):
+        return ("get", self.box)
+
+
+class Mailbox:
+    """A FIFO queue between actors: ``box.put(msg)``; ``msg = await box.get()``.
+
+    ``put`` never blocks; ``get`` blocks while the mailbox is empty and is one
+    transition.
+
+    Examples
+    --------
+    >>> import forkcheck as fc
+    >>> @fc.model
+    ... def ping():
+    ...     box = fc.Mailbox("box")
+    ...     async def sender():
+    ...         box.put("ping")
+    ...     async def receiver():
+    ...         assert await box.get() == "ping"
+    ...     fc.spawn(sender); fc.spawn(receiver)
+    >>> ping.check().ok
+    True
+    """
+
+    def __init__(self, name: str | None = None) -> None:
+        self.name = name or _default_name("mailbox")
+        self._items: deque = deque()
+
+    def put(self, msg: Any) -> None:
+        """Append ``msg``; never blocks."""
+        self._items.append(msg)
+
+    def get(self) -> Request:
+        """``await box.get()``: the oldest message, blocking while empty."""
+        return _Get(self)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def __repr__(self) -> str:
+        return f"Mailbox({self.name!r}, {list(self._items)!r})"
+
+    def __fc_state__(self):
+        return list(self._items)
+
+
+class _Recv(Request):
+    __slots__ = ("net", "dst")
+
+    def __init__(self, net, dst):
+        self.net = net
+        self.dst = dst
+
+    def options(self, world, actor):
+        return [(f"recv {short_repr(m)} at {self.dst!r}", m) for m in self.net._distinct(self.dst)]
+
+    def complete(self, world, actor, payload):
+        if not self.net.duplicating:
+            self.net._remove(self.dst, payload)
+        return payload
+
+    def describe(self):
+        return f"recv at {self.dst!r}"
+
+    def __fc_state__(self):
+        return ("recv", self.net, self.dst)
+
+
+class Network:
+    """An unordered network: messages in flight are delivered in any order.
+
+    ``net.send(dst, msg)`` never blocks; ``await net.recv(dst)`` takes one
+    transition per distinct message in flight to ``dst``.  With ``lossy=True``
+    the environment may also drop any message in flight (a transition of the
+    actor named after the network); with ``duplicating=True`` a delivered message
+    stays in flight and can be delivered again.
+
+    Examples
+    --------
+    >>> import forkcheck as fc
+    >>> @fc.model
+    ... def reorder():
+    ...     net = fc.Network()
+    ...     got = []
+    ...     async def client():
+    ...         net.send("server", 1); net.send("server", 2)
+    ...     async def server():
+    ...         got.append(await net.recv("server"))
+    ...         got.append(await net.recv("server"))
+    ...         assert got == [1, 2], f"delivered out of order: {got}"
+    ...     fc.spawn(client); fc.spawn(server)
+    >>> reorder.check().violations[0].kind
+    'assertion'
+    """
+
+    def __init__(self, name: str | None = None, *, lossy: bool = False, duplicating: bool = False) -> None:
+        self.name = name or _default_name("network")
+        self.lossy = bool(lossy)
+        self.duplicating = bool(duplicating)
+        self._flight: list[tuple[Hashable, Any]] = []
+        if self.lossy:
+            current_world("fc.Network(lossy=True)").environments.append(self)
+
+    def send(self, dst: Hashable, msg: Any) -> None:
+        """Put ``msg`` in flight to ``dst``; never blocks."""
+        if self.duplicating and any(d == dst and m == msg for d, m in self._flight):
+            return  # a duplicating network holds a set of messages
+        self._flight.append((dst, msg))
+
+    def recv(self, dst: Hashable) -> Request:
+        """``await net.recv(dst)``: any message in flight to ``dst``."""
+        return _Recv(self, dst)
+
+    def in_flight(self, dst: Hashable | None = None) -> list:
+        """The messages in flight (to ``dst``, or all as ``(dst, msg)`` pairs)."""
+        if dst is None:
+            return list(self._flight)
+        return [m for d, m in self._flight if d == dst]
+
+    def _distinct(self, dst) -> list:
+        from ._fingerprint import canonical_key
+
+        seen: list = []
+        for d, m in self._flight:
+            if d == dst and not any(m == s for s in seen):
+                seen.append(m)
+        # Order by content, not by send history, so equal states list equal transitions.
+        return sorted(seen, key=canonical_key)
+
+    def _remove(self, dst, msg) -> None:
+        for i, (d, m) in enumerate(self._flight):
+            if d == dst and m == msg:
+                del self._flight[i]
+                return
+
+    def env_transitions(self):
+        from ._fingerprint import canonical_key
+
+        out, seen = [], []
+        for pair in sorted(self._flight, key=canonical_key):
+            if pair in seen:
+                continue
+            seen.append(pair)
+            out.append((f"drop {short_repr(pair[1])} to {pair[0]!r}", lambda p=pair: self._remove(*p)))
+        return out
+
+    @property
+    def actor_name(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"Network({self.name!r}, in_flight={self._flight!r})"
+
+    def __fc_state__(self):
+        from ._fingerprint import Unordered
+
+        return Unordered(self._flight)
+
+
+class _Acquire(Request):
+    __slots__ = ("lock",)
+
+    def __init__(self, lock):
+        self.lock = lock
+
+    def options(self, world, actor):
+        return [(f"acquire {self.lock.name}", None)] if self.lock._can_acquire() else []
+
+    def complete(self, world, actor, payload):
+        self.lock._take(actor.name)
+
+    def describe(self):
+        return f"acquire {self.lock.name}"
+
+    def __fc_state__(self):
+        return ("acquire", self.lock)
+
+
+class _AsyncContext:
+    async def __aenter__(self):
+        await self.acquire()
+        return self
+
+    async def __aexit__(self, *exc):
+        self.release()
+        return False
+
+
+class Lock(_AsyncContext):
+    """A mutual-exclusion lock: ``async with lock: ...``.
+
+    Acquiring is a transition, enabled while the lock is free; releasing is not
+    an interleaving point.  Releasing a lock the actor does not hold raises.
+    """
+
+    def __init__(self, name: str | None = None) -> None:
+        self.name = name or _default_name("lock")
+        self.owner: str | None = None
+
+    def acquire(self) -> Request:
+        return _Acquire(self)
+
+    def _can_acquire(self) -> bool:
+        return self.owner is None
+
+    def _take(self, who: str) -> None:
+        self.owner = who
+
+    def release(self) -> None:
+        world = _runtime._WORLD
+        who = world.running.name if world is not None and world.running is not None else None
+        if self.owner is None or (who is not None and self.owner != who):
+            raise UsageError(f"{who or 'code'} released lock {self.name!r}, which it does not hold (owner: {self.owner})")
+        self.owner = None
+
+    def locked(self) -> bool:
+        return self.owner is not None
+
+    def __repr__(self) -> str:
+        return f"Lock({self.name!r}, owner={self.owner!r})"
+
+    def __fc_state__(self):
+        return self.owner
+
+
+class Semaphore(_AsyncContext):
+    """A counting semaphore: ``async with sem: ...``; acquiring blocks at zero."""
+
+    def __init__(self, value: int = 1, name: str | None = None) -> None:
+        if not isinstance(value, int) or value < 0:
+            raise UsageError(f"fc.Semaphore(value={value!r}): the initial value must be an int >= 0")
+        self.name = name or _default_name("semaphore")
+        self.value = value
+
+    def acquire(self) -> Request:
+        return _Acquire(self)
+
+    def _can_acquire(self) -> bool:
+        return self.value > 0
+
+    def _take(self, who: str) -> None:
+        self.value -= 1
+
+    def release(self) -> None:
+        self.value += 1
+
+    def __repr__(self) -> str:
+        return f"Semaphore({self.name!r}, value={self.value})"
+
+    def __fc_state__(self):
+        return self.value
+
+
+class _Wait(Request):
+    __slots__ = ("event",)
+
+    def __init__(self, event):
+        self.event = event
+
+    def options(self, world, actor):
+        return [(f"wait {self.event.name}", None)] if self.event._set else []
+
+    def describe(self):
+        return f"wait {self.event.name}"
+
+    def __fc_state__(self):
+        return ("wait", self.event)
+
+
+class Event:
+    """A one-shot flag: ``ev.set()``; ``await ev.wait()`` blocks until it is set."""
+
+    def __init__(self, name: str | None = None) -> None:
+        self.name = name or _default_name("event")
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def wait(self) -> Request:
+        return _Wait(self)
+
+    def __repr__(self) -> str:
+        return f"Event({self.name!r}, set={self._set})"
+
+    def __fc_state__(self):
+        return self._set
+
+
+__all__ = ["Mailbox", "Network", "Lock", "Semaphore", "Event"]

@@ -1,0 +1,197 @@
+"""Every message between the explorer and a snapshot process, in one place.
+
+Transport: one ``AF_UNIX``/``SOCK_SEQPACKET`` socket per snapshot process.  A
+message is a pickled dataclass, framed as packets: the first packet starts with
+an 8-byte little-endian total length, later packets carry the rest.  A new
+snapshot's socket travels to the explorer as ``SCM_RIGHTS`` ancillary data on
+the :class:`Forked` reply.
+
+Requests and their replies::
+
+    explorer                      snapshot process
+    Load(model, ...)          ->  Report                 (root only, once)
+    Step(index)               ->  Forked(pid) + fd       (the parent)
+                                  Report                 (the new child, on its own socket)
+    Describe()                ->  Description
+    Eval(fn)                  ->  EvalResult
+    <socket closed>           ->  the process exits
+"""
+
+from __future__ import annotations
+
+import array
+import pickle
+import socket
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+PACKET = 65536 - 512
+_HEADER = struct.Struct("<Q")
+
+
+# --------------------------------------------------------------------------- requests
+
+
+@dataclass
+class Load:
+    """Load a model into a fresh root interpreter and run its setup."""
+
+    model: bytes  # cloudpickle of the Model
+    sys_path: list[str]
+    cwd: str
+    by_value_modules: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Step:
+    """Fork; the child takes enabled transition ``index`` and becomes a new snapshot."""
+
+    index: int
+
+
+@dataclass
+class Describe:
+    """Ask for a human description of this state (actors, locals, shared state)."""
+
+
+@dataclass
+class Eval:
+    """Call ``fn(view)`` in a throwaway fork of this state."""
+
+    fn: bytes  # cloudpickle
+
+
+# --------------------------------------------------------------------------- replies
+
+
+@dataclass
+class TransitionInfo:
+    actor: str
+    label: str
+    where: str  # file:line of the await the transition completes ("" for the environment)
+
+
+@dataclass
+class ViolationInfo:
+    kind: str
+    name: str
+    message: str
+    details: str = ""
+
+
+@dataclass
+class Report:
+    """What the explorer needs to know about a state, sent once per snapshot."""
+
+    pid: int
+    fingerprint: bytes
+    transitions: list[TransitionInfo]
+    violations: list[ViolationInfo]
+    all_done: bool
+    blocked: str = ""  # when no transition is enabled and some actor has not returned
+    model_error: tuple[str, str, str] | None = None  # (error class, message, traceback)
+    labels: dict[str, bool] = field(default_factory=dict)  # truth of state predicates (liveness)
+
+
+@dataclass
+class Forked:
+    pid: int
+
+
+@dataclass
+class ActorInfo:
+    name: str
+    status: str
+    waiting: str
+    where: str
+    frames: list[tuple[str, str, dict[str, str]]]  # (function, file:line, locals as reprs)
+
+
+@dataclass
+class Description:
+    actors: list[ActorInfo]
+    view: str | None
+    globals: dict[str, str]
+
+
+@dataclass
+class EvalResult:
+    value: bytes | None  # cloudpickle of the result
+    error: str | None = None
+
+
+# --------------------------------------------------------------------------- framing (blocking side)
+
+
+def send(sock: socket.socket, msg: Any, fd: int | None = None) -> None:
+    data = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
+    first = _HEADER.pack(len(data)) + data[: PACKET - _HEADER.size]
+    if fd is None:
+        sock.sendall(first)
+    else:
+        sock.sendmsg([first], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+    for off in range(PACKET - _HEADER.size, len(data), PACKET):
+        sock.sendall(data[off: off + PACKET])
+
+
+def recv(sock: socket.socket) -> Any:
+    """Receive one message; raises EOFError when the peer has closed its end."""
+    first = sock.recv(PACKET)
+    if not first:
+        raise EOFError
+    return _assemble(first, lambda: sock.recv(PACKET))
+
+
+def _assemble(first: bytes, more) -> Any:
+    (total,) = _HEADER.unpack_from(first)
+    chunks = [first[_HEADER.size:]]
+    got = len(chunks[0])
+    while got < total:
+        part = more()
+        if not part:
+            raise EOFError
+        chunks.append(part)
+        got += len(part)
+    return pickle.loads(b"".join(chunks))
+
+
+# --------------------------------------------------------------------------- framing (trio side)
+
+
+async def asend(sock, msg: Any) -> None:
+    data = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
+    first = _HEADER.pack(len(data)) + data[: PACKET - _HEADER.size]
+    await sock.send(first)
+    for off in range(PACKET - _HEADER.size, len(data), PACKET):
+        await sock.send(data[off: off + PACKET])
+
+
+async def arecv(sock, with_fd: bool = False) -> Any:
+    """Receive one message; with ``with_fd`` return ``(msg, fd or None)``."""
+    fds = array.array("i")
+    first, anc, _flags, _addr = await sock.recvmsg(PACKET, socket.CMSG_SPACE(fds.itemsize))
+    if not first:
+        raise EOFError
+    fd = None
+    for level, kind, data in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
+            fd = fds[0]
+    chunks = [first]
+    (total,) = _HEADER.unpack_from(first)
+    got = len(first) - _HEADER.size
+    while got < total:
+        part = await sock.recv(PACKET)
+        if not part:
+            raise EOFError
+        chunks.append(part)
+        got += len(part)
+    msg = pickle.loads(b"".join(chunks)[_HEADER.size:])
+    if with_fd:
+        return msg, fd
+    if fd is not None:
+        import os
+
+        os.close(fd)
+    return msg

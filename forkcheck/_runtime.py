@@ -1,0 +1,506 @@
+"""The simulation runtime that lives inside a snapshot process.
+
+A :class:`World` holds the actors (coroutines) of one simulated program, the
+properties declared by its setup function, and the transitions enabled in the
+current state.  It never forks and never talks to the explorer: the snapshot
+command loop (``_snapshot.py``) does that, and calls :meth:`World.report` and
+:meth:`World.execute`.
+
+Actors suspend only on forkcheck *requests* (subclasses of :class:`Request`):
+an awaitable that yields itself to the scheduler.  Everything an actor does
+between two requests is one atomic step.
+"""
+
+from __future__ import annotations
+
+import inspect
+import linecache
+import os
+import traceback
+import types
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ._errors import UsageError
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+#: The world of this process, set while a model is loaded (one per snapshot process).
+_WORLD: World | None = None
+
+
+def current_world(what: str) -> World:
+    """The loaded world, or a UsageError naming ``what`` was called outside a model."""
+    if _WORLD is None:
+        raise UsageError(
+            f"{what} was called outside a model: call it in a @forkcheck.model setup "
+            "function or in an actor that setup spawned"
+        )
+    return _WORLD
+
+
+# --------------------------------------------------------------------------- requests
+
+
+class Request:
+    """Something an actor awaits; the scheduler completes it as one transition.
+
+    Subclasses implement :meth:`options` (the enabled completions in this state,
+    as ``(label, payload)`` pairs; empty means blocked) and :meth:`complete`
+    (apply the chosen completion and return the value the ``await`` evaluates to).
+    """
+
+    __slots__ = ()
+
+    def __await__(self):
+        return (yield self)
+
+    def options(self, world: World, actor: Actor) -> list[tuple[str, Any]]:  # pragma: no cover
+        raise NotImplementedError
+
+    def complete(self, world: World, actor: Actor, payload: Any) -> Any:
+        return payload
+
+    def describe(self) -> str:
+        """What the actor waits for, for humans."""
+        return type(self).__name__.lower()
+
+
+class _Checkpoint(Request):
+    __slots__ = ()
+
+    def options(self, world, actor):
+        return [("checkpoint", None)]
+
+    def describe(self):
+        return "checkpoint"
+
+    def __fc_state__(self):
+        return "checkpoint"
+
+
+class _Choose(Request):
+    __slots__ = ("choices",)
+
+    def __init__(self, choices):
+        self.choices = choices
+
+    def _evaluate(self) -> Sequence:
+        opts = self.choices() if callable(self.choices) else self.choices
+        _check_sequence(opts, "the callable given to fc.choose() returned" if callable(self.choices) else "fc.choose() got")
+        return opts
+
+    def options(self, world, actor):
+        return [(f"choose {short_repr(o)}", o) for o in self._evaluate()]
+
+    def describe(self):
+        return "choose"
+
+    def __fc_state__(self):
+        return ("choose", self.choices)
+
+
+class _When(Request):
+    __slots__ = ("predicate",)
+
+    def __init__(self, predicate):
+        self.predicate = predicate
+
+    def options(self, world, actor):
+        return [(f"when {_callable_name(self.predicate)}", None)] if self.predicate() else []
+
+    def describe(self):
+        return f"when {_callable_name(self.predicate)}"
+
+    def __fc_state__(self):
+        return ("when", self.predicate)
+
+
+def _check_sequence(opts, prefix: str) -> None:
+    if isinstance(opts, (set, frozenset, dict)) or not isinstance(opts, Sequence) or isinstance(opts, (str, bytes)):
+        hint = " (sets and dicts have no deterministic order: pass sorted(...) or a list)" if isinstance(opts, (set, frozenset, dict)) else ""
+        raise UsageError(f"{prefix} {type(opts).__name__} {short_repr(opts)}: options must be a list, tuple or range{hint}")
+
+
+def choose(options: Sequence | Callable[[], Sequence]) -> Request:
+    """Nondeterministic choice: ``await fc.choose(options)`` returns one element.
+
+    The explorer takes one transition per option.  ``options`` is a non-empty
+    sequence, or a zero-argument callable returning a sequence that is evaluated
+    again in every state; while it returns an empty sequence, the actor is blocked.
+
+    Examples
+    --------
+    >>> import forkcheck as fc
+    >>> @fc.model
+    ... def coin():
+    ...     async def flip():
+    ...         side = await fc.choose(["heads", "tails"])
+    ...         assert side == "heads", "tails came up"
+    ...     fc.spawn(flip)
+    >>> coin.check().violations[0].kind
+    'assertion'
+    """
+    current_world("fc.choose()")
+    if not callable(options):
+        _check_sequence(options, "fc.choose() got")
+        if len(options) == 0:
+            raise UsageError("fc.choose() got an empty sequence: give at least one option, or a callable that returns the options of each state")
+    return _Choose(options)
+
+
+def when(predicate: Callable[[], bool]) -> Request:
+    """Block until ``predicate()`` is true: ``await fc.when(lambda: queue)``.
+
+    The predicate is evaluated in every state and must not change anything.
+    """
+    current_world("fc.when()")
+    if not callable(predicate):
+        raise UsageError(f"fc.when() needs a zero-argument callable, got {type(predicate).__name__}: write fc.when(lambda: ...)")
+    return _When(predicate)
+
+
+def checkpoint() -> Request:
+    """A plain interleaving point: ``await fc.checkpoint()`` lets other actors run."""
+    current_world("fc.checkpoint()")
+    return _Checkpoint()
+
+
+# --------------------------------------------------------------------------- actors
+
+
+class Actor:
+    """One spawned coroutine and its scheduling status."""
+
+    __slots__ = ("name", "fn", "coro", "pending", "done", "failed")
+
+    def __init__(self, name: str, fn: Callable, coro) -> None:
+        self.name = name
+        self.fn = fn
+        self.coro = coro
+        self.pending: Request | None = None
+        self.done = False
+        self.failed = False
+
+    @property
+    def status(self) -> str:
+        if self.failed:
+            return "failed"
+        if self.done:
+            return "done"
+        return "waiting"
+
+    def frames(self) -> list[types.FrameType]:
+        """The actor's frame chain, outermost first, forkcheck's own frames left out."""
+        out = []
+        obj = self.coro
+        while obj is not None:
+            frame = getattr(obj, "cr_frame", None) or getattr(obj, "gi_frame", None)
+            if frame is not None and not frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+                out.append(frame)
+            obj = getattr(obj, "cr_await", None) if hasattr(obj, "cr_await") else getattr(obj, "gi_yieldfrom", None)
+        return out
+
+    def where(self) -> str:
+        frames = self.frames()
+        if not frames:
+            return ""
+        f = frames[-1]
+        return f"{f.f_code.co_filename}:{f.f_lineno}"
+
+
+class Transition:
+    """An enabled transition: an actor's pending request completed with a payload."""
+
+    __slots__ = ("actor", "request", "payload", "label", "apply")
+
+    def __init__(self, actor, request, payload, label, apply=None):
+        self.actor = actor  # Actor, or None for an environment transition
+        self.request = request
+        self.payload = payload
+        self.label = label
+        self.apply = apply  # environment transitions: a callable
+
+
+class World:
+    """The whole simulated program inside one snapshot process."""
+
+    def __init__(self) -> None:
+        self.actors: list[Actor] = []
+        self.invariants: list[tuple[str, Callable[[], Any]]] = []
+        self.liveness: list = []  # properties declared by the liveness API, evaluated per state
+        self.environments: list = []  # objects with env_transitions() (lossy networks)
+        self.globals_roots: list[dict] = []
+        self.view: Any = None
+        self.running: Actor | None = None
+        self.in_setup = False
+        self.violations: list[tuple[str, str, str, str]] = []  # (kind, name, message, details)
+        self.model_error: tuple[str, str, str] | None = None  # (error class, message, traceback)
+        self._starting: list[Actor] = []
+        self._enabled: list[Transition] | None = None
+        self._names: dict[str, int] = {}
+        self.counters: dict[str, int] = {}
+
+    # -- building -------------------------------------------------------------
+
+    def _add_globals(self, fn) -> None:
+        g = getattr(inspect.unwrap(fn), "__globals__", None)
+        if g is not None and all(g is not r for r in self.globals_roots):
+            self.globals_roots.append(g)
+
+    def spawn(self, fn: Callable, args: tuple, name: str | None) -> Actor:
+        target = fn.func if hasattr(fn, "func") and hasattr(fn, "args") else fn  # functools.partial
+        if not inspect.iscoroutinefunction(fn) and not inspect.iscoroutinefunction(target):
+            raise UsageError(
+                f"fc.spawn({getattr(fn, '__qualname__', fn)!r}): an actor must be an async function; "
+                "define it with `async def`"
+            )
+        if name is None:
+            base = getattr(target, "__name__", "actor")
+            name = base if not args else f"{base}({', '.join(short_repr(a, 20) for a in args)})"
+        if name in self._names:
+            self._names[name] += 1
+            name = f"{name}#{self._names[name]}"
+        else:
+            self._names[name] = 0
+        actor = Actor(name, fn, fn(*args))
+        self.actors.append(actor)
+        self._add_globals(target)
+        self._starting.append(actor)
+        return actor
+
+    def next_name(self, prefix: str) -> str:
+        n = self.counters.get(prefix, 0)
+        self.counters[prefix] = n + 1
+        return f"{prefix}{n}"
+
+    def setup(self, fn: Callable, args: tuple, kwargs: dict) -> None:
+        """Run the model's setup function, then every actor up to its first await."""
+        global _WORLD
+        _WORLD = self
+        self._add_globals(fn)
+        self.in_setup = True
+        try:
+            self.view = fn(*args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - reported to the explorer, never swallowed silently
+            self.model_error = (type(exc).__name__, _one_line(exc), _format_tb(exc))
+            return
+        finally:
+            self.in_setup = False
+        self._start_new()
+
+    # -- running --------------------------------------------------------------
+
+    def _start_new(self) -> None:
+        while self._starting:
+            actor = self._starting.pop(0)
+            self._resume(actor, None)
+
+    def _resume(self, actor: Actor, value: Any) -> None:
+        self.running = actor
+        try:
+            req = actor.coro.send(value)
+        except StopIteration:
+            actor.done = True
+            actor.pending = None
+        except AssertionError as exc:
+            self._fail(actor, "assertion", exc)
+        except UsageError as exc:
+            actor.failed = True
+            self.model_error = ("UsageError", f"in actor {actor.name}: {exc}", _format_tb(exc))
+        except SystemExit as exc:
+            self._fail(actor, "crash", exc, f"actor {actor.name} called sys.exit({exc.code!r})")
+        except BaseException as exc:  # noqa: BLE001 - user code may raise anything
+            self._fail(actor, "exception", exc)
+        else:
+            if isinstance(req, Request):
+                actor.pending = req
+            else:
+                actor.coro.close()
+                self.violations.append((
+                    "exception", actor.name,
+                    f"actor {actor.name} awaited {short_repr(req)}, which is not a forkcheck primitive: "
+                    "inside a model, await only fc.choose/fc.when/fc.checkpoint, mailboxes, networks, locks and events",
+                    actor.where(),
+                ))
+                actor.failed = True
+                actor.pending = None
+        finally:
+            self.running = None
+
+    def _fail(self, actor: Actor, kind: str, exc: BaseException, message: str | None = None) -> None:
+        actor.failed = True
+        actor.pending = None
+        tb = _format_tb(exc)
+        if message is None:
+            if kind == "assertion":
+                text = str(exc) or _failing_line(exc) or "assert failed"
+                message = f"assertion failed in actor {actor.name}: {text}"
+            else:
+                message = f"actor {actor.name} raised {type(exc).__name__}: {_one_line(exc)}"
+        self.violations.append((kind, actor.name, message, tb))
+
+    def enabled(self) -> list[Transition]:
+        """The enabled transitions in deterministic order: actors in spawn order, then the environment."""
+        if self._enabled is not None:
+            return self._enabled
+        out: list[Transition] = []
+        for actor in self.actors:
+            req = actor.pending
+            if req is None:
+                continue
+            try:
+                opts = req.options(self, actor)
+            except UsageError as exc:
+                self.model_error = ("UsageError", f"in actor {actor.name}: {exc}", "")
+                continue
+            except BaseException as exc:  # noqa: BLE001
+                self._fail(actor, "exception", exc,
+                           f"the condition actor {actor.name} waits on ({req.describe()}) raised {type(exc).__name__}: {_one_line(exc)}")
+                continue
+            for label, payload in opts:
+                out.append(Transition(actor, req, payload, label))
+        for env in self.environments:
+            for label, apply in env.env_transitions():
+                out.append(Transition(None, env, None, label, apply))
+        self._enabled = out
+        return out
+
+    def execute(self, index: int) -> None:
+        """Take enabled transition ``index`` (as listed by :meth:`enabled`)."""
+        t = self.enabled()[index]
+        self._enabled = None
+        self.violations = []
+        if t.actor is None:
+            t.apply()
+        else:
+            actor = t.actor
+            try:
+                value = t.request.complete(self, actor, t.payload)
+            except BaseException as exc:  # noqa: BLE001
+                self._fail(actor, "exception", exc)
+            else:
+                actor.pending = None
+                self._resume(actor, value)
+        self._start_new()
+
+    # -- checking -------------------------------------------------------------
+
+    def check_invariants(self) -> None:
+        for name, pred in self.invariants:
+            try:
+                ok = pred()
+            except BaseException as exc:  # noqa: BLE001
+                self.model_error = (
+                    "InvariantError",
+                    f"invariant {name!r} raised {type(exc).__name__}: {_one_line(exc)}; an invariant must "
+                    "return a truth value in every reachable state",
+                    _format_tb(exc),
+                )
+                return
+            if not ok:
+                self.violations.append(("invariant", name, f"invariant {name!r} is violated", ""))
+
+    def blocked_message(self) -> str:
+        waiting = [a for a in self.actors if not a.done and not a.failed]
+        parts = [f"{a.name} waits for {a.pending.describe() if a.pending else '?'} at {_short_where(a.where())}" for a in waiting]
+        return "deadlock: no actor can move; " + "; ".join(parts)
+
+    def all_done(self) -> bool:
+        return all(a.done for a in self.actors)
+
+
+# --------------------------------------------------------------------------- public API used in setup
+
+
+def spawn(fn: Callable, *args: Any, name: str | None = None) -> None:
+    """Start an actor: ``fc.spawn(worker, 1, name="w1")``.
+
+    ``fn`` must be an ``async def`` function; it runs up to its first forkcheck
+    ``await`` within the step that spawns it (or, from setup, before the
+    initial state).  Names default to the function name and arguments, made
+    unique by a ``#k`` suffix.
+    """
+    current_world("fc.spawn()").spawn(fn, args, name)
+
+
+def invariant(predicate: Callable[[], Any], name: str | None = None) -> None:
+    """Declare a safety property checked in every reachable state.
+
+    Call it in the setup function.  A false result is a violation of kind
+    ``"invariant"``; an exception is a :class:`forkcheck.ModelError`.
+
+    Examples
+    --------
+    >>> import forkcheck as fc
+    >>> @fc.model
+    ... def counter():
+    ...     state = {"n": 0}
+    ...     async def inc():
+    ...         state["n"] += 1
+    ...     fc.spawn(inc); fc.spawn(inc)
+    ...     fc.invariant(lambda: state["n"] < 2, name="below two")
+    >>> counter.check().violations[0].name
+    'below two'
+    """
+    world = current_world("fc.invariant()")
+    if not callable(predicate):
+        raise UsageError(f"fc.invariant() needs a zero-argument callable, got {type(predicate).__name__}: write fc.invariant(lambda: ...)")
+    if not world.in_setup:
+        raise UsageError("fc.invariant() must be called in the model's setup function, not inside an actor")
+    world.invariants.append((name or _callable_name(predicate), predicate))
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def short_repr(obj: Any, limit: int = 60) -> str:
+    try:
+        text = repr(obj)
+    except Exception as exc:  # noqa: BLE001 - a broken __repr__ must not break the checker
+        text = f"<{type(obj).__name__} (repr raised {type(exc).__name__})>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _callable_name(fn: Any) -> str:
+    name = getattr(fn, "__name__", None)
+    if name and name != "<lambda>":
+        return name
+    code = getattr(fn, "__code__", None)
+    if code is not None:
+        line = linecache.getline(code.co_filename, code.co_firstlineno).strip()
+        if "lambda" in line:
+            return "lambda" + line.split("lambda", 1)[1].rstrip(",)").rstrip()[:60]
+        return f"<lambda at {os.path.basename(code.co_filename)}:{code.co_firstlineno}>"
+    return short_repr(fn)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _user_frames(tb) -> list:
+    return [fs for fs in traceback.extract_tb(tb) if not fs.filename.startswith(_PACKAGE_DIR)]
+
+
+def _format_tb(exc: BaseException) -> str:
+    frames = _user_frames(exc.__traceback__)
+    lines = ["Traceback (most recent call last):\n"] + traceback.format_list(frames)
+    lines += traceback.format_exception_only(type(exc), exc)
+    return "".join(lines)
+
+
+def _failing_line(exc: BaseException) -> str:
+    frames = _user_frames(exc.__traceback__)
+    if not frames:
+        return ""
+    fs = frames[-1]
+    return f"{(fs.line or '').strip()} ({_short_where(f'{fs.filename}:{fs.lineno}')})"
+
+
+def _short_where(where: str) -> str:
+    if not where:
+        return "?"
+    path, _, line = where.rpartition(":")
+    return f"{os.path.basename(path)}:{line}"

@@ -1,0 +1,208 @@
+"""Snapshot management on the explorer side: start, step, describe and release snapshots.
+
+A :class:`Snapshot` is the explorer's handle on one stopped snapshot process:
+its pid, its socket and its :class:`~forkcheck._protocol.Report`.  The
+:class:`SnapshotTree` owns the root interpreter and its process group, and makes
+sure that nothing outlives it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import cloudpickle
+import trio
+
+from . import _protocol as P
+from ._errors import InternalError, ModelError, UsageError
+from ._model import Model
+
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class Snapshot:
+    """A live snapshot process as the explorer sees it."""
+
+    __slots__ = ("pid", "raw", "sock", "report", "lock", "closed")
+
+    def __init__(self, pid: int, raw: socket.socket, report: P.Report | None = None) -> None:
+        self.pid = pid
+        self.raw = raw
+        self.sock = trio.socket.from_stdlib_socket(raw)
+        self.report = report
+        self.lock = trio.Lock()
+        self.closed = False
+
+
+def model_blob(model: Model) -> tuple[bytes, list[str]]:
+    """Pickle a model for the root interpreter; modules that cannot be imported there go by value."""
+    by_value = []
+    for fn in (model.fn,):
+        modname = getattr(fn, "__module__", None)
+        mod = sys.modules.get(modname or "")
+        if mod is not None and modname != "__main__" and getattr(mod, "__forkcheck_by_value__", False):
+            by_value.append(modname)
+    try:
+        return cloudpickle.dumps(model), by_value
+    except Exception as exc:  # noqa: BLE001
+        raise UsageError(f"the model {model!r} cannot be sent to the snapshot process: {type(exc).__name__}: {exc}; "
+                         "model arguments must be picklable (plain data, not open files, locks or sockets)") from None
+
+
+class SnapshotTree:
+    """The root snapshot process, its descendants, and the explorer's handles on them."""
+
+    def __init__(self, model: Model, transition_timeout: float = 30.0) -> None:
+        self.model = model
+        self.transition_timeout = transition_timeout
+        self.proc: subprocess.Popen | None = None
+        self.live: set[Snapshot] = set()
+        self.root: Snapshot | None = None
+        self.peak = 0
+        self._errfile = None
+
+    # -- lifecycle ------------------------------------------------------------
+
+    async def start(self) -> Snapshot:
+        blob, _ = model_blob(self.model)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        env = dict(os.environ)
+        env["PYTHONHASHSEED"] = "0"  # set and dict-of-str orders are part of the program's behaviour
+        env["PYTHONPATH"] = os.pathsep.join([_PACKAGE_PARENT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+        # Snapshot processes write to a file the explorer can quote when one dies, not to the terminal.
+        self._errfile = None if os.environ.get("FORKCHECK_DEBUG") else tempfile.TemporaryFile(prefix="forkcheck-stderr-")
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "forkcheck._snapshot", str(theirs.fileno())],
+                pass_fds=[theirs.fileno()], process_group=0, env=env,
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._errfile,
+            )
+        finally:
+            theirs.close()
+        root = self.root = self._adopt(self.proc.pid, ours)
+        await P.asend(root.sock, P.Load(blob, list(sys.path), os.getcwd()))
+        try:
+            root.report = await P.arecv(root.sock)
+        except (EOFError, OSError):
+            raise InternalError(f"the root snapshot process died while loading the model:\n{self.stderr_tail()}") from None
+        raise_model_error(root.report, self.model)
+        return root
+
+    def _adopt(self, pid: int, raw: socket.socket) -> Snapshot:
+        snap = Snapshot(pid, raw)
+        self.live.add(snap)
+        self.peak = max(self.peak, len(self.live))
+        return snap
+
+    def release(self, snap: Snapshot) -> None:
+        """End a snapshot process: it exits when its socket closes.
+
+        The root stays until :meth:`close`: when its socket closes it ends the
+        whole tree.
+        """
+        if snap is self.root and self.proc is not None:
+            return
+        if not snap.closed:
+            snap.closed = True
+            try:
+                snap.sock.close()
+            except RuntimeError:  # outside trio (final clean-up): close the socket itself
+                snap.raw.close()
+            self.live.discard(snap)
+
+    def close(self) -> None:
+        """End every snapshot process and reap the root; safe to call twice, from sync code."""
+        proc, self.proc = self.proc, None
+        for snap in list(self.live):
+            self.release(snap)
+        if proc is not None:
+            deadline = time.monotonic() + 5.0
+            while proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.002)
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # anything the root could not reap
+            except (ProcessLookupError, PermissionError):
+                pass
+            proc.wait()
+        if self._errfile is not None:
+            self._errfile.close()
+            self._errfile = None
+
+    def stderr_tail(self, limit: int = 4000) -> str:
+        if self._errfile is None:
+            return ""
+        self._errfile.seek(0, os.SEEK_END)
+        size = self._errfile.tell()
+        self._errfile.seek(max(0, size - limit))
+        return self._errfile.read().decode("utf-8", "replace")
+
+    # -- requests ---------------------------------------------------------------
+
+    async def step(self, snap: Snapshot, index: int) -> Snapshot:
+        """Fork ``snap``; the child takes transition ``index``.  Returns the child with its report."""
+        async with snap.lock:
+            await P.asend(snap.sock, P.Step(index))
+            reply, fd = await P.arecv(snap.sock, with_fd=True)
+        if not isinstance(reply, P.Forked) or fd is None:
+            raise InternalError(f"snapshot {snap.pid} answered Step with {reply!r}")
+        child = self._adopt(reply.pid, socket.socket(fileno=fd))
+        info = snap.report.transitions[index]
+        report = None
+        with trio.move_on_after(self.transition_timeout):
+            try:
+                report = await P.arecv(child.sock)
+            except (EOFError, OSError, pickle.UnpicklingError):
+                report = self._fault(snap, index, "crash",
+                                     f"the snapshot process died while actor {info.actor} took '{info.label}' "
+                                     "(os._exit, a signal such as a segfault, or killed)")
+        if report is None:
+            try:
+                os.kill(child.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            report = self._fault(snap, index, "timeout",
+                                 f"actor {info.actor} did not reach its next await within {self.transition_timeout:g}s "
+                                 f"after '{info.label}' (an endless loop? raise transition_timeout if it is just slow)")
+        child.report = report
+        return child
+
+    def _fault(self, parent: Snapshot, index: int, kind: str, message: str) -> P.Report:
+        info = parent.report.transitions[index]
+        fp = hashlib.blake2b(parent.report.fingerprint + f"/{index}/{kind}".encode(), digest_size=16).digest()
+        return P.Report(pid=0, fingerprint=fp, transitions=[], all_done=False,
+                        violations=[P.ViolationInfo(kind, info.actor, message, "")])
+
+    async def describe(self, snap: Snapshot) -> P.Description | None:
+        if snap.closed or snap.report is None or snap.report.pid == 0:
+            return None
+        async with snap.lock:
+            await P.asend(snap.sock, P.Describe())
+            return await P.arecv(snap.sock)
+
+    async def eval(self, snap: Snapshot, fn) -> object:
+        async with snap.lock:
+            await P.asend(snap.sock, P.Eval(cloudpickle.dumps(fn)))
+            res = await P.arecv(snap.sock)
+        if res.error is not None:
+            raise ModelError(f"evaluating {getattr(fn, '__name__', fn)!r} in the snapshot failed: {res.error}")
+        return cloudpickle.loads(res.value)
+
+
+def raise_model_error(report: P.Report, model: Model) -> None:
+    """Turn a report's model error into the matching exception."""
+    if report.model_error is None:
+        return
+    cls_name, message, tb = report.model_error
+    if cls_name == "UsageError":
+        raise UsageError(message)
+    if cls_name in ("InvariantError", "PropertyError", "LoadError"):
+        raise ModelError(f"{model!r}: {message}")
+    raise ModelError(f"the setup function of {model!r} raised {cls_name}: {message}\n{tb}".rstrip())

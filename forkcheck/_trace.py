@@ -1,0 +1,165 @@
+"""Traces (paths through the state graph), their replay tokens, and replay results."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import zlib
+from dataclasses import dataclass, field
+from typing import Iterator, Sequence
+
+from ._errors import UsageError
+
+_TOKEN_PREFIX = "fc1:"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One transition of a trace: ``actor`` took ``label`` at ``where`` (file:line).
+
+    ``index`` is the transition's position among those enabled in the state it
+    was taken from; ``fingerprint`` identifies the state it led to.
+    """
+
+    index: int
+    actor: str
+    label: str
+    where: str = ""
+    fingerprint: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.actor}: {self.label}" + (f"  ({_short(self.where)})" if self.where else "")
+
+
+class Trace(Sequence[Step]):
+    """A path from the initial state; ``len(trace)`` counts its transitions.
+
+    For a liveness counterexample the trace is a lasso: ``trace[cycle_start:]``
+    repeats forever.  ``trace.token`` is a string that :func:`forkcheck.replay`
+    and ``forkcheck replay`` accept.
+
+    Examples
+    --------
+    >>> from forkcheck._trace import Trace, Step
+    >>> t = Trace([Step(0, "a", "checkpoint"), Step(1, "b", "choose 2")])
+    >>> len(t), [s.actor for s in t]
+    (2, ['a', 'b'])
+    >>> Trace.from_token(t.token) == t
+    True
+    """
+
+    def __init__(self, steps: Sequence[Step] = (), cycle_start: int | None = None) -> None:
+        self.steps = list(steps)
+        self.cycle_start = cycle_start
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self.steps[i]
+
+    def __iter__(self) -> Iterator[Step]:
+        return iter(self.steps)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Trace):
+            return NotImplemented
+        return [(s.index, s.actor, s.label) for s in self.steps] == [(s.index, s.actor, s.label) for s in other.steps] \
+            and self.cycle_start == other.cycle_start
+
+    def __repr__(self) -> str:
+        return f"<Trace of {len(self)} steps {self.token}>"
+
+    @property
+    def token(self) -> str:
+        """A compact, paste-able string that identifies this trace."""
+        payload = {"s": [[s.index, s.actor, s.label, s.fingerprint[:8]] for s in self.steps]}
+        if self.cycle_start is not None:
+            payload["c"] = self.cycle_start
+        raw = zlib.compress(json.dumps(payload, separators=(",", ":")).encode(), 9)
+        return _TOKEN_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def from_token(cls, token: str) -> Trace:
+        """Decode a token made by :attr:`token`; a malformed one raises UsageError."""
+        token = token.strip()
+        if not token.startswith(_TOKEN_PREFIX):
+            raise UsageError(f"{token[:20]!r} is not a forkcheck trace token: tokens start with {_TOKEN_PREFIX!r}; "
+                             "copy the whole token from the report")
+        try:
+            body = token[len(_TOKEN_PREFIX):]
+            raw = zlib.decompress(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+            payload = json.loads(raw)
+            steps = [Step(int(i), str(a), str(lbl), "", str(fp)) for i, a, lbl, fp in payload["s"]]
+        except Exception:  # noqa: BLE001 - any decoding failure means the same thing to the user
+            raise UsageError("the trace token is damaged (truncated or edited?): copy the whole token from the report") from None
+        return cls(steps, payload.get("c"))
+
+    def format(self) -> str:
+        """The steps, numbered, one per line (the loop marked for a lasso)."""
+        lines = []
+        for i, s in enumerate(self.steps, 1):
+            if self.cycle_start is not None and i - 1 == self.cycle_start:
+                lines.append("  -- loop starts here --")
+            lines.append(f"  {i:>3}. {s}")
+        if self.cycle_start is not None:
+            lines.append(f"  -- then back to step {self.cycle_start + 1}, forever --")
+        return "\n".join(lines) if lines else "  (the initial state)"
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+@dataclass
+class ReplayStep:
+    """A step of :func:`forkcheck.replay` and the state after it."""
+
+    actor: str
+    label: str
+    where: str
+    state: object  # a _protocol.Description
+    fingerprint: str
+    violations: list = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return f"{self.actor}: {self.label}" + (f"  ({_short(self.where)})" if self.where else "")
+
+
+class Replay(list):
+    """What :func:`forkcheck.replay` returns: a list of :class:`ReplayStep`.
+
+    ``initial`` is the description of the initial state and ``violations`` those
+    found in the last state.
+    """
+
+    def __init__(self, steps=(), initial=None, violations=None) -> None:
+        super().__init__(steps)
+        self.initial = initial
+        self.violations = list(violations or [])
+
+
+def _short(where: str) -> str:
+    path, _, line = where.rpartition(":")
+    return f"{os.path.basename(path)}:{line}" if path else where
+
+
+def format_state(desc, indent: str = "  ") -> str:
+    """Human text for a _protocol.Description: each actor's position and locals, then shared state."""
+    if desc is None:
+        return ""
+    lines = []
+    for a in desc.actors:
+        pos = f" at {_short(a.where)}" if a.where else ""
+        wait = f", waiting for {a.waiting}" if a.waiting else ""
+        lines.append(f"{indent}{a.name}: {a.status}{wait}{pos}")
+        for fn, where, loc in a.frames:
+            shown = ", ".join(f"{k}={v}" for k, v in loc.items())
+            if shown:
+                lines.append(f"{indent}    {fn}: {shown}")
+    if desc.view is not None:
+        lines.append(f"{indent}state: {desc.view}")
+    elif desc.globals:
+        for k, v in desc.globals.items():
+            lines.append(f"{indent}{k} = {v}")
+    return "\n".join(lines)
