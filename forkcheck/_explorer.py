@@ -28,7 +28,7 @@ from ._trace import Replay, ReplayStep, Step, Trace
 
 _OPTIONS = {
     "strategy", "max_depth", "jobs", "deadlock", "seed", "fingerprint", "stop_on_violation", "walks",
-    "max_states", "transition_timeout", "time_limit", "progress",
+    "max_states", "transition_timeout", "time_limit", "progress", "determinism_checks", "fairness",
 }
 
 
@@ -46,6 +46,8 @@ class Options:
     transition_timeout: float = 30.0
     time_limit: float | None = None
     progress: Callable[[dict], None] | None = None
+    determinism_checks: int = 20
+    fairness: str = "weak"
 
     @classmethod
     def parse(cls, **kw: Any) -> Options:
@@ -57,7 +59,7 @@ class Options:
             raise UsageError(f"strategy={o.strategy!r} is not a strategy; use one of: {', '.join(STRATEGIES)}")
         if o.fingerprint != "state":
             raise UsageError(f"fingerprint={o.fingerprint!r} is not available; use fingerprint='state'")
-        for name in ("max_depth", "max_states"):
+        for name in ("max_depth", "max_states", "determinism_checks"):
             v = getattr(o, name)
             if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
                 raise UsageError(f"{name}={v!r}: give a whole number >= 0, or None for no bound")
@@ -71,6 +73,10 @@ class Options:
             v = getattr(o, name)
             if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0 or math.isnan(v)):
                 raise UsageError(f"{name}={v!r}: give a number of seconds > 0")
+        if o.fairness not in ("weak", "strong", "none"):
+            raise UsageError(f"fairness={o.fairness!r} is not a fairness assumption; use 'weak', 'strong' or 'none'")
+        if o.determinism_checks is None:
+            raise UsageError("determinism_checks=None: give a whole number >= 0 (0 turns the check off)")
         if o.transition_timeout is None:
             raise UsageError("transition_timeout=None: give a number of seconds > 0")
         return o
@@ -103,6 +109,7 @@ class Search:
         self.parent: dict[int, tuple[int, Step]] = {}
         self.transitions = 0
         self.violations: list[Violation] = []
+        self.discoveries: dict[str, Trace | None] = {}
         self._violating: list[tuple[Violation, Snapshot]] = []
         self.stopped = False
         self.complete = True
@@ -120,14 +127,25 @@ class Search:
         """Fork every transition of ``nodes``; visit the children in order."""
         results: list[list[Snapshot | None]] = [[None] * len(n.snap.report.transitions) for n in nodes]
 
+        diverged: list[tuple[int, int, Snapshot, Snapshot]] = []
+
         async def fork(k: int, i: int) -> None:
             async with self.limiter:
-                results[k][i] = await self.tree.step(nodes[k].snap, i)
+                child = results[k][i] = await self.tree.step(nodes[k].snap, i)
+                if nodes[k].sid < self.opts.determinism_checks and child.report.pid != 0:
+                    # Take the same transition again from the same snapshot: it must reach the same state.
+                    twin = await self.tree.step(nodes[k].snap, i)
+                    if twin.report.fingerprint != child.report.fingerprint and twin.report.pid != 0:
+                        diverged.append((k, i, child, twin))
+                    else:
+                        self.tree.release(twin)
 
         async with trio.open_nursery() as nursery:
             for k, node in enumerate(nodes):
                 for i in range(len(node.snap.report.transitions)):
                     nursery.start_soon(fork, k, i)
+        for k, i, child, twin in sorted(diverged, key=lambda d: (d[0], d[1])):
+            await self._nondeterminism(nodes[k], i, child, twin)
         out: list[list[Node]] = []
         for k, node in enumerate(nodes):
             self.tree.release(node.snap)
@@ -228,7 +246,10 @@ class Search:
         if not found:
             return
         trace = self.trace_to(sid)
+        known = {(v.kind, v.name) for v in self.violations}
         for kind, name, message, details in found:
+            if (kind, name) in known:
+                continue  # one counterexample per property: the first found (the shortest under BFS)
             v = Violation(kind, name, message, trace, details, None, repr(self.model))
             self.violations.append(v)
             self._violating.append((v, snap))
@@ -244,6 +265,20 @@ class Search:
             self._next_progress = now + 0.25
             cb({"states": len(self.seen), "transitions": self.transitions, "violations": len(self.violations),
                 "live_snapshots": len(self.tree.live), "seconds": now - self._started})
+
+    async def _nondeterminism(self, parent: Node, index: int, child: Snapshot, twin: Snapshot) -> None:
+        info = parent.snap.report.transitions[index]
+        a, b = await self.tree.describe(child), await self.tree.describe(twin)
+        self.tree.release(twin)
+        cause = _first_difference(a, b)
+        trace = Trace(self.trace_to(parent.sid).steps + [Step(index, info.actor, info.label, info.where, "")])
+        message = (f"actor {info.actor} reached different states when '{info.label}' was taken twice from the same "
+                   f"state{': ' + cause if cause else ''}. It depends on something outside the model (the clock, "
+                   "random outside fc.choose, id(), files, the environment): make it a fc.choose() or model state")
+        if ("nondeterminism", info.actor) not in {(v.kind, v.name) for v in self.violations}:
+            self.violations.append(Violation("nondeterminism", info.actor, message, trace, "", a, repr(self.model)))
+        if self.opts.stop_on_violation:
+            self.stopped = True
 
     def _check_budget(self) -> None:
         if self.deadline is not None and time.monotonic() > self.deadline:
@@ -264,6 +299,23 @@ class Search:
         if not self.graph:
             return 0
         return max(nx.single_source_shortest_path_length(self.graph, 0).values())
+
+
+def _first_difference(a: P.Description | None, b: P.Description | None) -> str:
+    """Name the first variable whose value differs between two descriptions of 'the same' state."""
+    if a is None or b is None:
+        return ""
+    for x, y in zip(a.actors, b.actors):
+        for (fn, _, la), (_, _, lb) in zip(x.frames, y.frames):
+            for name in la:
+                if la.get(name) != lb.get(name):
+                    return f"local {name!r} of {fn} in actor {x.name} was {la[name]} once and {lb.get(name)} the other time"
+    for name in a.globals:
+        if a.globals.get(name) != b.globals.get(name):
+            return f"global {name!r} was {a.globals[name]} once and {b.globals.get(name)} the other time"
+    if a.view != b.view:
+        return f"the state was {a.view} once and {b.view} the other time"
+    return ""
 
 
 def run_sync(fn: Callable, *args: Any) -> Any:
@@ -313,6 +365,10 @@ def check(model: Any, **kw: Any) -> CheckResult:
             await STRATEGIES[opts.strategy](search, node)
         await search.describe_violations()
         search._progress(force=True)
+        if root.report.properties:
+            from ._liveness import analyze
+
+            analyze(search, root.report.properties)
 
     try:
         run_sync(main)
@@ -325,7 +381,8 @@ def check(model: Any, **kw: Any) -> CheckResult:
         seconds=time.perf_counter() - start,
         memory=MemoryStats(peak_snapshots=tree.peak),
     )
-    return CheckResult(search.violations, stats, search.graph, complete=search.complete, model=repr(model))
+    return CheckResult(search.violations, stats, search.graph, complete=search.complete, model=repr(model),
+                       discoveries=search.discoveries)
 
 
 def replay(model: Any, token: str | Trace) -> Replay:

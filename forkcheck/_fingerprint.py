@@ -5,6 +5,8 @@ chain: code position, locals, cells, evaluation stack), the globals of the
 modules that define the model, and the view returned by setup.  Rules (see
 docs/design.md, "Fingerprints"):
 
+* the roots are the actors, the model's module globals, the view and the
+  predicates of declared properties (what their closures reach);
 * immutable atoms (None, bool, int, float, complex, str, bytes) and tuples and
   frozensets of them compare by value;
 * mutable objects carry identity: the first visit numbers the object, later
@@ -239,4 +241,8 @@ def state_fingerprint(world) -> bytes:
             h.h(v)
     out.append("V")
     h.h(world.view)
+    # Properties observe the state through their closures: what only they can see is state too.
+    out.append("P")
+    h.h([pred for _, pred in world.invariants])
+    h.h(world.liveness)
     return h.digest()

@@ -92,6 +92,7 @@ class Report:
     blocked: str = ""  # when no transition is enabled and some actor has not returned
     model_error: tuple[str, str, str] | None = None  # (error class, message, traceback)
     labels: dict[str, bool] = field(default_factory=dict)  # truth of state predicates (liveness)
+    properties: list = field(default_factory=list)  # liveness properties declared by setup: their spec()
 
 
 @dataclass

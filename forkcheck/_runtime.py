@@ -334,7 +334,7 @@ class World:
         tb = _format_tb(exc)
         if message is None:
             if kind == "assertion":
-                text = str(exc) or _failing_line(exc) or "assert failed"
+                text = _one_line(exc) if str(exc).strip() else (_failing_line(exc) or "assert failed")
                 message = f"assertion failed in actor {actor.name}: {text}"
             else:
                 message = f"actor {actor.name} raised {type(exc).__name__}: {_one_line(exc)}"

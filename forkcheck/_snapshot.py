@@ -32,9 +32,9 @@ def make_report(world: World) -> P.Report:
     pid = os.getpid()
     if world.model_error is None:
         world.check_invariants()
+    enabled = world.enabled() if world.model_error is None else []
     if world.model_error is not None:
         return P.Report(pid, b"", [], [], False, model_error=world.model_error)
-    enabled = world.enabled()
     transitions = [
         P.TransitionInfo(t.actor.name if t.actor is not None else t.request.name, t.label,
                          t.actor.where() if t.actor is not None else "")
@@ -58,6 +58,7 @@ def make_report(world: World) -> P.Report:
         all_done=world.all_done(),
         blocked=blocked,
         labels=labels,
+        properties=[prop.spec() for prop in world.liveness],
     )
 
 

@@ -18,9 +18,9 @@ import sys
 import tempfile
 import time
 
-import cloudpickle
 import trio
 
+from . import _pickle
 from . import _protocol as P
 from ._errors import InternalError, ModelError, UsageError
 from ._model import Model
@@ -51,7 +51,7 @@ def model_blob(model: Model) -> tuple[bytes, list[str]]:
         if mod is not None and modname != "__main__" and getattr(mod, "__forkcheck_by_value__", False):
             by_value.append(modname)
     try:
-        return cloudpickle.dumps(model), by_value
+        return _pickle.dumps(model), by_value
     except Exception as exc:  # noqa: BLE001
         raise UsageError(f"the model {model!r} cannot be sent to the snapshot process: {type(exc).__name__}: {exc}; "
                          "model arguments must be picklable (plain data, not open files, locks or sockets)") from None
@@ -189,11 +189,11 @@ class SnapshotTree:
 
     async def eval(self, snap: Snapshot, fn) -> object:
         async with snap.lock:
-            await P.asend(snap.sock, P.Eval(cloudpickle.dumps(fn)))
+            await P.asend(snap.sock, P.Eval(_pickle.dumps(fn)))
             res = await P.arecv(snap.sock)
         if res.error is not None:
             raise ModelError(f"evaluating {getattr(fn, '__name__', fn)!r} in the snapshot failed: {res.error}")
-        return cloudpickle.loads(res.value)
+        return _pickle.loads(res.value)
 
 
 def raise_model_error(report: P.Report, model: Model) -> None:

@@ -1,0 +1,1103 @@
+"""The ``forkcheck`` command line: check a model, replay a trace, export the state graph, list models.
+
+Commands (see docs/cli.md)::
+
+    forkcheck check  TARGET [--arg NAME=VALUE ...] [check options] [--json F] [--dot F] [--graphml F]
+    forkcheck replay TARGET TOKEN [--arg NAME=VALUE ...] [--step K]
+    forkcheck graph  TARGET [--arg NAME=VALUE ...] [check options] --format dot|graphml|json -o FILE
+    forkcheck list   FILE
+
+``TARGET`` is ``path/to/file.py[:model]`` or ``package.module[:model]``.
+
+Exit codes: 0 no violation, 1 a violation (or a trace that does not replay),
+2 a usage or input error, 3 an internal error, 130 interrupted.  Errors are
+one line on stderr; ``--debug`` adds the Python traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import hashlib
+import importlib
+import importlib.machinery
+import importlib.util
+import inspect
+import json
+import os
+import re
+import shlex
+import sys
+import time
+import traceback
+import types
+from typing import IO, Any, Callable, Sequence
+
+import cloudpickle
+
+from ._errors import ForkcheckError, InternalError, ModelError, NondeterminismError, UsageError
+from ._model import Model, ModelFactory
+from ._results import CheckResult, Violation
+from ._trace import Trace, format_state
+
+__all__ = ["main", "EXIT_OK", "EXIT_VIOLATION", "EXIT_USAGE", "EXIT_INTERNAL", "EXIT_INTERRUPTED"]
+
+EXIT_OK = 0
+EXIT_VIOLATION = 1
+EXIT_USAGE = 2
+EXIT_INTERNAL = 3
+EXIT_INTERRUPTED = 130
+
+PROG = "forkcheck"
+
+# cloudpickle (>= 3.1) renames the file of every code object it pickles by
+# value to this placeholder, and model functions always travel by value (the
+# module attribute is the ModelFactory, not the function).  Locations that
+# come back from the snapshot process are mapped back to the model's file.
+_DYNAMIC_CODE = "<dynamic-code>"
+
+# Plain (non-terminal) progress lines are rate-limited so that logs stay short.
+_PLAIN_PROGRESS_INTERVAL = 2.0
+
+_GRAPH_FORMATS = ("dot", "graphml", "json")
+_GRAPH_SUFFIXES = {".dot": "dot", ".gv": "dot", ".graphml": "graphml", ".json": "json"}
+
+
+class CliError(Exception):
+    """A usage or input error of the command line: reported on one line, exit status 2."""
+
+
+# --------------------------------------------------------------------------- argument parsing
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but errors are one line (no usage block) and go through :func:`main`."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise CliError(f"{message} (see '{self.prog} --help')")
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number: give a whole number >= 0") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative: give a whole number >= 0")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number: give a whole number >= 1") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is too small: give a whole number >= 1")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text}: give a number of seconds > 0")
+    return value
+
+
+def _add_target_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", metavar="TARGET",
+                   help="the model: path/to/file.py[:model] or package.module[:model]; "
+                        ":model may be left out when the file defines exactly one model")
+
+
+def _add_arg_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE",
+                   help="an argument of the model's setup function, as a Python literal "
+                        "(repeatable): --arg n=3, --arg name=\"'alice'\", --arg ids='[1, 2]'")
+
+
+def _add_common_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--debug", action="store_true",
+                   help="show Python tracebacks on errors, and the snapshot processes' stderr")
+
+
+def _add_check_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("exploration")
+    g.add_argument("--strategy", choices=["dfs", "bfs", "random"], default="dfs",
+                   help="search order: dfs (default), bfs (shortest counterexamples), random (random walks)")
+    g.add_argument("--max-depth", type=_non_negative_int, default=None, metavar="N",
+                   help="take no transition beyond depth N (default: no bound)")
+    g.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
+                   help="snapshot processes forking at the same time (default 1)")
+    g.add_argument("--fingerprint", choices=["state", "pages"], default="state",
+                   help="how revisited states are recognised (default: state)")
+    g.add_argument("--no-deadlock", action="store_true",
+                   help="do not report states where no actor can move as violations")
+    g.add_argument("--seed", type=_int, default=0, metavar="N", help="seed of the random strategy (default 0)")
+    g.add_argument("--walks", type=_positive_int, default=None, metavar="N",
+                   help="random walks of the random strategy (default 100)")
+    g.add_argument("--max-states", type=_positive_int, default=None, metavar="N",
+                   help="stop after N distinct states (the result is then incomplete)")
+    g.add_argument("--time-limit", type=_seconds, default=None, metavar="SECONDS",
+                   help="stop after this many seconds (the result is then incomplete)")
+    o = p.add_argument_group("output")
+    o.add_argument("--quiet", "-q", action="store_true", help="no progress display on stderr")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``forkcheck`` command.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        Its ``error`` raises :class:`CliError` instead of exiting, so that
+        :func:`main` reports every error the same way.
+    """
+    from . import __version__
+
+    parser = _Parser(prog=PROG, description="Model-check simulated concurrent and distributed Python programs.",
+                     epilog="Exit status: 0 no violation, 1 violation, 2 usage or input error, 3 internal error, "
+                            "130 interrupted.  See docs/cli.md.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("check", help="explore every state of a model and report violations",
+                       description="Explore every state of a model and report violations.")
+    _add_target_arguments(p)
+    _add_arg_option(p)
+    _add_check_options(p)
+    o = p._action_groups[-1]  # "output"
+    o.add_argument("--json", metavar="FILE", help="write a JSON report (see docs/cli.md for its keys); - is stdout")
+    o.add_argument("--dot", metavar="FILE", help="write the state graph in Graphviz DOT; - is stdout")
+    o.add_argument("--graphml", metavar="FILE", help="write the state graph in GraphML; - is stdout")
+    _add_common_options(p)
+
+    p = sub.add_parser("replay", help="re-execute a trace token and show each step and state",
+                       description="Re-execute the trace a token names, printing each step and the state after it.")
+    _add_target_arguments(p)
+    p.add_argument("token", metavar="TOKEN", help="a trace token (fc1:...) from a check report")
+    _add_arg_option(p)
+    p.add_argument("--step", type=_non_negative_int, default=None, metavar="K",
+                   help="show only step K and the state after it (0 is the initial state)")
+    _add_common_options(p)
+
+    p = sub.add_parser("graph", help="explore a model and export its state graph",
+                       description="Explore a model and export its state graph.")
+    _add_target_arguments(p)
+    _add_arg_option(p)
+    _add_check_options(p)
+    o = p._action_groups[-1]
+    o.add_argument("--format", choices=_GRAPH_FORMATS, default=None,
+                   help="graph format (default: from the extension of -o: .dot/.gv, .graphml, .json)")
+    o.add_argument("-o", "--output", metavar="FILE", required=True, help="where to write the graph; - is stdout")
+    _add_common_options(p)
+
+    p = sub.add_parser("list", help="list the models a file defines",
+                       description="List the models a file (or module) defines, with their signatures.")
+    p.add_argument("target", metavar="FILE", help="path/to/file.py or package.module")
+    _add_common_options(p)
+    return parser
+
+
+def parse_model_args(items: Sequence[str]) -> dict[str, Any]:
+    """Parse ``--arg NAME=VALUE`` items; each VALUE is a Python literal.
+
+    Parameters
+    ----------
+    items : sequence of str
+        The ``NAME=VALUE`` texts, in command-line order.
+
+    Returns
+    -------
+    dict
+        Keyword arguments for the model's setup function.
+
+    Raises
+    ------
+    CliError
+        For a missing ``=``, a NAME that is not an identifier, a NAME given
+        twice, or a VALUE that is not a Python literal.
+
+    Examples
+    --------
+    >>> parse_model_args(["n=3", "name='x'", "ids=[1, 2]"])
+    {'n': 3, 'name': 'x', 'ids': [1, 2]}
+    >>> parse_model_args(["name=x"])
+    Traceback (most recent call last):
+    ...
+    forkcheck._cli.CliError: --arg name=x: x is not a Python literal; to pass the string 'x', quote it: --arg name="'x'"
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        name, eq, text = item.partition("=")
+        name = name.strip()
+        if not eq:
+            raise CliError(f"--arg {item}: write NAME=VALUE, e.g. --arg n=3")
+        if not name.isidentifier():
+            raise CliError(f"--arg {item}: {name!r} is not an argument name; write NAME=VALUE, e.g. --arg n=3")
+        if name in out:
+            raise CliError(f"--arg {name} is given twice: give each argument once")
+        try:
+            out[name] = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            if re.fullmatch(r"[^\s'\"]+", text.strip() or "''"):
+                # The shell ate the quotes, or none were written: the usual mistake for strings.
+                raise CliError(f"--arg {item}: {text.strip()} is not a Python literal; to pass the string "
+                               f"{text.strip()!r}, quote it: --arg {name}=\"{text.strip()!r}\"") from None
+            raise CliError(f"--arg {item}: {text.strip()!r} is not a Python literal; give a literal such as "
+                           f"3, 'text', [1, 2] or {{'a': 1}} (quote strings: --arg {name}=\"'text'\")") from None
+    return out
+
+
+# --------------------------------------------------------------------------- loading the target
+
+
+@dataclasses.dataclass
+class Target:
+    """A loaded ``TARGET``: where it came from, the module, and the chosen model object."""
+
+    text: str  # as typed on the command line
+    source: str  # the file path or module name part
+    module: types.ModuleType
+    name: str  # the model's attribute name in the module
+    obj: ModelFactory | Model
+
+
+def split_target(text: str) -> tuple[str, str | None]:
+    """Split ``source[:model]`` into the source and the model name (None when left out).
+
+    Examples
+    --------
+    >>> split_target("models/jugs.py:die_hard")
+    ('models/jugs.py', 'die_hard')
+    >>> split_target("pkg.models")
+    ('pkg.models', None)
+    """
+    source, colon, attr = text.rpartition(":")
+    if not colon:
+        return text, None
+    if not attr:
+        raise CliError(f"{text!r}: nothing follows ':'; write path/to/file.py:model or package.module:model")
+    if not attr.isidentifier():
+        if os.path.exists(text):  # a file whose name happens to contain ':'
+            return text, None
+        raise CliError(f"{text!r}: {attr!r} is not a model name; write path/to/file.py:model or package.module:model")
+    return source, attr
+
+
+def _is_path(source: str) -> bool:
+    return source.endswith(".py") or "/" in source or os.sep in source or os.path.isfile(source)
+
+
+def _load_file(path: str) -> types.ModuleType:
+    """Import a file by path so that its models ship to the snapshot process by value."""
+    if not os.path.exists(path):
+        raise CliError(f"{path}: no such file; give the path of a Python file (path/to/file.py[:model]) "
+                       "or a module name (package.module[:model])")
+    if os.path.isdir(path):
+        raise CliError(f"{path} is a directory; give a Python file (path/to/file.py[:model]) "
+                       "or a module name (package.module[:model])")
+    abspath = os.path.abspath(path)
+    stem = re.sub(r"\W", "_", os.path.splitext(os.path.basename(abspath))[0])
+    # A unique name: two files called models.py must not replace each other in sys.modules.
+    name = f"_forkcheck_file_{stem}_{hashlib.sha1(abspath.encode()).hexdigest()[:10]}"
+    if name in sys.modules:
+        return sys.modules[name]
+    # Like `python file.py`: the file's siblings are importable, here and in the snapshot process
+    # (which receives this sys.path).
+    directory = os.path.dirname(abspath)
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    loader = importlib.machinery.SourceFileLoader(name, abspath)
+    spec = importlib.util.spec_from_file_location(name, abspath, loader=loader)
+    assert spec is not None  # an explicit loader always gives a spec
+    module = importlib.util.module_from_spec(spec)
+    # The snapshot process cannot import a module loaded by path: ship it by value.
+    module.__forkcheck_by_value__ = True  # type: ignore[attr-defined]
+    sys.modules[name] = module
+    cloudpickle.register_pickle_by_value(module)
+    try:
+        loader.exec_module(module)
+    except KeyboardInterrupt:
+        raise
+    except SyntaxError as exc:
+        _forget(name)
+        where = f"{path}:{exc.lineno}" if exc.lineno else path
+        raise CliError(f"{where}: syntax error: {exc.msg}; fix the file and run again") from exc
+    except BaseException as exc:  # noqa: BLE001 - any failure of the user's file is an input error
+        _forget(name)
+        raise CliError(f"importing {path} failed: {_exc_line(exc)}{_user_location(exc, abspath)}; "
+                       "fix the file (run with --debug for the traceback)") from exc
+    return module
+
+
+def _forget(name: str) -> None:
+    module = sys.modules.pop(name, None)
+    if module is not None:
+        try:
+            cloudpickle.unregister_pickle_by_value(module)
+        except ValueError:
+            pass
+
+
+def _load_module(name: str) -> types.ModuleType:
+    # Like `python -m`: modules of the current directory are importable (the console script's
+    # sys.path[0] is its bin directory, not the current directory).
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        return importlib.import_module(name)
+    except KeyboardInterrupt:
+        raise
+    except ModuleNotFoundError as exc:
+        if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
+            raise CliError(f"no module named {name!r}: give the path of a Python file (path/to/file.py[:model]), "
+                           "or a module importable from the current directory or PYTHONPATH") from exc
+        raise CliError(f"importing {name} failed: {_exc_line(exc)}; "
+                       "fix the module (run with --debug for the traceback)") from exc
+    except BaseException as exc:  # noqa: BLE001 - any failure of the user's module is an input error
+        raise CliError(f"importing {name} failed: {_exc_line(exc)}{_user_location(exc, None)}; "
+                       "fix the module (run with --debug for the traceback)") from exc
+
+
+def load_source(source: str) -> types.ModuleType:
+    """Import ``source``: a file path (loaded by path, shipped by value) or a module name.
+
+    Parameters
+    ----------
+    source : str
+        ``path/to/file.py`` or ``package.module``.
+
+    Returns
+    -------
+    types.ModuleType
+    """
+    return _load_file(source) if _is_path(source) else _load_module(source)
+
+
+def find_models(module: types.ModuleType) -> dict[str, ModelFactory | Model]:
+    """The models at module level of ``module``, by attribute name, in definition order.
+
+    Examples
+    --------
+    >>> import types, forkcheck as fc
+    >>> m = types.ModuleType("m")
+    >>> m.a = fc.model(lambda: None); m.b = 3
+    >>> list(find_models(m))
+    ['a']
+    """
+    return {k: v for k, v in vars(module).items() if isinstance(v, (ModelFactory, Model))}
+
+
+def _describe_object(obj: Any) -> str:
+    if inspect.isfunction(obj) or inspect.iscoroutinefunction(obj):
+        return f"a function ({'async ' if inspect.iscoroutinefunction(obj) else ''}def {obj.__name__})"
+    if inspect.isclass(obj):
+        return f"a class ({obj.__name__})"
+    if isinstance(obj, types.ModuleType):
+        return f"a module ({obj.__name__})"
+    return f"a {type(obj).__name__}"
+
+
+def load_target(text: str) -> Target:
+    """Load ``TARGET`` and pick its model.
+
+    Parameters
+    ----------
+    text : str
+        ``path/to/file.py[:model]`` or ``package.module[:model]``.
+
+    Returns
+    -------
+    Target
+
+    Raises
+    ------
+    CliError
+        The file or module is missing or fails to import, names no model, or
+        defines several models and none was named.
+    """
+    source, attr = split_target(text)
+    module = load_source(source)
+    models = find_models(module)
+    listing = f"its models: {', '.join(models)}" if models else "it defines no model"
+    if attr is None:
+        if len(models) == 1:
+            (attr,) = models
+        elif not models:
+            raise CliError(f"{source} defines no model: decorate the setup function with @forkcheck.model "
+                           "(a model is a @forkcheck.model function or a forkcheck.Model at module level)")
+        else:
+            first = next(iter(models))
+            raise CliError(f"{source} defines {len(models)} models ({', '.join(models)}): name one, "
+                           f"e.g. {source}:{first}")
+    if not hasattr(module, attr):
+        raise CliError(f"{source} has no attribute {attr!r} ({listing}); check the name after ':'")
+    obj = getattr(module, attr)
+    if not isinstance(obj, (ModelFactory, Model)):
+        hint = ("decorate it with @forkcheck.model" if inspect.isfunction(obj)
+                else "a model is a @forkcheck.model function or a forkcheck.Model")
+        raise CliError(f"{source}:{attr} is {_describe_object(obj)}, not a forkcheck model: {hint} ({listing})")
+    return Target(text, source, module, attr, obj)
+
+
+def bind_model(obj: ModelFactory | Model, kwargs: dict[str, Any]) -> Model:
+    """The :class:`Model` to check: a factory called with ``kwargs``, or a Model with them overriding its own.
+
+    Raises
+    ------
+    CliError
+        When the setup function does not accept the arguments.
+    """
+    try:
+        if isinstance(obj, ModelFactory):
+            return obj(**kwargs)
+        if not kwargs:
+            return obj
+        return ModelFactory(obj.fn)(*obj.args, **{**obj.kwargs, **kwargs})
+    except UsageError as exc:
+        raise CliError(f"--arg: {exc}") from None
+
+
+def model_signature(name: str, obj: ModelFactory | Model) -> str:
+    """One line for ``forkcheck list``: ``name(signature)``, or ``name = model(args)`` for a bound Model."""
+    if isinstance(obj, ModelFactory):
+        return f"{name}{inspect.signature(obj.fn)}"
+    return f"{name} = {obj!r}"
+
+
+# --------------------------------------------------------------------------- locations
+
+
+class _Locations:
+    """Renders ``file:line`` locations from the snapshot process for this model."""
+
+    def __init__(self, model: Model) -> None:
+        code = getattr(model.fn, "__code__", None)
+        self.model_file = code.co_filename if code is not None else ""
+
+    def raw(self, text: str) -> str:
+        """Undo cloudpickle's ``<dynamic-code>`` file name (any text: locations, tracebacks)."""
+        if text and self.model_file and _DYNAMIC_CODE in text:
+            return text.replace(_DYNAMIC_CODE, self.model_file)
+        return text
+
+    def short(self, where: str) -> str:
+        """``path:line`` relative to the current directory when the file is under it."""
+        where = self.raw(where)
+        path, sep, line = where.rpartition(":")
+        if not sep or not path or path.startswith("<"):
+            return where
+        try:
+            rel = os.path.relpath(path)
+        except ValueError:
+            rel = path
+        return f"{rel if not rel.startswith('..') else path}:{line}"
+
+    def description(self, desc: Any) -> Any:
+        """A copy of a _protocol.Description with real file names."""
+        if desc is None or not self.model_file:
+            return desc
+        try:
+            actors = [dataclasses.replace(a, where=self.raw(a.where),
+                                          frames=[(fn, self.raw(w), loc) for fn, w, loc in a.frames])
+                      for a in desc.actors]
+            return dataclasses.replace(desc, actors=actors)
+        except (TypeError, AttributeError):  # not the dataclass we know: show it as it is
+            return desc
+
+
+# --------------------------------------------------------------------------- progress
+
+
+class ProgressDisplay:
+    """Shows check() progress on stderr: a live rich line on a terminal, rate-limited plain lines otherwise.
+
+    Parameters
+    ----------
+    label : str
+        What is being checked (the model's repr).
+    mode : {"live", "plain", "off"}
+        ``live`` needs a terminal; ``plain`` prints at most one line every 2 s.
+    stream : file, optional
+        Where to write (default: ``sys.stderr``).
+    """
+
+    def __init__(self, label: str, mode: str, stream: IO[str] | None = None) -> None:
+        self.label = label
+        self.mode = mode
+        self.stream = stream if stream is not None else sys.stderr
+        self._status = None
+        self._started = time.monotonic()
+        self._last_plain = self._started
+        if mode == "live":
+            from rich.console import Console
+
+            console = Console(file=self.stream, highlight=False)
+            self._status = console.status(self._text({}), spinner="dots")
+            self._status.start()
+
+    @classmethod
+    def for_options(cls, label: str, quiet: bool, stream: IO[str] | None = None) -> ProgressDisplay:
+        """The display that suits ``stream``: off with ``quiet``, live on a terminal, plain otherwise."""
+        stream = stream if stream is not None else sys.stderr
+        if quiet:
+            return cls(label, "off", stream)
+        try:
+            tty = stream.isatty() and os.environ.get("TERM") != "dumb"
+        except (AttributeError, ValueError):
+            tty = False
+        return cls(label, "live" if tty else "plain", stream)
+
+    def _text(self, info: dict) -> str:
+        states = info.get("states", 0)
+        seconds = info.get("seconds", time.monotonic() - self._started)
+        parts = [f"checking {self.label}: {states} states", f"{info.get('transitions', 0)} transitions"]
+        depth = info.get("depth", info.get("max_depth"))
+        if depth is not None:
+            parts.append(f"depth {depth}")
+        rate = states / seconds if seconds > 0 else 0.0
+        parts += [f"{rate:.0f} states/s", f"{info.get('live_snapshots', 0)} live snapshots"]
+        if info.get("violations"):
+            parts.append(f"{info['violations']} violation{'s' if info['violations'] > 1 else ''}")
+        parts.append(f"{seconds:.1f}s")
+        return ", ".join(parts)
+
+    def update(self, info: dict) -> None:
+        """The ``progress`` callback of check(): called about every 0.25 s."""
+        if self.mode == "live" and self._status is not None:
+            from rich.text import Text
+
+            self._status.update(Text(self._text(info)))
+        elif self.mode == "plain":
+            now = time.monotonic()
+            if now - self._last_plain >= _PLAIN_PROGRESS_INTERVAL:
+                self._last_plain = now
+                print(f"{PROG}: {self._text(info)}", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        """Remove the live display (it is transient); safe to call twice."""
+        status, self._status = self._status, None
+        if status is not None:
+            status.stop()
+
+
+# --------------------------------------------------------------------------- reports
+
+
+def _banner(text: str, stream: IO[str]) -> str:
+    line = "=" * 72
+    out = f"{line}\n{text}\n{line}"
+    try:
+        colour = stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+    except (AttributeError, ValueError):
+        colour = False
+    return f"\x1b[1;31m{out}\x1b[0m" if colour else out
+
+
+def replay_command(target: str, token: str, arg_items: Sequence[str]) -> str:
+    """The ``forkcheck replay`` command line that re-executes ``token``, shell-quoted.
+
+    Examples
+    --------
+    >>> print(replay_command("m.py:greeter", "fc1:abc", ["name='bob'"]))
+    forkcheck replay m.py:greeter fc1:abc --arg 'name='"'"'bob'"'"''
+    """
+    words = [PROG, "replay", target, token]
+    for item in arg_items:
+        words += ["--arg", item]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def format_steps(trace: Trace, loc: _Locations) -> str:
+    """The trace's steps, numbered, with actor, operation and ``file:line``."""
+    lines = []
+    for i, s in enumerate(trace, 1):
+        if trace.cycle_start is not None and i - 1 == trace.cycle_start:
+            lines.append("  -- loop starts here --")
+        where = f"  ({loc.short(s.where)})" if s.where else ""
+        lines.append(f"  {i:>3}. {s.actor}: {s.label}{where}")
+    if trace.cycle_start is not None:
+        lines.append(f"  -- then back to step {trace.cycle_start + 1}, forever --")
+    return "\n".join(lines) if lines else "  (the initial state: no step)"
+
+
+def format_violation(v: Violation, model: Model, target: str, arg_items: Sequence[str], loc: _Locations,
+                     stream: IO[str]) -> str:
+    """The human report of one violation: banner, counterexample, state, replay command."""
+    where = "in the initial state" if len(v.trace) == 0 else f"after {len(v.trace)} step{'s' if len(v.trace) != 1 else ''}"
+    out = [_banner(f"VIOLATION ({v.kind}): {v.message}", stream),
+           f"model {model!r}, property {v.name!r}, {where}",
+           "", "Counterexample:", format_steps(v.trace, loc)]
+    if v.details:
+        out += ["", loc.raw(v.details).rstrip()]
+    if v.state is not None:
+        out += ["", "State at the violation:", format_state(loc.description(v.state))]
+    out += ["", "Replay it with:", "  " + replay_command(target, v.trace.token, arg_items)]
+    return "\n".join(out)
+
+
+def _jsonable(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    if isinstance(obj, bytes):
+        return obj.hex()
+    return str(obj)
+
+
+def json_report(result: CheckResult, model: Model, target: str, arg_items: Sequence[str],
+                loc: _Locations) -> dict[str, Any]:
+    """The ``--json`` report: stable keys, documented in docs/cli.md."""
+    s = result.stats
+    m = s.memory
+    return {
+        "model": repr(model),
+        "target": target,
+        "ok": result.ok,
+        "complete": result.complete,
+        "stats": {
+            "states": s.states,
+            "transitions": s.transitions,
+            "max_depth": s.max_depth,
+            "seconds": round(s.seconds, 6),
+            "memory": {
+                "peak_snapshots": m.peak_snapshots,
+                "private_bytes": m.private_bytes,
+                "logical_bytes": m.logical_bytes,
+                "sharing": m.sharing,
+                "private_per_snapshot": m.private_per_snapshot,
+            },
+        },
+        "violations": [
+            {
+                "kind": v.kind,
+                "name": v.name,
+                "message": v.message,
+                "details": loc.raw(v.details),
+                "state": format_state(loc.description(v.state)) if v.state is not None else None,
+                "trace": {
+                    "token": v.trace.token,
+                    "cycle_start": v.trace.cycle_start,
+                    "steps": [{"actor": st.actor, "label": st.label, "where": loc.raw(st.where)} for st in v.trace],
+                },
+                "replay": replay_command(target, v.trace.token, arg_items),
+            }
+            for v in result.violations
+        ],
+    }
+
+
+# --------------------------------------------------------------------------- graph export
+
+
+def _dot_quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def write_dot(graph: Any, stream: IO[str], title: str = "") -> None:
+    """Write the state graph in Graphviz DOT.
+
+    Nodes are labelled by state number; violating states are red, the initial
+    state has a thick border and states where every actor returned are double
+    circles.  Edges carry their transition label(s), one per line.
+    """
+    w = stream.write
+    w("digraph forkcheck {\n")
+    if title:
+        w(f"  graph [label={_dot_quote(title)}, labelloc=t, fontname=\"Helvetica\"];\n")
+    w('  node [shape=circle, fontname="Helvetica"];\n')
+    w('  edge [fontname="Helvetica", fontsize=10];\n')
+    for n, data in graph.nodes(data=True):
+        attrs = [f"label={_dot_quote(str(n))}"]
+        if n == 0:
+            attrs.append("penwidth=3")
+        if data.get("done"):
+            attrs.append("shape=doublecircle")
+        bad = data.get("violations") or []
+        if bad:
+            attrs += ["color=red", "fontcolor=red", "style=filled", 'fillcolor="#ffd6d6"',
+                      f"tooltip={_dot_quote(', '.join(map(str, bad)))}"]
+        w(f"  {n} [{', '.join(attrs)}];\n")
+    for a, b, data in graph.edges(data=True):
+        labels = data.get("labels") or ([data["label"]] if data.get("label") else [])
+        w(f"  {a} -> {b} [label={_dot_quote(chr(10).join(map(str, labels)))}];\n")
+    w("}\n")
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, (str, bool, int, float)):
+        return value
+    if value is None:
+        return ""
+    return json.dumps(value, default=_jsonable, sort_keys=True)
+
+
+def graphml_graph(graph: Any, title: str = "") -> Any:
+    """A copy of the state graph whose attributes are scalars (lists, dicts and steps become JSON text)."""
+    import networkx as nx
+
+    out = nx.DiGraph()
+    if title:
+        out.graph["model"] = title
+    for n, data in graph.nodes(data=True):
+        out.add_node(n, **{k: _scalar(v) for k, v in data.items()})
+    for a, b, data in graph.edges(data=True):
+        out.add_edge(a, b, **{k: _scalar(v) for k, v in data.items()})
+    return out
+
+
+def graph_json(graph: Any, title: str = "") -> dict[str, Any]:
+    """The state graph as node-link JSON with stable keys (documented in docs/cli.md)."""
+    nodes = []
+    for n, d in graph.nodes(data=True):
+        nodes.append({
+            "id": n,
+            "fingerprint": d.get("fingerprint", ""),
+            "violations": list(d.get("violations", [])),
+            "enabled": list(d.get("enabled", [])),
+            "done": bool(d.get("done", False)),
+            "labels": dict(d.get("labels", {})),
+        })
+    edges = []
+    for a, b, d in graph.edges(data=True):
+        edges.append({
+            "source": a,
+            "target": b,
+            "label": d.get("label", ""),
+            "labels": list(d.get("labels", [])),
+            "actor": d.get("actor", ""),
+            "steps": [{"index": s.index, "actor": s.actor, "label": s.label, "where": s.where,
+                       "fingerprint": s.fingerprint} for s in d.get("steps", [])],
+        })
+    return {"format": "forkcheck-graph", "version": 1, "model": title, "directed": True, "initial": 0,
+            "nodes": nodes, "edges": edges}
+
+
+def _fix_graph_locations(graph: Any, loc: _Locations) -> Any:
+    """A copy of the graph whose steps carry real file names (see :class:`_Locations`)."""
+    if not loc.model_file:
+        return graph
+    from ._trace import Step
+
+    g = graph.copy()
+    for _, _, d in g.edges(data=True):
+        steps = d.get("steps")
+        if steps:
+            d["steps"] = [dataclasses.replace(s, where=loc.raw(s.where)) if isinstance(s, Step) else s for s in steps]
+    return g
+
+
+def export_graph(graph: Any, fmt: str, path: str, title: str) -> None:
+    """Write the state graph to ``path`` (``-`` is stdout) in ``fmt`` (dot, graphml or json)."""
+    if fmt == "graphml":
+        import networkx as nx
+
+        g = graphml_graph(graph, title)
+        if path == "-":
+            sys.stdout.flush()
+            nx.write_graphml(g, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+        else:
+            nx.write_graphml(g, path)
+        return
+    with _open_output(path) as f:
+        if fmt == "dot":
+            write_dot(graph, f, title)
+        else:
+            json.dump(graph_json(graph, title), f, indent=2, default=_jsonable)
+            f.write("\n")
+
+
+class _open_output:
+    """``open(path, "w")``, or stdout (left open) for ``-``."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.f: IO[str] | None = None
+
+    def __enter__(self) -> IO[str]:
+        self.f = sys.stdout if self.path == "-" else open(self.path, "w", encoding="utf-8")
+        return self.f
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.f is sys.stdout:
+            sys.stdout.flush()
+        elif self.f is not None:
+            self.f.close()
+
+
+def _check_output_paths(outputs: dict[str, str | None]) -> None:
+    """Fail before exploring, not after, when an output cannot be written."""
+    dashes = [opt for opt, path in outputs.items() if path == "-"]
+    if len(dashes) > 1:
+        raise CliError(f"{' and '.join(dashes)} both write to stdout (-): send at most one of them to stdout")
+    for opt, path in outputs.items():
+        if not path or path == "-":
+            continue
+        directory = os.path.dirname(os.path.abspath(path))
+        if os.path.isdir(path):
+            raise CliError(f"{opt} {path}: is a directory; give a file name")
+        if not os.path.isdir(directory):
+            raise CliError(f"{opt} {path}: the directory {directory} does not exist; create it or give another path")
+        if not os.access(directory, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+            raise CliError(f"{opt} {path}: not writable; give a path you can write to")
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _check_options(args: argparse.Namespace, progress: Callable[[dict], None] | None) -> dict[str, Any]:
+    opts: dict[str, Any] = {
+        "strategy": args.strategy, "max_depth": args.max_depth, "jobs": args.jobs,
+        "deadlock": not args.no_deadlock, "seed": args.seed, "fingerprint": args.fingerprint,
+    }
+    for name in ("walks", "max_states", "time_limit"):
+        if getattr(args, name) is not None:
+            opts[name] = getattr(args, name)
+    if progress is not None:
+        opts["progress"] = progress
+    return opts
+
+
+def _explore(args: argparse.Namespace, outputs: dict[str, str | None]) -> int:
+    """check and graph: explore, write the requested files, report; the exit status."""
+    from ._explorer import check
+
+    kwargs = parse_model_args(args.arg)
+    target = load_target(args.target)
+    model = bind_model(target.obj, kwargs)
+    _check_output_paths(outputs)
+    loc = _Locations(model)
+    # With some output on stdout (-), the human report moves to stderr so stdout stays parseable.
+    human = sys.stderr if "-" in outputs.values() else sys.stdout
+
+    display = ProgressDisplay.for_options(repr(model), args.quiet)
+    try:
+        result = check(model, **_check_options(args, None if display.mode == "off" else display.update))
+    finally:
+        display.close()
+
+    graph = None
+    for opt, path in outputs.items():
+        if not path:
+            continue
+        try:
+            if opt == "--json":
+                with _open_output(path) as f:
+                    json.dump(json_report(result, model, args.target, args.arg, loc), f, indent=2, default=_jsonable)
+                    f.write("\n")
+            else:
+                graph = graph if graph is not None else _fix_graph_locations(result.graph, loc)
+                fmt = {"--dot": "dot", "--graphml": "graphml"}.get(opt) or args.format
+                export_graph(graph, fmt, path, repr(model))
+        except OSError as exc:
+            raise CliError(f"{opt} {path}: cannot write it: {exc.strerror or exc}") from exc
+
+    for v in result.violations:
+        print(format_violation(v, model, args.target, args.arg, loc, human), file=human)
+        print(file=human)
+    print(result.summary(), file=human, flush=True)
+    return EXIT_OK if result.ok else EXIT_VIOLATION
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """``forkcheck check``: explore the model, report violations; 0 no violation, 1 violation."""
+    return _explore(args, {"--json": args.json, "--dot": args.dot, "--graphml": args.graphml})
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    """``forkcheck graph``: explore the model and export its state graph in the chosen format."""
+    if args.format is None:
+        suffix = os.path.splitext(args.output)[1].lower()
+        args.format = _GRAPH_SUFFIXES.get(suffix)
+        if args.format is None:
+            raise CliError(f"-o {args.output}: cannot tell the format from the file name; "
+                           f"give --format {'|'.join(_GRAPH_FORMATS)}")
+    return _explore(args, {"-o": args.output})
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """``forkcheck replay``: re-execute a trace, printing each step and the state after it.
+
+    Returns 1 when the replayed trace ends in a violation, 0 otherwise; a trace
+    that does not replay raises NondeterminismError (also 1, see :func:`main`).
+    """
+    from ._explorer import replay
+
+    trace = Trace.from_token(args.token)  # a damaged token fails before the model is loaded
+    kwargs = parse_model_args(args.arg)
+    target = load_target(args.target)
+    model = bind_model(target.obj, kwargs)
+    if args.step is not None and args.step > len(trace):
+        raise CliError(f"--step {args.step}: the trace has {len(trace)} step{'s' if len(trace) != 1 else ''}; "
+                       f"give 0 (the initial state) to {len(trace)}")
+    loc = _Locations(model)
+    rep = replay(model, trace)
+
+    def show_violations(viols: list) -> list[str]:
+        return [f"  VIOLATION ({kind}): {message}" for kind, _name, message in viols]
+
+    out: list[str] = []
+    if args.step is None:
+        out += [f"Replaying {len(trace)} step{'s' if len(trace) != 1 else ''} of {model!r}", ""]
+    if args.step in (None, 0):
+        out += ["Initial state:", format_state(loc.description(rep.initial)), ""]
+    for k, st in enumerate(rep, 1):
+        if args.step is not None and k != args.step:
+            continue
+        where = f"  ({loc.short(st.where)})" if st.where else ""
+        out.append(f"Step {k}. {st.actor}: {st.label}{where}")
+        out.append(format_state(loc.description(st.state)) if st.state is not None else "  (no state: the snapshot "
+                   "process did not survive this step)")
+        out += show_violations(st.violations)
+        out.append("")
+    if args.step is None:
+        if rep.violations:
+            out.append(f"The trace reproduces {len(rep.violations)} violation"
+                       f"{'s' if len(rep.violations) > 1 else ''}: "
+                       + "; ".join(message for _k, _n, message in rep.violations))
+        else:
+            out.append("The trace ends in a state without violation of kind invariant, assertion or exception.")
+    print("\n".join(out).rstrip("\n"), flush=True)
+    return EXIT_VIOLATION if rep.violations else EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """``forkcheck list``: print each model of a file, ``name(signature)``, one per line."""
+    source, attr = split_target(args.target)
+    if attr is not None:
+        raise CliError(f"list takes a file or module, not a model: write forkcheck list {source}")
+    module = load_source(source)
+    models = find_models(module)
+    if not models:
+        print(f"{PROG}: {source} defines no model (a model is a @forkcheck.model function or a forkcheck.Model "
+              "at module level)", file=sys.stderr)
+    for name, obj in models.items():
+        print(model_signature(name, obj))
+    return EXIT_OK
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "check": cmd_check, "replay": cmd_replay, "graph": cmd_graph, "list": cmd_list,
+}
+
+
+# --------------------------------------------------------------------------- errors and main
+
+
+def _exc_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _user_location(exc: BaseException, path: str | None) -> str:
+    """`` (file.py:12)`` for the innermost frame of the user's file (or of any non-forkcheck file)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    here = os.path.dirname(os.path.abspath(__file__))
+    frames = [f for f in frames if (f.filename == path if path else not f.filename.startswith(here))
+              and not f.filename.startswith("<frozen")]
+    if not frames:
+        return ""
+    f = frames[-1]
+    return f" ({os.path.basename(f.filename)}:{f.lineno})"
+
+
+def _one_line(message: str, more: str = "run with --debug for the details") -> str:
+    """The first line of a message; when more was cut, a pointer to where the rest is."""
+    lines = [ln for ln in str(message).strip().splitlines() if ln.strip()]
+    if not lines:
+        return ""
+    first = lines[0]
+    if len(lines) > 1:
+        reached = re.search(r"\(reached by fc1:[^)\s]+\)", str(message))
+        if reached and reached.group(0) not in first:
+            first += " " + reached.group(0)
+        first += f" ({more})"
+    return first
+
+
+def _error(message: str, debug: bool, kind: str = "error") -> None:
+    if debug:
+        traceback.print_exc()
+    print(f"{PROG}: {kind}: {message}", file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``forkcheck`` command line.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments after the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status: 0 no violation, 1 a violation found (or a trace that
+        does not replay), 2 a usage or input error, 3 an internal error, 130
+        interrupted.
+
+    Examples
+    --------
+    >>> main(["check", "no/such/file.py"])
+    2
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # known before parsing, so that parsing errors honour it too
+    if debug:
+        # Snapshot processes then write to this terminal instead of a temporary file.
+        os.environ["FORKCHECK_DEBUG"] = "1"
+    try:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # --help and --version
+            return exc.code if isinstance(exc.code, int) else EXIT_OK
+        return _COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        if debug:
+            traceback.print_exc()
+        print(f"{PROG}: interrupted", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+    except CliError as exc:
+        _error(str(exc), debug)
+        return EXIT_USAGE
+    except UsageError as exc:
+        _error(_one_line(str(exc)), debug)
+        return EXIT_USAGE
+    except ModelError as exc:
+        _error(_one_line(str(exc), "run with --debug to see the model's traceback"), debug, "model error")
+        return EXIT_USAGE
+    except NondeterminismError as exc:
+        # On the command line the usual cause is a replay with other --arg values than the check's.
+        _error(_one_line(str(exc)) + "; replay with the same TARGET and --arg values as the check that printed "
+               "the token", debug, "nondeterminism")
+        return EXIT_VIOLATION
+    except BrokenPipeError:
+        # The reader of stdout went away (| head): nothing left to tell it.
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so that the interpreter's final flush is quiet
+        except OSError:
+            pass
+        return EXIT_OK
+    except (InternalError, ForkcheckError, Exception) as exc:  # noqa: BLE001 - the last resort: one line, exit 3
+        message = _one_line(str(exc)) or type(exc).__name__
+        if not isinstance(exc, InternalError):
+            message = f"{type(exc).__name__}: {message} (this is a bug in forkcheck; please report it with the " \
+                      "output of the same command with --debug)"
+        _error(message, debug, "internal error")
+        return EXIT_INTERNAL

@@ -1,0 +1,52 @@
+"""Shared fixtures: every test must leave no snapshot process and no zombie behind."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "examples"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def snapshot_processes() -> list[tuple[int, str]]:
+    """Live forkcheck snapshot processes on this machine, and zombie children of this process."""
+    found = []
+    me = os.getpid()
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == me:
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        state, ppid = fields[0].decode(), int(fields[1])
+        if "forkcheck._snapshot" in cmd or (state == "Z" and ppid == me):
+            found.append((int(name), f"{state} {cmd.strip() or '<zombie>'}"))
+    return found
+
+
+def wait_for_no_snapshots(timeout: float = 3.0) -> list[tuple[int, str]]:
+    deadline = time.monotonic() + timeout
+    left = snapshot_processes()
+    while left and time.monotonic() < deadline:
+        time.sleep(0.02)
+        left = snapshot_processes()
+    return left
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes():
+    """Fail any test that leaves a snapshot process or a zombie behind."""
+    before = {pid for pid, _ in snapshot_processes()}
+    yield
+    left = [p for p in wait_for_no_snapshots() if p[0] not in before]
+    assert not left, f"processes left behind: {left}"

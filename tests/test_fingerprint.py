@@ -1,0 +1,153 @@
+"""The default fingerprint: sound (never merges observable differences) and precise (equal states meet)."""
+
+import collections
+
+import forkcheck as fc
+from forkcheck._fingerprint import _Hasher
+
+
+def fp(obj):
+    h = _Hasher()
+    h.h(obj)
+    return h.digest()
+
+
+def test_dicts_and_sets_compare_regardless_of_insertion_order():
+    a = {"x": 1, "y": 2}
+    b = {"y": 2, "x": 1}
+    assert fp(a) == fp(b)
+    assert fp({3, 1, 2}) == fp({2, 3, 1})
+    assert fp(frozenset("abc")) == fp(frozenset("cba"))
+
+
+def test_identity_structure_is_observable():
+    shared = [1]
+    assert fp([shared, shared]) != fp([[1], [1]])
+    assert fp([[1], [1]]) == fp([[1], [1]])
+
+
+def test_values_and_types_are_distinguished():
+    assert fp(1) != fp(1.0) != fp(True)
+    assert fp("1") != fp(1)
+    assert fp((1, 2)) != fp([1, 2])
+    assert fp(b"a") != fp("a")
+
+
+def test_hidden_iterator_position_is_state():
+    items = [1, 2, 3]
+    it1, it2 = iter(items), iter(items)
+    next(it2)
+    assert fp(it1) != fp(it2)
+    next(it1)
+    assert fp(it1) == fp(it2)
+
+
+def test_objects_without_dict_and_with_slots():
+    class P:
+        __slots__ = ("x",)
+
+        def __init__(self, x):
+            self.x = x
+
+    assert fp(P(1)) == fp(P(1))
+    assert fp(P(1)) != fp(P(2))
+    d1, d2 = collections.deque([1, 2], maxlen=5), collections.deque([1, 2], maxlen=6)
+    assert fp(d1) != fp(d2)
+
+
+def test_generator_state_is_state():
+    def gen():
+        yield 1
+        yield 2
+
+    g1, g2 = gen(), gen()
+    assert fp(g1) == fp(g2)
+    next(g1)
+    assert fp(g1) != fp(g2)
+    next(g2)
+    assert fp(g1) == fp(g2)
+
+
+def test_independent_steps_in_either_order_meet_in_one_state():
+    @fc.model
+    def m():
+        d = {}
+
+        async def a():
+            await fc.checkpoint()
+            d["a"] = 1
+
+        async def b():
+            await fc.checkpoint()
+            d["b"] = 1
+
+        fc.spawn(a)
+        fc.spawn(b)
+        return d
+
+    r = m.check()
+    assert r.stats.states == 4  # the diamond closes: {a, b} inserted in either order is one state
+
+
+def test_for_loop_iterator_on_the_stack_distinguishes_states():
+    @fc.model
+    def m():
+        async def a():
+            for _ in [1, 1, 1]:
+                await fc.checkpoint()
+
+        fc.spawn(a)
+
+    # Same line, same locals, but the iterator's position differs: 4 states, not 2.
+    assert m.check().stats.states == 4
+
+
+def test_locals_are_state():
+    @fc.model
+    def m():
+        async def a():
+            x = await fc.choose([1, 2])
+            await fc.checkpoint()
+            del x
+
+        fc.spawn(a)
+
+    assert m.check().stats.states == 4  # initial, x=1, x=2, done
+
+
+def test_module_globals_are_state():
+    r = globals_model.check()
+    assert r.stats.states == 3
+
+
+COUNTER = {"n": 0}
+
+
+@fc.model
+def globals_model():
+    # Only the global changes between the loop's visits to the same await.
+    async def a():
+        while COUNTER["n"] < 2:
+            await fc.checkpoint()
+            COUNTER["n"] += 1
+
+    fc.spawn(a)
+
+
+def test_aliasing_difference_in_the_model_is_kept_apart():
+    @fc.model
+    def m():
+        box = {"a": [], "b": []}
+
+        async def a():
+            if await fc.choose(["alias", "copy"]) == "alias":
+                box["b"] = box["a"]
+            else:
+                box["b"] = []
+            await fc.checkpoint()
+
+        fc.spawn(a)
+        return box
+
+    r = m.check(strategy="bfs")
+    assert r.stats.states == 5  # the two choices lead to different states although the dicts are ==

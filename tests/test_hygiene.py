@@ -1,0 +1,93 @@
+"""No process outlives check(): not on success, not when the explorer is killed or interrupted."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from conftest import snapshot_processes, wait_for_no_snapshots
+
+LONG_RUN = textwrap.dedent("""
+    import sys
+    import forkcheck as fc
+
+    @fc.model
+    def big():
+        state = {"n": 0}
+        async def counter(i):
+            while True:
+                state["n"] += await fc.choose([1, 2, 3])
+        fc.spawn(counter, 0)
+        fc.spawn(counter, 1)
+
+    started = False
+    def progress(p):
+        global started
+        if not started and p["states"] > 20:
+            started = True
+            print("exploring", flush=True)
+
+    big.check(strategy="bfs", jobs=2, progress=progress)
+""")
+
+
+def start_explorer(tmp_path):
+    script = tmp_path / "long_run.py"
+    script.write_text(LONG_RUN)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    assert line.strip() == "exploring", proc.stderr.read()
+    ours = [p for p in snapshot_processes() if "forkcheck._snapshot" in p[1]]
+    assert len(ours) >= 2, "the explorer should have live snapshot processes"
+    return proc
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_killing_the_explorer_ends_every_snapshot(tmp_path, sig):
+    proc = start_explorer(tmp_path)
+    proc.send_signal(sig)
+    proc.wait()
+    t0 = time.monotonic()
+    left = wait_for_no_snapshots(timeout=5)
+    assert not left, f"survivors {time.monotonic() - t0:.1f}s after the explorer died: {left}"
+    assert time.monotonic() - t0 < 2.5
+
+
+def test_ctrl_c_cleans_up_before_returning(tmp_path):
+    proc = start_explorer(tmp_path)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert "KeyboardInterrupt" in err
+    assert not wait_for_no_snapshots(timeout=2)
+
+
+def test_a_finished_check_leaves_nothing_behind():
+    import forkcheck as fc
+    from two_phase import two_phase
+
+    two_phase(n=2).check(jobs=2)
+    assert not [p for p in snapshot_processes() if p[0] != os.getpid()]
+
+
+def test_the_root_is_a_fresh_interpreter_not_a_fork_of_the_caller():
+    import forkcheck as fc
+
+    @fc.model
+    def m():
+        import os as _os
+        import sys as _sys
+        marker = {"pid": _os.getpid(), "ppid": _os.getppid(), "argv": list(_sys.argv)}
+
+        async def a():
+            await fc.checkpoint()
+
+        fc.spawn(a)
+        return marker
+
+    rep = fc.replay(m, fc.Trace().token)  # the empty trace: just the initial state
+    assert "forkcheck/_snapshot.py'" in rep.initial.view  # started as `python -m forkcheck._snapshot`
+    assert f"'ppid': {os.getpid()}" in rep.initial.view
