@@ -10,14 +10,16 @@ Commands (see docs/cli.md)::
 ``TARGET`` is ``path/to/file.py[:model]`` or ``package.module[:model]``.
 
 Exit codes: 0 no violation, 1 a violation (or a trace that does not replay),
-2 a usage or input error, 3 an internal error, 130 interrupted.  Errors are
-one line on stderr; ``--debug`` adds the Python traceback.
+2 a usage or input error, 3 an internal error, 130 interrupted, 141 stdout
+closed early.  Errors are one line on stderr; ``--debug`` adds the Python
+traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import dataclasses
 import hashlib
 import importlib
@@ -32,7 +34,7 @@ import sys
 import time
 import traceback
 import types
-from typing import IO, Any, Callable, Sequence
+from typing import IO, Any, Callable, Iterator, Sequence
 
 import cloudpickle
 
@@ -41,21 +43,16 @@ from ._model import Model, ModelFactory
 from ._results import CheckResult, Violation
 from ._trace import Trace, format_state
 
-__all__ = ["main", "EXIT_OK", "EXIT_VIOLATION", "EXIT_USAGE", "EXIT_INTERNAL", "EXIT_INTERRUPTED"]
+__all__ = ["main", "EXIT_OK", "EXIT_VIOLATION", "EXIT_USAGE", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_BROKEN_PIPE"]
 
 EXIT_OK = 0
 EXIT_VIOLATION = 1
 EXIT_USAGE = 2
 EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a process that a closed pipe ended
 
 PROG = "forkcheck"
-
-# cloudpickle (>= 3.1) renames the file of every code object it pickles by
-# value to this placeholder, and model functions always travel by value (the
-# module attribute is the ModelFactory, not the function).  Locations that
-# come back from the snapshot process are mapped back to the model's file.
-_DYNAMIC_CODE = "<dynamic-code>"
 
 # Plain (non-terminal) progress lines are rate-limited so that logs stay short.
 _PLAIN_PROGRESS_INTERVAL = 2.0
@@ -132,7 +129,8 @@ def _add_common_options(p: argparse.ArgumentParser) -> None:
                    help="show Python tracebacks on errors, and the snapshot processes' stderr")
 
 
-def _add_check_options(p: argparse.ArgumentParser) -> None:
+def _add_check_options(p: argparse.ArgumentParser) -> Any:
+    """The exploration options of check and graph; returns the "output" group for the command's own."""
     g = p.add_argument_group("exploration")
     g.add_argument("--strategy", choices=["dfs", "bfs", "random"], default="dfs",
                    help="search order: dfs (default), bfs (shortest counterexamples), random (random walks)")
@@ -147,12 +145,15 @@ def _add_check_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=_int, default=0, metavar="N", help="seed of the random strategy (default 0)")
     g.add_argument("--walks", type=_positive_int, default=None, metavar="N",
                    help="random walks of the random strategy (default 100)")
+    g.add_argument("--fairness", choices=["weak", "strong", "none"], default=None,
+                   help="fairness assumed for liveness properties (default: check()'s, weak)")
     g.add_argument("--max-states", type=_positive_int, default=None, metavar="N",
                    help="stop after N distinct states (the result is then incomplete)")
     g.add_argument("--time-limit", type=_seconds, default=None, metavar="SECONDS",
                    help="stop after this many seconds (the result is then incomplete)")
     o = p.add_argument_group("output")
     o.add_argument("--quiet", "-q", action="store_true", help="no progress display on stderr")
+    return o
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,25 +167,26 @@ def build_parser() -> argparse.ArgumentParser:
     """
     from . import __version__
 
-    parser = _Parser(prog=PROG, description="Model-check simulated concurrent and distributed Python programs.",
+    # allow_abbrev=False: an abbreviation that works today (--max) would break when an option is added.
+    parser = _Parser(prog=PROG, allow_abbrev=False,
+                     description="Model-check simulated concurrent and distributed Python programs.",
                      epilog="Exit status: 0 no violation, 1 violation, 2 usage or input error, 3 internal error, "
                             "130 interrupted.  See docs/cli.md.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    p = sub.add_parser("check", help="explore every state of a model and report violations",
+    p = sub.add_parser("check", allow_abbrev=False, help="explore every state of a model and report violations",
                        description="Explore every state of a model and report violations.")
     _add_target_arguments(p)
     _add_arg_option(p)
-    _add_check_options(p)
-    o = p._action_groups[-1]  # "output"
+    o = _add_check_options(p)
     o.add_argument("--json", metavar="FILE", help="write a JSON report (see docs/cli.md for its keys); - is stdout")
     o.add_argument("--dot", metavar="FILE", help="write the state graph in Graphviz DOT; - is stdout")
     o.add_argument("--graphml", metavar="FILE", help="write the state graph in GraphML; - is stdout")
     _add_common_options(p)
 
-    p = sub.add_parser("replay", help="re-execute a trace token and show each step and state",
+    p = sub.add_parser("replay", allow_abbrev=False, help="re-execute a trace token and show each step and state",
                        description="Re-execute the trace a token names, printing each step and the state after it.")
     _add_target_arguments(p)
     p.add_argument("token", metavar="TOKEN", help="a trace token (fc1:...) from a check report")
@@ -193,18 +195,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="show only step K and the state after it (0 is the initial state)")
     _add_common_options(p)
 
-    p = sub.add_parser("graph", help="explore a model and export its state graph",
+    p = sub.add_parser("graph", allow_abbrev=False, help="explore a model and export its state graph",
                        description="Explore a model and export its state graph.")
     _add_target_arguments(p)
     _add_arg_option(p)
-    _add_check_options(p)
-    o = p._action_groups[-1]
+    o = _add_check_options(p)
     o.add_argument("--format", choices=_GRAPH_FORMATS, default=None,
                    help="graph format (default: from the extension of -o: .dot/.gv, .graphml, .json)")
     o.add_argument("-o", "--output", metavar="FILE", required=True, help="where to write the graph; - is stdout")
     _add_common_options(p)
 
-    p = sub.add_parser("list", help="list the models a file defines",
+    p = sub.add_parser("list", allow_abbrev=False, help="list the models a file defines",
                        description="List the models a file (or module) defines, with their signatures.")
     p.add_argument("target", metavar="FILE", help="path/to/file.py or package.module")
     _add_common_options(p)
@@ -482,42 +483,25 @@ def model_signature(name: str, obj: ModelFactory | Model) -> str:
 # --------------------------------------------------------------------------- locations
 
 
-class _Locations:
-    """Renders ``file:line`` locations from the snapshot process for this model."""
+def short_where(where: str) -> str:
+    """``path:line`` with the path relative to the current directory when the file is under it.
 
-    def __init__(self, model: Model) -> None:
-        code = getattr(model.fn, "__code__", None)
-        self.model_file = code.co_filename if code is not None else ""
-
-    def raw(self, text: str) -> str:
-        """Undo cloudpickle's ``<dynamic-code>`` file name (any text: locations, tracebacks)."""
-        if text and self.model_file and _DYNAMIC_CODE in text:
-            return text.replace(_DYNAMIC_CODE, self.model_file)
-        return text
-
-    def short(self, where: str) -> str:
-        """``path:line`` relative to the current directory when the file is under it."""
-        where = self.raw(where)
-        path, sep, line = where.rpartition(":")
-        if not sep or not path or path.startswith("<"):
-            return where
-        try:
-            rel = os.path.relpath(path)
-        except ValueError:
-            rel = path
-        return f"{rel if not rel.startswith('..') else path}:{line}"
-
-    def description(self, desc: Any) -> Any:
-        """A copy of a _protocol.Description with real file names."""
-        if desc is None or not self.model_file:
-            return desc
-        try:
-            actors = [dataclasses.replace(a, where=self.raw(a.where),
-                                          frames=[(fn, self.raw(w), loc) for fn, w, loc in a.frames])
-                      for a in desc.actors]
-            return dataclasses.replace(desc, actors=actors)
-        except (TypeError, AttributeError):  # not the dataclass we know: show it as it is
-            return desc
+    Examples
+    --------
+    >>> import os
+    >>> short_where(os.path.join(os.getcwd(), "models", "jugs.py") + ":12")
+    'models/jugs.py:12'
+    >>> short_where("<stdin>:3")
+    '<stdin>:3'
+    """
+    path, sep, line = where.rpartition(":")
+    if not sep or not path or path.startswith("<"):
+        return where
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        rel = path
+    return f"{path if rel.startswith('..') else rel}:{line}"
 
 
 # --------------------------------------------------------------------------- progress
@@ -544,11 +528,14 @@ class ProgressDisplay:
         self._started = time.monotonic()
         self._last_plain = self._started
         if mode == "live":
-            from rich.console import Console
-
-            console = Console(file=self.stream, highlight=False)
-            self._status = console.status(self._text({}), spinner="dots")
-            self._status.start()
+            try:
+                from rich.console import Console
+            except ImportError:  # rich is a dependency, but a broken install should still check models
+                self.mode = "plain"
+            else:
+                console = Console(file=self.stream, highlight=False)
+                self._status = console.status(self._text({}), spinner="dots")
+                self._status.start()
 
     @classmethod
     def for_options(cls, label: str, quiet: bool, stream: IO[str] | None = None) -> ProgressDisplay:
@@ -622,30 +609,37 @@ def replay_command(target: str, token: str, arg_items: Sequence[str]) -> str:
     return " ".join(shlex.quote(w) for w in words)
 
 
-def format_steps(trace: Trace, loc: _Locations) -> str:
+def format_steps(trace: Trace) -> str:
     """The trace's steps, numbered, with actor, operation and ``file:line``."""
     lines = []
     for i, s in enumerate(trace, 1):
         if trace.cycle_start is not None and i - 1 == trace.cycle_start:
             lines.append("  -- loop starts here --")
-        where = f"  ({loc.short(s.where)})" if s.where else ""
+        where = f"  ({short_where(s.where)})" if s.where else ""
         lines.append(f"  {i:>3}. {s.actor}: {s.label}{where}")
     if trace.cycle_start is not None:
         lines.append(f"  -- then back to step {trace.cycle_start + 1}, forever --")
     return "\n".join(lines) if lines else "  (the initial state: no step)"
 
 
-def format_violation(v: Violation, model: Model, target: str, arg_items: Sequence[str], loc: _Locations,
-                     stream: IO[str]) -> str:
+def format_violation(v: Violation, model: Model, target: str, arg_items: Sequence[str], stream: IO[str]) -> str:
     """The human report of one violation: banner, counterexample, state, replay command."""
-    where = "in the initial state" if len(v.trace) == 0 else f"after {len(v.trace)} step{'s' if len(v.trace) != 1 else ''}"
+    n = len(v.trace)
+    when = "in the initial state" if n == 0 else f"after {n} step{'s' if n != 1 else ''}"
+    # Invariants and liveness properties have names; the other kinds are about an actor (or the whole model).
+    if v.kind in ("invariant", "liveness"):
+        about = f", property {v.name!r}"
+    elif v.name and v.name != v.kind:
+        about = f", actor {v.name}"
+    else:
+        about = ""
     out = [_banner(f"VIOLATION ({v.kind}): {v.message}", stream),
-           f"model {model!r}, property {v.name!r}, {where}",
-           "", "Counterexample:", format_steps(v.trace, loc)]
+           f"model {model!r}{about}, {when}",
+           "", "Counterexample:", format_steps(v.trace)]
     if v.details:
-        out += ["", loc.raw(v.details).rstrip()]
+        out += ["", v.details.rstrip()]
     if v.state is not None:
-        out += ["", "State at the violation:", format_state(loc.description(v.state))]
+        out += ["", "State at the violation:", format_state(v.state)]
     out += ["", "Replay it with:", "  " + replay_command(target, v.trace.token, arg_items)]
     return "\n".join(out)
 
@@ -660,8 +654,7 @@ def _jsonable(obj: Any) -> Any:
     return str(obj)
 
 
-def json_report(result: CheckResult, model: Model, target: str, arg_items: Sequence[str],
-                loc: _Locations) -> dict[str, Any]:
+def json_report(result: CheckResult, model: Model, target: str, arg_items: Sequence[str]) -> dict[str, Any]:
     """The ``--json`` report: stable keys, documented in docs/cli.md."""
     s = result.stats
     m = s.memory
@@ -688,12 +681,12 @@ def json_report(result: CheckResult, model: Model, target: str, arg_items: Seque
                 "kind": v.kind,
                 "name": v.name,
                 "message": v.message,
-                "details": loc.raw(v.details),
-                "state": format_state(loc.description(v.state)) if v.state is not None else None,
+                "details": v.details,
+                "state": format_state(v.state) if v.state is not None else None,
                 "trace": {
                     "token": v.trace.token,
                     "cycle_start": v.trace.cycle_start,
-                    "steps": [{"actor": st.actor, "label": st.label, "where": loc.raw(st.where)} for st in v.trace],
+                    "steps": [{"actor": st.actor, "label": st.label, "where": st.where} for st in v.trace],
                 },
                 "replay": replay_command(target, v.trace.token, arg_items),
             }
@@ -722,6 +715,9 @@ def write_dot(graph: Any, stream: IO[str], title: str = "") -> None:
         w(f"  graph [label={_dot_quote(title)}, labelloc=t, fontname=\"Helvetica\"];\n")
     w('  node [shape=circle, fontname="Helvetica"];\n')
     w('  edge [fontname="Helvetica", fontsize=10];\n')
+    def node_id(n: Any) -> str:
+        return str(n) if isinstance(n, int) else _dot_quote(str(n))
+
     for n, data in graph.nodes(data=True):
         attrs = [f"label={_dot_quote(str(n))}"]
         if n == 0:
@@ -732,10 +728,10 @@ def write_dot(graph: Any, stream: IO[str], title: str = "") -> None:
         if bad:
             attrs += ["color=red", "fontcolor=red", "style=filled", 'fillcolor="#ffd6d6"',
                       f"tooltip={_dot_quote(', '.join(map(str, bad)))}"]
-        w(f"  {n} [{', '.join(attrs)}];\n")
+        w(f"  {node_id(n)} [{', '.join(attrs)}];\n")
     for a, b, data in graph.edges(data=True):
         labels = data.get("labels") or ([data["label"]] if data.get("label") else [])
-        w(f"  {a} -> {b} [label={_dot_quote(chr(10).join(map(str, labels)))}];\n")
+        w(f"  {node_id(a)} -> {node_id(b)} [label={_dot_quote(chr(10).join(map(str, labels)))}];\n")
     w("}\n")
 
 
@@ -788,20 +784,6 @@ def graph_json(graph: Any, title: str = "") -> dict[str, Any]:
             "nodes": nodes, "edges": edges}
 
 
-def _fix_graph_locations(graph: Any, loc: _Locations) -> Any:
-    """A copy of the graph whose steps carry real file names (see :class:`_Locations`)."""
-    if not loc.model_file:
-        return graph
-    from ._trace import Step
-
-    g = graph.copy()
-    for _, _, d in g.edges(data=True):
-        steps = d.get("steps")
-        if steps:
-            d["steps"] = [dataclasses.replace(s, where=loc.raw(s.where)) if isinstance(s, Step) else s for s in steps]
-    return g
-
-
 def export_graph(graph: Any, fmt: str, path: str, title: str) -> None:
     """Write the state graph to ``path`` (``-`` is stdout) in ``fmt`` (dot, graphml or json)."""
     if fmt == "graphml":
@@ -823,22 +805,15 @@ def export_graph(graph: Any, fmt: str, path: str, title: str) -> None:
             f.write("\n")
 
 
-class _open_output:
-    """``open(path, "w")``, or stdout (left open) for ``-``."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.f: IO[str] | None = None
-
-    def __enter__(self) -> IO[str]:
-        self.f = sys.stdout if self.path == "-" else open(self.path, "w", encoding="utf-8")
-        return self.f
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.f is sys.stdout:
-            sys.stdout.flush()
-        elif self.f is not None:
-            self.f.close()
+@contextlib.contextmanager
+def _open_output(path: str) -> Iterator[IO[str]]:
+    """``open(path, "w")``, or stdout (flushed, left open) for ``-``."""
+    if path == "-":
+        yield sys.stdout
+        sys.stdout.flush()
+    else:
+        with open(path, "w", encoding="utf-8") as f:
+            yield f
 
 
 def _check_output_paths(outputs: dict[str, str | None]) -> None:
@@ -866,7 +841,8 @@ def _check_options(args: argparse.Namespace, progress: Callable[[dict], None] | 
         "strategy": args.strategy, "max_depth": args.max_depth, "jobs": args.jobs,
         "deadlock": not args.no_deadlock, "seed": args.seed, "fingerprint": args.fingerprint,
     }
-    for name in ("walks", "max_states", "time_limit"):
+    # Passed only when given, so that check()'s own defaults apply otherwise.
+    for name in ("walks", "max_states", "time_limit", "fairness"):
         if getattr(args, name) is not None:
             opts[name] = getattr(args, name)
     if progress is not None:
@@ -876,13 +852,12 @@ def _check_options(args: argparse.Namespace, progress: Callable[[dict], None] | 
 
 def _explore(args: argparse.Namespace, outputs: dict[str, str | None]) -> int:
     """check and graph: explore, write the requested files, report; the exit status."""
-    from ._explorer import check
-
     kwargs = parse_model_args(args.arg)
     target = load_target(args.target)
     model = bind_model(target.obj, kwargs)
     _check_output_paths(outputs)
-    loc = _Locations(model)
+    from ._explorer import check  # imported late: input errors are reported without loading trio and networkx
+
     # With some output on stdout (-), the human report moves to stderr so stdout stays parseable.
     human = sys.stderr if "-" in outputs.values() else sys.stdout
 
@@ -892,24 +867,24 @@ def _explore(args: argparse.Namespace, outputs: dict[str, str | None]) -> int:
     finally:
         display.close()
 
-    graph = None
     for opt, path in outputs.items():
         if not path:
             continue
         try:
             if opt == "--json":
                 with _open_output(path) as f:
-                    json.dump(json_report(result, model, args.target, args.arg, loc), f, indent=2, default=_jsonable)
+                    json.dump(json_report(result, model, args.target, args.arg), f, indent=2, default=_jsonable)
                     f.write("\n")
             else:
-                graph = graph if graph is not None else _fix_graph_locations(result.graph, loc)
                 fmt = {"--dot": "dot", "--graphml": "graphml"}.get(opt) or args.format
-                export_graph(graph, fmt, path, repr(model))
+                export_graph(result.graph, fmt, path, repr(model))
+        except BrokenPipeError:
+            raise  # the reader of stdout left: main() ends quietly
         except OSError as exc:
             raise CliError(f"{opt} {path}: cannot write it: {exc.strerror or exc}") from exc
 
     for v in result.violations:
-        print(format_violation(v, model, args.target, args.arg, loc, human), file=human)
+        print(format_violation(v, model, args.target, args.arg, human), file=human)
         print(file=human)
     print(result.summary(), file=human, flush=True)
     return EXIT_OK if result.ok else EXIT_VIOLATION
@@ -937,8 +912,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
     Returns 1 when the replayed trace ends in a violation, 0 otherwise; a trace
     that does not replay raises NondeterminismError (also 1, see :func:`main`).
     """
-    from ._explorer import replay
-
     trace = Trace.from_token(args.token)  # a damaged token fails before the model is loaded
     kwargs = parse_model_args(args.arg)
     target = load_target(args.target)
@@ -946,23 +919,24 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.step is not None and args.step > len(trace):
         raise CliError(f"--step {args.step}: the trace has {len(trace)} step{'s' if len(trace) != 1 else ''}; "
                        f"give 0 (the initial state) to {len(trace)}")
-    loc = _Locations(model)
+    from ._explorer import replay  # imported late: input errors are reported without loading trio
+
     rep = replay(model, trace)
 
     def show_violations(viols: list) -> list[str]:
-        return [f"  VIOLATION ({kind}): {message}" for kind, _name, message in viols]
+        return [f"  VIOLATION ({kind}): {message}" for kind, _name, message in map(_violation_fields, viols)]
 
     out: list[str] = []
     if args.step is None:
         out += [f"Replaying {len(trace)} step{'s' if len(trace) != 1 else ''} of {model!r}", ""]
     if args.step in (None, 0):
-        out += ["Initial state:", format_state(loc.description(rep.initial)), ""]
+        out += ["Initial state:", format_state(rep.initial), ""]
     for k, st in enumerate(rep, 1):
         if args.step is not None and k != args.step:
             continue
-        where = f"  ({loc.short(st.where)})" if st.where else ""
+        where = f"  ({short_where(st.where)})" if st.where else ""
         out.append(f"Step {k}. {st.actor}: {st.label}{where}")
-        out.append(format_state(loc.description(st.state)) if st.state is not None else "  (no state: the snapshot "
+        out.append(format_state(st.state) if st.state is not None else "  (no state: the snapshot "
                    "process did not survive this step)")
         out += show_violations(st.violations)
         out.append("")
@@ -970,11 +944,19 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if rep.violations:
             out.append(f"The trace reproduces {len(rep.violations)} violation"
                        f"{'s' if len(rep.violations) > 1 else ''}: "
-                       + "; ".join(message for _k, _n, message in rep.violations))
+                       + "; ".join(message for _k, _n, message in map(_violation_fields, rep.violations)))
         else:
-            out.append("The trace ends in a state without violation of kind invariant, assertion or exception.")
+            out.append("No violation in the last state (replay reports invariants, assertions and exceptions; "
+                       "not deadlocks or liveness).")
     print("\n".join(out).rstrip("\n"), flush=True)
     return EXIT_VIOLATION if rep.violations else EXIT_OK
+
+
+def _violation_fields(v: Any) -> tuple[str, str, str]:
+    """(kind, name, message) of a replayed violation: a tuple today, an object with those attributes tomorrow."""
+    if isinstance(v, tuple):
+        return (str(v[0]), str(v[1]), str(v[2])) if len(v) >= 3 else (str(v[0]), "", str(v[-1]))
+    return (str(getattr(v, "kind", "violation")), str(getattr(v, "name", "")), str(getattr(v, "message", v)))
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -1031,10 +1013,30 @@ def _one_line(message: str, more: str = "run with --debug for the details") -> s
     return first
 
 
-def _error(message: str, debug: bool, kind: str = "error") -> None:
+def _error(message: str, debug: bool) -> None:
     if debug:
         traceback.print_exc()
-    print(f"{PROG}: {kind}: {message}", file=sys.stderr, flush=True)
+    print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for sub in exc.exceptions for leaf in _leaves(sub)]
+    return [exc]
+
+
+def _run(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run a command; an exception group from trio's nurseries is re-raised as the exception that matters."""
+    try:
+        return command(args)
+    except BaseExceptionGroup as group:
+        leaves = _leaves(group)
+        # Ctrl-C first, then forkcheck's own errors (they carry the message for the user), then the rest.
+        for kinds in ((KeyboardInterrupt,), (ForkcheckError,), (BaseException,)):
+            for leaf in leaves:
+                if isinstance(leaf, kinds):
+                    raise leaf from group
+        raise
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1067,7 +1069,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = build_parser().parse_args(argv)
         except SystemExit as exc:  # --help and --version
             return exc.code if isinstance(exc.code, int) else EXIT_OK
-        return _COMMANDS[args.command](args)
+        return _run(_COMMANDS[args.command], args)
     except KeyboardInterrupt:
         if debug:
             traceback.print_exc()
@@ -1080,24 +1082,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error(_one_line(str(exc)), debug)
         return EXIT_USAGE
     except ModelError as exc:
-        _error(_one_line(str(exc), "run with --debug to see the model's traceback"), debug, "model error")
+        # The message may end with the model's own traceback: keep its innermost location on the line.
+        frames = re.findall(r'File "([^"]+)", line (\d+)', str(exc))
+        where = f"{short_where(f'{frames[-1][0]}:{frames[-1][1]}')}; " if frames else ""
+        _error(_one_line(str(exc), f"{where}run with --debug to see the model's traceback"), debug)
         return EXIT_USAGE
     except NondeterminismError as exc:
         # On the command line the usual cause is a replay with other --arg values than the check's.
-        _error(_one_line(str(exc)) + "; replay with the same TARGET and --arg values as the check that printed "
-               "the token", debug, "nondeterminism")
+        _error("the trace does not replay: " + _one_line(str(exc)) + "; replay with the same TARGET and --arg "
+               "values as the check that printed the token", debug)
         return EXIT_VIOLATION
     except BrokenPipeError:
-        # The reader of stdout went away (| head): nothing left to tell it.
+        # The reader of stdout went away (| head): nothing left to tell it.  Point stdout at /dev/null
+        # so that the interpreter's final flush does not fail again, and exit like a process SIGPIPE ended.
         try:
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so that the interpreter's final flush is quiet
-        except OSError:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
             pass
-        return EXIT_OK
-    except (InternalError, ForkcheckError, Exception) as exc:  # noqa: BLE001 - the last resort: one line, exit 3
+        return EXIT_BROKEN_PIPE
+    except Exception as exc:  # noqa: BLE001 - the last resort: one line, exit 3
         message = _one_line(str(exc)) or type(exc).__name__
         if not isinstance(exc, InternalError):
             message = f"{type(exc).__name__}: {message} (this is a bug in forkcheck; please report it with the " \
                       "output of the same command with --debug)"
-        _error(message, debug, "internal error")
+        _error(f"internal error: {message}", debug)
         return EXIT_INTERNAL

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
+import resource
 import threading
 import time
+from collections import OrderedDict
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -29,6 +33,7 @@ from ._trace import Replay, ReplayStep, Step, Trace
 _OPTIONS = {
     "strategy", "max_depth", "jobs", "deadlock", "seed", "fingerprint", "stop_on_violation", "walks",
     "max_states", "transition_timeout", "time_limit", "progress", "determinism_checks", "fairness",
+    "max_snapshots", "snapshot", "memory_limit",
 }
 
 
@@ -48,6 +53,9 @@ class Options:
     progress: Callable[[dict], None] | None = None
     determinism_checks: int = 20
     fairness: str = "weak"
+    max_snapshots: int | None = None
+    snapshot: str = "fork"
+    memory_limit: int | None = None
 
     @classmethod
     def parse(cls, **kw: Any) -> Options:
@@ -63,6 +71,12 @@ class Options:
             v = getattr(o, name)
             if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
                 raise UsageError(f"{name}={v!r}: give a whole number >= 0, or None for no bound")
+        if o.snapshot not in ("fork", "replay"):
+            raise UsageError(f"snapshot={o.snapshot!r}: use 'fork' (a process per state) or 'replay' (rebuild every state from the root)")
+        if o.max_snapshots is not None and (not isinstance(o.max_snapshots, int) or isinstance(o.max_snapshots, bool) or o.max_snapshots < 4):
+            raise UsageError(f"max_snapshots={o.max_snapshots!r}: give a whole number >= 4, or None for the machine's default")
+        if o.memory_limit is not None and (not isinstance(o.memory_limit, int) or isinstance(o.memory_limit, bool) or o.memory_limit < 2 ** 26):
+            raise UsageError(f"memory_limit={o.memory_limit!r}: give the address-space limit per snapshot in bytes, at least 64 MiB")
         for name in ("jobs", "walks"):
             v = getattr(o, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -114,7 +128,17 @@ class Search:
         self.stopped = False
         self.complete = True
         self.deadline = None if opts.time_limit is None else time.monotonic() + opts.time_limit
-        self.limiter = trio.CapacityLimiter(opts.jobs)
+        self.bound = opts.max_snapshots if opts.max_snapshots is not None else default_max_snapshots()
+        self.reserved = 0
+        self.unvisited = 0  # children forked and not yet visited
+        self.deepest = 0
+        self.resident: OrderedDict[int, Node] = OrderedDict()  # frontier nodes holding a live snapshot
+        self.factories: OrderedDict[int, Snapshot] = OrderedDict()  # expanded nodes kept to rebuild from
+        self.evict_newest = False  # BFS sets it: the newest frontier nodes are expanded last
+        self.evictions = 0
+        self.rebuilds = 0
+        self.rebuild_steps = 0
+        tree.on_fork_failure = self._shrink
         self._started = time.monotonic()
         self._next_progress = self._started
 
@@ -124,41 +148,149 @@ class Search:
         self.tree.release(node.snap)
 
     async def expand(self, nodes: list[Node]) -> list[list[Node]]:
-        """Fork every transition of ``nodes``; visit the children in order."""
-        results: list[list[Snapshot | None]] = [[None] * len(n.snap.report.transitions) for n in nodes]
+        """Fork every transition of ``nodes``; visit the children in order.
 
-        diverged: list[tuple[int, int, Snapshot, Snapshot]] = []
+        Returns, per node, the children that reached new states still to expand.
+        """
+        for node in nodes:
+            self.resident.pop(node.sid, None)
+        for node in nodes:
+            await self._materialize(node)
+        results: dict[tuple[int, int], tuple[Snapshot, Snapshot | None]] = {}
+        ready = {(k, i): trio.Event() for k, n in enumerate(nodes) for i in range(len(n.snap.report.transitions))}
 
-        async def fork(k: int, i: int) -> None:
-            async with self.limiter:
-                child = results[k][i] = await self.tree.step(nodes[k].snap, i)
-                if nodes[k].sid < self.opts.determinism_checks and child.report.pid != 0:
+        gate = trio.Semaphore(self.jobs)
+
+        async def fork(k: int, i: int, need: int) -> None:
+            twin = None
+            try:
+                child = await self.tree.step(nodes[k].snap, i)
+                if need == 2 and child.report.pid != 0:
                     # Take the same transition again from the same snapshot: it must reach the same state.
                     twin = await self.tree.step(nodes[k].snap, i)
-                    if twin.report.fingerprint != child.report.fingerprint and twin.report.pid != 0:
-                        diverged.append((k, i, child, twin))
-                    else:
+                    if twin.report.fingerprint == child.report.fingerprint or twin.report.pid == 0:
                         self.tree.release(twin)
+                        twin = None
+            finally:
+                self.reserved -= need
+                gate.release()
+            results[k, i] = (child, twin)
+            self.unvisited += 1
+            ready[k, i].set()
 
-        async with trio.open_nursery() as nursery:
-            for k, node in enumerate(nodes):
-                for i in range(len(node.snap.report.transitions)):
-                    nursery.start_soon(fork, k, i)
-        for k, i, child, twin in sorted(diverged, key=lambda d: (d[0], d[1])):
-            await self._nondeterminism(nodes[k], i, child, twin)
+        async def produce(nursery) -> None:
+            # Forks start in transition order, and only when there is room for them: a fork
+            # waiting for room waits only for earlier children, which the visitor will take.
+            for k, i in ready:
+                await gate.acquire()
+                need = 2 if nodes[k].sid < self.opts.determinism_checks else 1
+                await self._wait_room(need)
+                self.reserved += need
+                nursery.start_soon(fork, k, i, need)
+
         out: list[list[Node]] = []
-        for k, node in enumerate(nodes):
-            self.tree.release(node.snap)
-            keep = []
-            for i, child in enumerate(results[k]):
-                new = self._visit(node, i, child)
-                if new is not None and self._expandable(new):
-                    keep.append(new)
-                else:
-                    self._drop(child)
-            out.append(keep)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(produce, nursery)
+            # Visit in transition order as results arrive, so that a child is released or
+            # becomes evictable at once: live snapshots stay within max_snapshots.
+            for k, node in enumerate(nodes):
+                keep = []
+                for i in range(len(node.snap.report.transitions)):
+                    await ready[k, i].wait()
+                    child, twin = results.pop((k, i))
+                    self.unvisited -= 1
+                    if twin is not None:
+                        await self._nondeterminism(node, i, child, twin)
+                    new = self._visit(node, i, child)
+                    if new is not None and self._expandable(new):
+                        keep.append(new)
+                        if self.opts.snapshot == "replay":
+                            self.tree.release(child)  # reference mode: states are rebuilt from the root
+                            new.snap = None
+                        else:
+                            self.resident[new.sid] = new
+                    else:
+                        self._drop(child)
+                self._retire(node)
+                out.append(keep)
         self._check_budget()
         return out
+
+    # -- bounded snapshots -----------------------------------------------------------
+
+    async def _wait_room(self, k: int) -> None:
+        while not self._make_room(k) and (self.reserved or self.unvisited):
+            await trio.sleep(0.001)  # everything live is in use: wait for a fork in flight to be visited
+
+    @asynccontextmanager
+    async def _slots(self, k: int):
+        """Reserve room for ``k`` new snapshot processes within ``max_snapshots``."""
+        await self._wait_room(k)
+        self.reserved += k
+        try:
+            yield
+        finally:
+            self.reserved -= k
+
+    def _make_room(self, k: int) -> bool:
+        """Evict until ``k`` more snapshots fit; False if everything live is in use."""
+        while len(self.tree.live) + self.reserved + k > self.bound:
+            if self.factories:
+                _, snap = self.factories.popitem(last=False)  # least recently used first
+                self.tree.release(snap)
+                continue
+            if not self.resident:
+                return False
+            _, victim = self.resident.popitem(last=self.evict_newest)
+            self.tree.release(victim.snap)
+            victim.snap = None
+            self.evictions += 1
+        return True
+
+    def _shrink(self) -> None:
+        """A fork failed for lack of resources: lower the bound below what is live, and free."""
+        self.bound = max(4, int(len(self.tree.live) * 0.9))
+        self._make_room(0)
+
+    def _retire(self, node: Node) -> None:
+        """A node is expanded: under memory pressure keep it to rebuild its descendants cheaply."""
+        if node.snap is None:
+            return
+        if self.evictions and self.opts.snapshot == "fork" and node.sid != 0:
+            self.factories[node.sid] = node.snap
+            self.factories.move_to_end(node.sid)
+            self._make_room(0)
+        else:
+            self.tree.release(node.snap)
+
+    async def _materialize(self, node: Node) -> None:
+        """Rebuild an evicted state: one fork of its nearest live ancestor replays the path."""
+        if node.snap is not None:
+            return
+        path: list[int] = []
+        sid = node.sid
+        base = None
+        while base is None:
+            if sid == 0:
+                base = self.tree.root
+            elif self.opts.snapshot == "fork" and sid in self.factories:
+                base = self.factories[sid]
+                self.factories.move_to_end(sid)
+            else:
+                sid, step = self.parent[sid]
+                path.append(step.index)
+        path.reverse()
+        async with self._slots(1):
+            snap = await self.tree.step(base, tuple(path))
+        self.rebuilds += 1
+        self.rebuild_steps += len(path)
+        if snap.report.fingerprint != bytes.fromhex(self.graph.nodes[node.sid]["fingerprint"]):
+            self.tree.release(snap)
+            raise NondeterminismError(
+                f"rebuilding state {node.sid} by replaying {len(path)} transitions from a live ancestor reached a "
+                "different state: an actor depends on something outside the model (the clock, random outside "
+                "fc.choose, id(), files, the environment); fix it, or use a larger max_snapshots")
+        node.snap = snap
 
     async def step_one(self, node: Node, index: int) -> Node | None:
         """Take one transition (random walks); the child is returned even if already seen."""
@@ -222,6 +354,7 @@ class Search:
         if new:
             sid = self._add_state(rep)
             self.parent[sid] = (parent.sid, Step(index, info.actor, info.label, info.where, rep.fingerprint.hex()))
+            self.deepest = max(self.deepest, parent.depth + 1)
         self._progress()
         label = f"{info.actor}: {info.label}"
         step = Step(index, info.actor, info.label, info.where, rep.fingerprint.hex())
@@ -264,6 +397,7 @@ class Search:
         if force or now >= self._next_progress:
             self._next_progress = now + 0.25
             cb({"states": len(self.seen), "transitions": self.transitions, "violations": len(self.violations),
+                "depth": self.deepest,
                 "live_snapshots": len(self.tree.live), "seconds": now - self._started})
 
     async def _nondeterminism(self, parent: Node, index: int, child: Snapshot, twin: Snapshot) -> None:
@@ -318,6 +452,56 @@ def _first_difference(a: P.Description | None, b: P.Description | None) -> str:
     return ""
 
 
+def raise_fd_limit() -> int:
+    """Raise the soft limit on open files to the hard one: the explorer holds a socket per snapshot."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = max(soft, 1 << 20)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+def default_max_snapshots() -> int:
+    """How many snapshot processes this machine can hold: pids, process and file limits, free memory."""
+    limits = []
+    try:
+        with open("/proc/sys/kernel/pid_max") as f:
+            pid_max = int(f.read())
+        running = sum(1 for n in os.listdir("/proc") if n.isdigit())
+        limits.append((pid_max - running) * 0.8)
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    nproc = resource.getrlimit(resource.RLIMIT_NPROC)[0]
+    if nproc != resource.RLIM_INFINITY and os.geteuid() != 0:
+        limits.append(nproc * 0.8)
+    limits.append((raise_fd_limit() - 64) * 0.9)
+    try:
+        with open("/proc/meminfo") as f:
+            avail = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+        limits.append(avail / (2 << 20))  # 2 MiB a snapshot: private pages, page tables, kernel structures
+    except (OSError, StopIteration):  # pragma: no cover
+        pass
+    return max(16, int(min(limits)))
+
+
+def _trio_run(fn: Callable, *args: Any) -> Any:
+    """trio.run, re-raising the error itself rather than a one-error group from a nursery."""
+    try:
+        return trio.run(fn, *args)
+    except BaseExceptionGroup as group:
+        exc: BaseException = group
+        while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+            exc = exc.exceptions[0]
+        if exc is group:
+            raise
+        raise exc from None
+
+
 def run_sync(fn: Callable, *args: Any) -> Any:
     """``trio.run`` here, or in a helper thread when this thread already runs an event loop (Jupyter)."""
     try:
@@ -330,12 +514,12 @@ def run_sync(fn: Callable, *args: Any) -> Any:
     except RuntimeError:
         pass
     if not loop_running:
-        return trio.run(fn, *args)
+        return _trio_run(fn, *args)
     box: dict[str, Any] = {}
 
     def target() -> None:
         try:
-            box["value"] = trio.run(fn, *args)
+            box["value"] = _trio_run(fn, *args)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             box["error"] = exc
 
@@ -352,6 +536,7 @@ def check(model: Any, **kw: Any) -> CheckResult:
     model = as_model(model)
     opts = Options.parse(**kw)
     tree = SnapshotTree(model, opts.transition_timeout)
+    tree.memory_limit = opts.memory_limit
     search = Search(tree, model, opts)
     start = time.perf_counter()
 
@@ -431,6 +616,8 @@ def replay(model: Any, token: str | Trace) -> Replay:
                     "fc.choose, id(), files, the environment); make it a fc.choose() or part of the model state")
             desc = await tree.describe(child)
             viol = [(v.kind, v.name, v.message) for v in child.report.violations]
+            if child.report.blocked:
+                viol.append(("deadlock", "deadlock", child.report.blocked))
             steps.append(ReplayStep(st.actor, st.label, trs[st.index].where, desc, fp, viol))
             node = child
         return Replay(steps, initial, steps[-1].violations if steps else [])

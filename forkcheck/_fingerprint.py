@@ -25,6 +25,7 @@ import copyreg
 import enum
 import gc
 import hashlib
+import os
 import types
 from typing import Any
 
@@ -83,7 +84,8 @@ class _Hasher:
             out.append(f"M{o.__name__}")
             return
         if t is types.CodeType:
-            out.append(f"C{o.co_filename}:{o.co_qualname}:{o.co_firstlineno}")
+            # The file's base name, not its path: a token must replay after the model file moves.
+            out.append(f"C{os.path.basename(o.co_filename)}:{o.co_qualname}:{o.co_firstlineno}")
             return
         if t is types.FrameType:
             out.append("f")  # frames are walked through their generator/coroutine

@@ -10,7 +10,8 @@ Requests and their replies::
 
     explorer                      snapshot process
     Load(model, ...)          ->  Report                 (root only, once)
-    Step(index)               ->  Forked(pid) + fd       (the parent)
+    Step(path)                ->  Forked(pid) + fd       (the parent)
+                                  | ForkFailed(errno)    (fork or socketpair failed: EAGAIN, ENOMEM, EMFILE)
                                   Report                 (the new child, on its own socket)
     Describe()                ->  Description
     Eval(fn)                  ->  EvalResult
@@ -41,13 +42,18 @@ class Load:
     sys_path: list[str]
     cwd: str
     by_value_modules: list[str] = field(default_factory=list)
+    memory_limit: int | None = None  # bytes of address space per snapshot process (RLIMIT_AS)
 
 
 @dataclass
 class Step:
-    """Fork; the child takes enabled transition ``index`` and becomes a new snapshot."""
+    """Fork; the child takes the transitions of ``path`` in turn and becomes a new snapshot.
 
-    index: int
+    Each element is a position in the list of transitions enabled at that point.
+    A path longer than one rebuilds an evicted state with a single fork.
+    """
+
+    path: tuple[int, ...]
 
 
 @dataclass
@@ -98,6 +104,12 @@ class Report:
 @dataclass
 class Forked:
     pid: int
+
+
+@dataclass
+class ForkFailed:
+    errno: int
+    message: str
 
 
 @dataclass

@@ -22,7 +22,7 @@ import trio
 
 from . import _pickle
 from . import _protocol as P
-from ._errors import InternalError, ModelError, UsageError
+from ._errors import ForkcheckError, InternalError, ModelError, UsageError
 from ._model import Model
 
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -66,6 +66,9 @@ class SnapshotTree:
         self.proc: subprocess.Popen | None = None
         self.live: set[Snapshot] = set()
         self.root: Snapshot | None = None
+        self.fork_failures = 0
+        self.on_fork_failure = None  # called when a snapshot could not fork: free some
+        self.memory_limit: int | None = None
         self.peak = 0
         self._errfile = None
 
@@ -76,6 +79,7 @@ class SnapshotTree:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = dict(os.environ)
         env["PYTHONHASHSEED"] = "0"  # set and dict-of-str orders are part of the program's behaviour
+        env["FORKCHECK_OWNER"] = str(os.getpid())  # lets tools (and our tests) tell whose snapshots these are
         env["PYTHONPATH"] = os.pathsep.join([_PACKAGE_PARENT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
         # Snapshot processes write to a file the explorer can quote when one dies, not to the terminal.
         self._errfile = None if os.environ.get("FORKCHECK_DEBUG") else tempfile.TemporaryFile(prefix="forkcheck-stderr-")
@@ -88,7 +92,7 @@ class SnapshotTree:
         finally:
             theirs.close()
         root = self.root = self._adopt(self.proc.pid, ours)
-        await P.asend(root.sock, P.Load(blob, list(sys.path), os.getcwd()))
+        await P.asend(root.sock, P.Load(blob, list(sys.path), os.getcwd(), memory_limit=self.memory_limit))
         try:
             root.report = await P.arecv(root.sock)
         except (EOFError, OSError):
@@ -146,37 +150,54 @@ class SnapshotTree:
 
     # -- requests ---------------------------------------------------------------
 
-    async def step(self, snap: Snapshot, index: int) -> Snapshot:
-        """Fork ``snap``; the child takes transition ``index``.  Returns the child with its report."""
-        async with snap.lock:
-            await P.asend(snap.sock, P.Step(index))
-            reply, fd = await P.arecv(snap.sock, with_fd=True)
-        if not isinstance(reply, P.Forked) or fd is None:
-            raise InternalError(f"snapshot {snap.pid} answered Step with {reply!r}")
+    async def step(self, snap: Snapshot, index: int | tuple[int, ...]) -> Snapshot:
+        """Fork ``snap``; the child takes transition ``index`` (or each of a path of them).
+
+        Returns the child with its report.  A fork that fails for lack of
+        resources (EAGAIN, ENOMEM, EMFILE) calls ``on_fork_failure`` (which frees
+        snapshots) and is tried again with a growing pause.
+        """
+        path = (index,) if isinstance(index, int) else tuple(index)
+        for attempt in range(12):
+            async with snap.lock:
+                await P.asend(snap.sock, P.Step(path))
+                reply, fd = await P.arecv(snap.sock, with_fd=True)
+            if isinstance(reply, P.Forked) and fd is not None:
+                break
+            if not isinstance(reply, P.ForkFailed):
+                raise InternalError(f"snapshot {snap.pid} answered Step with {reply!r}")
+            self.fork_failures += 1
+            if self.on_fork_failure is not None:
+                self.on_fork_failure()
+            await trio.sleep(0.01 * 2 ** min(attempt, 6))
+        else:
+            raise ForkcheckError(f"cannot create snapshot processes ({os.strerror(reply.errno)}) even after freeing "
+                                 f"some: {len(self.live)} are live; lower max_snapshots or free memory and processes")
         child = self._adopt(reply.pid, socket.socket(fileno=fd))
-        info = snap.report.transitions[index]
+        last = path[-1]
+        parent_report = snap.report
+        info = parent_report.transitions[last] if len(path) == 1 else P.TransitionInfo("?", f"path of {len(path)} steps", "")
         report = None
-        with trio.move_on_after(self.transition_timeout):
+        with trio.move_on_after(self.transition_timeout * len(path)):
             try:
                 report = await P.arecv(child.sock)
             except (EOFError, OSError, pickle.UnpicklingError):
-                report = self._fault(snap, index, "crash",
+                report = self._fault(snap, path, info, "crash",
                                      f"the snapshot process died while actor {info.actor} took '{info.label}' "
-                                     "(os._exit, a signal such as a segfault, or killed)")
+                                     "(os._exit, a signal such as a segfault, out of memory, or killed)")
         if report is None:
             try:
                 os.kill(child.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            report = self._fault(snap, index, "timeout",
+            report = self._fault(snap, path, info, "timeout",
                                  f"actor {info.actor} did not reach its next await within {self.transition_timeout:g}s "
                                  f"after '{info.label}' (an endless loop? raise transition_timeout if it is just slow)")
         child.report = report
         return child
 
-    def _fault(self, parent: Snapshot, index: int, kind: str, message: str) -> P.Report:
-        info = parent.report.transitions[index]
-        fp = hashlib.blake2b(parent.report.fingerprint + f"/{index}/{kind}".encode(), digest_size=16).digest()
+    def _fault(self, parent: Snapshot, path: tuple[int, ...], info: P.TransitionInfo, kind: str, message: str) -> P.Report:
+        fp = hashlib.blake2b(parent.report.fingerprint + f"/{path}/{kind}".encode(), digest_size=16).digest()
         return P.Report(pid=0, fingerprint=fp, transitions=[], all_done=False,
                         violations=[P.ViolationInfo(kind, info.actor, message, "")])
 

@@ -28,6 +28,7 @@ async def dfs(search, root) -> None:
 
 async def bfs(search, root) -> None:
     """Breadth first: shortest counterexamples.  Up to ``jobs`` nodes of the frontier expand at once."""
+    search.evict_newest = True  # the back of the queue is expanded last: evict it first
     queue = deque([root])
     while queue and not search.stopped:
         batch = [queue.popleft() for _ in range(min(len(queue), max(1, search.jobs)))]

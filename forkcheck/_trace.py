@@ -89,7 +89,10 @@ class Trace(Sequence[Step]):
                              "copy the whole token from the report")
         try:
             body = token[len(_TOKEN_PREFIX):]
-            raw = zlib.decompress(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+            d = zlib.decompressobj()
+            raw = d.decompress(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+            if not d.eof or d.unused_data:
+                raise ValueError("trailing data")
             payload = json.loads(raw)
             steps = [Step(int(i), str(a), str(lbl), "", str(fp)) for i, a, lbl, fp in payload["s"]]
         except Exception:  # noqa: BLE001 - any decoding failure means the same thing to the user
@@ -109,6 +112,11 @@ class Trace(Sequence[Step]):
 
     def __str__(self) -> str:
         return self.format()
+
+    def _repr_html_(self) -> str:
+        from ._notebook import trace_html
+
+        return trace_html(self)
 
 
 @dataclass

@@ -14,10 +14,15 @@ sys.path.insert(0, str(ROOT / "examples"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-def snapshot_processes() -> list[tuple[int, str]]:
-    """Live forkcheck snapshot processes on this machine, and zombie children of this process."""
+def snapshot_processes(owner: int | None = None) -> list[tuple[int, str]]:
+    """Live snapshot processes of explorer ``owner`` (default: this process), and zombie children of this process.
+
+    Snapshot processes carry ``FORKCHECK_OWNER=<explorer pid>`` in their environment, so
+    checks run elsewhere on the machine at the same time are not counted.
+    """
     found = []
     me = os.getpid()
+    tag = f"FORKCHECK_OWNER={owner or me}".encode()
     for name in os.listdir("/proc"):
         if not name.isdigit() or int(name) == me:
             continue
@@ -29,17 +34,24 @@ def snapshot_processes() -> list[tuple[int, str]]:
         except OSError:
             continue
         state, ppid = fields[0].decode(), int(fields[1])
-        if "forkcheck._snapshot" in cmd or (state == "Z" and ppid == me):
+        mine = False
+        if "forkcheck._snapshot" in cmd:
+            try:
+                with open(f"/proc/{name}/environ", "rb") as f:
+                    mine = tag in f.read().split(b"\0")
+            except OSError:
+                continue
+        if mine or (state == "Z" and ppid == me):
             found.append((int(name), f"{state} {cmd.strip() or '<zombie>'}"))
     return found
 
 
-def wait_for_no_snapshots(timeout: float = 3.0) -> list[tuple[int, str]]:
+def wait_for_no_snapshots(timeout: float = 3.0, owner: int | None = None) -> list[tuple[int, str]]:
     deadline = time.monotonic() + timeout
-    left = snapshot_processes()
+    left = snapshot_processes(owner)
     while left and time.monotonic() < deadline:
         time.sleep(0.02)
-        left = snapshot_processes()
+        left = snapshot_processes(owner)
     return left
 
 

@@ -41,7 +41,7 @@ def start_explorer(tmp_path):
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     assert line.strip() == "exploring", proc.stderr.read()
-    ours = [p for p in snapshot_processes() if "forkcheck._snapshot" in p[1]]
+    ours = snapshot_processes(owner=proc.pid)
     assert len(ours) >= 2, "the explorer should have live snapshot processes"
     return proc
 
@@ -52,7 +52,7 @@ def test_killing_the_explorer_ends_every_snapshot(tmp_path, sig):
     proc.send_signal(sig)
     proc.wait()
     t0 = time.monotonic()
-    left = wait_for_no_snapshots(timeout=5)
+    left = wait_for_no_snapshots(timeout=5, owner=proc.pid)
     assert not left, f"survivors {time.monotonic() - t0:.1f}s after the explorer died: {left}"
     assert time.monotonic() - t0 < 2.5
 
@@ -62,7 +62,7 @@ def test_ctrl_c_cleans_up_before_returning(tmp_path):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=20)
     assert "KeyboardInterrupt" in err
-    assert not wait_for_no_snapshots(timeout=2)
+    assert not wait_for_no_snapshots(timeout=2, owner=proc.pid)
 
 
 def test_a_finished_check_leaves_nothing_behind():
@@ -70,7 +70,7 @@ def test_a_finished_check_leaves_nothing_behind():
     from two_phase import two_phase
 
     two_phase(n=2).check(jobs=2)
-    assert not [p for p in snapshot_processes() if p[0] != os.getpid()]
+    assert not snapshot_processes()
 
 
 def test_the_root_is_a_fresh_interpreter_not_a_fork_of_the_caller():

@@ -1,0 +1,560 @@
+"""The ``forkcheck`` command line, driven as users drive it: in subprocesses.
+
+Models come from tests/cli_models.py (several models, so ``:name`` is needed)
+and from small files written to ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import select
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from typing import Sequence
+
+import networkx as nx
+import pytest
+from conftest import wait_for_no_snapshots
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = "tests/cli_models.py"
+MODELS_PATH = ROOT / MODELS
+
+# The line of the die-hard hero's await: every transition of that model happens there.
+CHOOSE_LINE = next(i for i, line in enumerate(MODELS_PATH.read_text().splitlines(), 1)
+                   if "pour(jugs, await fc.choose(JUG_MOVES)" in line)
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    # Work from a checkout that is not installed, too.
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    for name in ("FORKCHECK_DEBUG", "FORCE_COLOR", "NO_COLOR"):
+        env.pop(name, None)
+    env.update(extra)
+    return env
+
+
+def finish_all(*procs: subprocess.Popen, timeout: float = 60) -> list[subprocess.CompletedProcess]:
+    """Wait for commands run side by side; fail if one left a snapshot process behind.
+
+    Snapshot processes are tagged with the pid of their explorer, the command.
+    """
+    results = []
+    try:
+        for proc in procs:
+            out, err = proc.communicate(timeout=timeout)
+            results.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    finally:
+        for proc in procs:  # reap them all: a finished, unwaited command is a zombie to the leftover checks
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
+    for proc in procs:
+        left = wait_for_no_snapshots(owner=proc.pid)
+        assert not left, f"{proc.args} left snapshot processes behind: {left}"
+    return results
+
+
+def finish(proc: subprocess.Popen, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Wait for one command; see :func:`finish_all`."""
+    return finish_all(proc, timeout=timeout)[0]
+
+
+def start(*args: str, cwd: Path = ROOT, program: Sequence[str] = (sys.executable, "-m", "forkcheck"),
+          **env: str) -> subprocess.Popen:
+    """Start ``python -m forkcheck ARGS`` (or another program) with its output captured."""
+    return subprocess.Popen([*program, *args], cwd=cwd, env=_env(**env), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def forkcheck(*args: str, cwd: Path = ROOT, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run ``python -m forkcheck ARGS`` to the end and capture its output."""
+    return finish(start(*args, cwd=cwd), timeout=timeout)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> str:
+    """Exit 2 with exactly one ``forkcheck: error: ...`` line on stderr, no traceback; returns the line."""
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("forkcheck: error: "), lines[0]
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+def replay_line(stdout: str) -> str:
+    """The command printed under "Replay it with:"."""
+    lines = stdout.splitlines()
+    return lines[lines.index("Replay it with:") + 1].strip()
+
+
+def write(tmp_path: Path, name: str, source: str) -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(source))
+    return path
+
+
+@pytest.fixture(scope="module")
+def die_hard_bfs() -> subprocess.CompletedProcess:
+    """One BFS check of the die-hard model, shared by the tests that read its report or replay its token."""
+    return forkcheck("check", f"{MODELS}:die_hard", "--strategy", "bfs", "--arg", "goal=4")
+
+
+# --------------------------------------------------------------------------- check
+
+
+def test_check_passing_model_exits_0_with_summary():
+    proc = forkcheck("check", f"{MODELS}:counter", "--arg", "n=2")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines() == [proc.stdout.strip()]  # the summary only
+    assert re.fullmatch(r"Done\. states=\d+, transitions=\d+, depth=\d+, [\d.]+s.*; no violation", proc.stdout.strip())
+    # No noise on stderr: at most plain progress lines (a loaded machine may take over 2 s).
+    assert all(ln.startswith("forkcheck: checking counter(n=2): ") for ln in proc.stderr.splitlines())
+
+
+def test_violation_report_and_its_replay_command_reproduce_it(die_hard_bfs):
+    proc = die_hard_bfs
+    assert proc.returncode == 1, proc.stderr
+    out = proc.stdout
+    assert "VIOLATION (invariant): invariant 'big != 4' is violated" in out
+    assert "Counterexample:" in out
+    steps = re.findall(r"^\s+(\d+)\. hero: choose '([a-z ]+)'  \((.+):(\d+)\)$", out, re.M)
+    assert [int(n) for n, *_ in steps] == list(range(1, 7))  # BFS: the shortest solution has 6 moves
+    assert {(path, int(line)) for _, _, path, line in steps} == {(MODELS, CHOOSE_LINE)}
+    assert "State at the violation:" in out
+    assert re.search(r"^\s+hero: .*cli_models\.py:%d$" % CHOOSE_LINE, out, re.M)  # the actor's position
+    assert "state: {'big': 4, 'small': 3}" in out  # the model's shared state
+    assert out.strip().splitlines()[-1].endswith("1 violation (invariant)")
+
+    cmd = shlex.split(replay_line(out))
+    assert cmd[:3] == ["forkcheck", "replay", f"{MODELS}:die_hard"]
+    assert cmd[3].startswith("fc1:") and cmd[4:] == ["--arg", "goal=4"]
+    again = forkcheck(*cmd[1:])
+    assert again.returncode == 1, again.stderr
+    assert "Step 6. hero: choose 'pour big into small'" in again.stdout
+    assert "VIOLATION (invariant): invariant 'big != 4' is violated" in again.stdout
+    assert "The trace reproduces 1 violation" in again.stdout
+
+
+def test_replay_command_quotes_string_arguments_for_the_shell_and_runs_through_the_console_script():
+    exe = shutil.which("forkcheck")
+    if exe is None:
+        pytest.skip("the forkcheck console script is not installed (pip install -e .)")
+    # The installed entry point itself, not python -m.
+    proc = finish(start("check", f"{MODELS}:greeter", "--arg", "name='bob'", program=[exe]))
+    assert proc.returncode == 1, proc.stderr
+    assert "VIOLATION (assertion): assertion failed in actor greet: greeted bob" in proc.stdout
+    line = replay_line(proc.stdout)
+    assert "--arg 'name='\"'\"'bob'\"'\"''" in line  # shlex.quote of name='bob'
+    # Pasted into a shell as printed: the shell must hand name='bob' back to forkcheck.
+    env = _env(PATH=os.pathsep.join([os.path.dirname(exe), os.environ.get("PATH", "")]))
+    again = subprocess.run(line, shell=True, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 1, again.stderr
+    assert "greeted bob" in again.stdout
+
+
+def test_json_report_has_the_documented_keys(tmp_path):
+    report = tmp_path / "report.json"
+    proc = forkcheck("check", f"{MODELS}:die_hard", "--strategy", "bfs", "--json", str(report), "--quiet")
+    assert proc.returncode == 1, proc.stderr
+    data = json.loads(report.read_text())
+    assert set(data) == {"model", "target", "ok", "complete", "stats", "violations"}
+    assert data["ok"] is False and data["complete"] is True and data["model"] == "die_hard()"
+    assert set(data["stats"]) == {"states", "transitions", "max_depth", "seconds", "memory"}
+    assert set(data["stats"]["memory"]) == {"peak_snapshots", "private_bytes", "logical_bytes", "sharing",
+                                            "private_per_snapshot"}
+    assert data["stats"]["states"] > 0 and data["stats"]["max_depth"] == 6
+    (v,) = data["violations"]
+    assert {"kind", "name", "message", "trace"} <= set(v)
+    assert (v["kind"], v["name"]) == ("invariant", "big != 4")
+    assert set(v["trace"]) >= {"token", "steps"} and v["trace"]["token"].startswith("fc1:")
+    assert len(v["trace"]["steps"]) == 6
+    for step in v["trace"]["steps"]:
+        assert set(step) == {"actor", "label", "where"}
+        assert step["actor"] == "hero" and step["where"].endswith(f"cli_models.py:{CHOOSE_LINE}")
+    assert v["trace"]["token"] in v["replay"]
+
+
+def test_passing_json_report(tmp_path):
+    report = tmp_path / "ok.json"
+    proc = forkcheck("check", f"{MODELS}:counter", "--json", str(report))
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(report.read_text())
+    assert data["ok"] is True and data["violations"] == [] and data["stats"]["states"] == 4
+
+
+# --------------------------------------------------------------------------- graphs
+
+
+def test_check_writes_dot_and_graphml(tmp_path):
+    dot, graphml = tmp_path / "g.dot", tmp_path / "g.graphml"
+    proc = forkcheck("check", f"{MODELS}:die_hard", "--dot", str(dot), "--graphml", str(graphml), "-q")
+    assert proc.returncode == 1, proc.stderr
+    states = int(re.search(r"states=(\d+)", proc.stdout).group(1))
+
+    text = dot.read_text()
+    assert text.startswith("digraph forkcheck {") and text.rstrip().endswith("}")
+    nodes = re.findall(r"^  (\d+) \[label=\"(\d+)\"", text, re.M)
+    assert len(nodes) == states and all(a == b for a, b in nodes)
+    red = re.findall(r"^  (\d+) \[.*color=red", text, re.M)
+    assert len(red) == 1  # the state where big == 4
+    assert re.search(r"^  0 -> \d+ \[label=\"hero: choose 'fill big'\"\];$", text, re.M)
+
+    g = nx.read_graphml(graphml)
+    assert g.number_of_nodes() == states
+    bad = [n for n, d in g.nodes(data=True) if json.loads(d["violations"])]
+    assert bad == red
+    _, _, edge = next(iter(g.edges(data=True)))
+    assert isinstance(edge["label"], str) and isinstance(json.loads(edge["labels"]), list)
+    assert json.loads(edge["steps"])[0]["actor"] == "hero"
+
+
+def test_graph_command_json_and_dot_on_stdout(tmp_path):
+    out = tmp_path / "graph.json"
+    proc = forkcheck("graph", f"{MODELS}:counter", "--format", "json", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("Done.")
+    data = json.loads(out.read_text())
+    assert {"format", "version", "model", "directed", "initial", "nodes", "edges"} <= set(data)
+    assert len(data["nodes"]) == 4 and len(data["edges"]) == 4
+    assert set(data["nodes"][0]) == {"id", "fingerprint", "violations", "enabled", "done", "labels"}
+    assert set(data["edges"][0]) == {"source", "target", "label", "labels", "actor", "steps"}
+    assert data["nodes"][-1]["done"] is True
+
+    # -o - writes the graph to stdout; the summary then goes to stderr. The format comes from --format.
+    proc = forkcheck("graph", f"{MODELS}:counter", "--format", "dot", "-o", "-")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("digraph forkcheck {")
+    assert proc.stderr.strip().splitlines()[-1].startswith("Done.")
+
+
+def test_closed_stdout_exits_141_quietly():
+    proc = start("graph", f"{MODELS}:counter", "--format", "json", "-o", "-")
+    proc.stdout.close()  # the reader is gone before anything is written, as with `| head` done early
+    err = proc.stderr.read()
+    proc.stderr.close()
+    assert proc.wait(timeout=60) == 141, err
+    assert "Traceback" not in err and "Error" not in err
+    assert not wait_for_no_snapshots(owner=proc.pid)
+
+
+def test_graph_format_is_required_when_the_extension_does_not_tell(tmp_path):
+    assert_one_line_error(forkcheck("graph", f"{MODELS}:counter", "-o", str(tmp_path / "g.txt")),
+                          "--format dot|graphml|json")
+
+
+# --------------------------------------------------------------------------- list and replay
+
+
+def test_list_prints_name_and_signature_per_model(tmp_path):
+    proc = forkcheck("list", MODELS)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "die_hard(big=5, small=3, goal=4)",
+        "counter(n=2)",
+        "greeter(name='world')",
+        "philosophers()",
+        "slow(steps=20, delay=0.25)",
+        "small_die_hard = die_hard(big=3, small=2, goal=1)",
+    ]
+    none = write(tmp_path, "none.py", "def helper():\n    pass\n")
+    proc = forkcheck("list", str(none))
+    assert proc.returncode == 0 and proc.stdout == ""
+    assert "defines no model" in proc.stderr
+
+
+def test_replay_step_shows_only_that_step(die_hard_bfs):
+    token = shlex.split(replay_line(die_hard_bfs.stdout))[3]
+    two = forkcheck("replay", f"{MODELS}:die_hard", token, "--step", "2")
+    assert two.returncode == 1, two.stderr  # the trace still ends in the violation
+    lines = two.stdout.strip().splitlines()
+    assert lines[0] == f"Step 2. hero: choose 'pour big into small'  ({MODELS}:{CHOOSE_LINE})"
+    assert "state: {'big': 2, 'small': 3}" in two.stdout
+    assert "Step 1." not in two.stdout and "Step 3." not in two.stdout and "Initial state" not in two.stdout
+
+    zero = forkcheck("replay", f"{MODELS}:die_hard", token, "--step", "0")
+    assert zero.stdout.startswith("Initial state:") and "state: {'big': 0, 'small': 0}" in zero.stdout
+
+    assert_one_line_error(forkcheck("replay", f"{MODELS}:die_hard", token, "--step", "7"), "the trace has 6 steps")
+
+
+def test_replay_with_other_arguments_is_nondeterminism_exit_1(die_hard_bfs):
+    token = shlex.split(replay_line(die_hard_bfs.stdout))[3]
+    other = forkcheck("replay", f"{MODELS}:die_hard", token, "--arg", "big=6")
+    assert other.returncode == 1
+    lines = other.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("forkcheck: error: the trace does not replay")
+    assert "same TARGET and --arg values" in lines[0]
+
+
+# --------------------------------------------------------------------------- options and deadlock
+
+
+def test_deadlock_and_no_deadlock():
+    proc = forkcheck("check", f"{MODELS}:philosophers")
+    assert proc.returncode == 1
+    assert "VIOLATION (deadlock)" in proc.stdout and "deadlock" in proc.stdout.splitlines()[-1]
+    proc = forkcheck("check", f"{MODELS}:philosophers", "--no-deadlock", "--strategy", "bfs", "--jobs", "2",
+                     "--max-depth", "10", "--seed", "3")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.strip().endswith("no violation")
+
+
+def test_liveness_lasso_and_fairness(tmp_path):
+    import forkcheck as fc  # the package; forkcheck() here is the command
+
+    if not hasattr(fc, "eventually"):
+        pytest.skip("this forkcheck has no liveness properties")
+    hog = write(tmp_path, "hog.py", """
+        import forkcheck as fc
+
+        @fc.model
+        def hog():
+            s = {"done": False}
+            async def spinner():
+                while True:
+                    await fc.checkpoint()
+            async def worker():
+                await fc.checkpoint()
+                s["done"] = True
+            fc.spawn(spinner)
+            fc.spawn(worker)
+            fc.eventually(lambda: s["done"], name="worker done")
+    """)
+    assert forkcheck("check", str(hog)).returncode == 0  # weak fairness (the default): the worker moves
+    proc = forkcheck("check", str(hog), "--fairness", "none")
+    assert proc.returncode == 1, proc.stderr
+    assert "VIOLATION (liveness)" in proc.stdout
+    assert "-- loop starts here --" in proc.stdout and "-- then back to step 1, forever --" in proc.stdout
+
+
+def test_module_target_and_bound_model_instance():
+    # package.module:model form: tests/ is the current directory, so cli_models is importable.
+    proc = forkcheck("check", "cli_models:counter", "--arg", "n=1", cwd=ROOT / "tests")
+    assert proc.returncode == 0, proc.stderr
+    # A forkcheck.Model at module level, with --arg overriding one of its bound arguments.
+    proc = forkcheck("check", f"{MODELS}:small_die_hard", "--arg", "goal=9")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_single_model_file_needs_no_model_name(tmp_path):
+    one = write(tmp_path, "one.py", """
+        import forkcheck as fc
+
+        @fc.model
+        def single():
+            async def a():
+                await fc.checkpoint()
+            fc.spawn(a)
+    """)
+    proc = forkcheck("check", str(one))
+    assert proc.returncode == 0, proc.stderr
+    assert "states=2" in proc.stdout
+
+
+# --------------------------------------------------------------------------- bad input: exit 2, one line
+
+
+@pytest.fixture
+def bad_files(tmp_path):
+    write(tmp_path, "two.py", """
+        import forkcheck as fc
+
+        @fc.model
+        def first():
+            pass
+
+        @fc.model
+        def second():
+            pass
+
+        def helper():
+            pass
+    """)
+    write(tmp_path, "none.py", "def helper():\n    pass\n")
+    write(tmp_path, "boom.py", "import forkcheck as fc\nx = 1 / 0\n")
+    write(tmp_path, "syntax.py", "def broken(:\n    pass\n")
+    write(tmp_path, "setup_raises.py", """
+        import forkcheck as fc
+
+        @fc.model
+        def bad_setup():
+            return {}["missing"]
+    """)
+    return tmp_path
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["check", "no/such/file.py"], ["no/such/file.py: no such file"]),
+    (["check", "no_such_module_xyz:m"], ["no module named 'no_such_module_xyz'"]),
+    (["check", "{tmp}/two.py"], ["defines 2 models (first, second): name one", "two.py:first"]),
+    (["check", "{tmp}/two.py:third"], ["has no attribute 'third'", "first, second"]),
+    (["check", "{tmp}/two.py:helper"], ["is a function (def helper), not a forkcheck model",
+                                        "decorate it with @forkcheck.model"]),
+    (["check", "{tmp}/none.py"], ["defines no model"]),
+    (["check", "{tmp}/boom.py"], ["importing", "ZeroDivisionError", "boom.py:2"]),
+    (["check", "{tmp}/syntax.py"], ["syntax.py:1: syntax error"]),
+    (["check", "{tmp}/setup_raises.py"], ["KeyError", "setup_raises.py:6", "--debug"]),
+    (["check", f"{MODELS}:greeter", "--arg", "name=bob"], ["bob is not a Python literal", "--arg name=\"'bob'\""]),
+    (["check", f"{MODELS}:counter", "--arg", "n"], ["write NAME=VALUE"]),
+    (["check", f"{MODELS}:counter", "--arg", "m=1"], ["unexpected keyword argument 'm'"]),
+    (["check", f"{MODELS}:counter", "--max-depth", "-1"], ["--max-depth", "whole number >= 0"]),
+    (["check", f"{MODELS}:counter", "--jobs", "0"], ["--jobs", ">= 1"]),
+    (["check", f"{MODELS}:counter", "--strategy", "foo"], ["--strategy", "invalid choice: 'foo'"]),
+    (["check", f"{MODELS}:counter", "--json", "/no/such/dir/r.json"], ["does not exist"]),
+    (["check", f"{MODELS}:counter", "--bogus"], ["unrecognized arguments: --bogus"]),
+    (["replay", f"{MODELS}:die_hard", "not-a-token"], ["not a forkcheck trace token"]),
+    (["replay", f"{MODELS}:die_hard", "fc1:eNqrVipWsoqONtBRSi9"], ["damaged"]),
+    (["list", f"{MODELS}:counter"], ["list takes a file"]),
+    ([], ["required: COMMAND"]),
+])
+def test_bad_input_is_one_line_exit_2(bad_files, args, fragments):
+    args = [a.replace("{tmp}", str(bad_files)) for a in args]
+    assert_one_line_error(forkcheck(*args), *fragments)
+
+
+def test_an_option_check_rejects_is_exit_2():
+    # check() itself rejects fingerprint="pages" until page fingerprints exist; argparse accepts it.
+    from forkcheck import UsageError
+    from forkcheck._explorer import Options
+
+    try:
+        Options.parse(fingerprint="pages")
+    except UsageError:
+        pass
+    else:
+        pytest.skip("check() accepts fingerprint='pages' now")
+    assert_one_line_error(forkcheck("check", f"{MODELS}:counter", "--fingerprint", "pages"),
+                          "fingerprint='pages' is not available")
+
+
+def test_debug_shows_the_traceback(bad_files):
+    proc = forkcheck("check", f"{bad_files}/boom.py", "--debug")
+    assert proc.returncode == 2
+    assert "Traceback (most recent call last)" in proc.stderr and "ZeroDivisionError" in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("forkcheck: error: importing")
+
+
+def test_internal_error_is_exit_3_with_one_line():
+    # An unexpected exception inside a command: there is no public way to cause one, so patch a command.
+    code = textwrap.dedent("""
+        import sys
+        import forkcheck._cli as cli
+        def boom(args):
+            raise RuntimeError("kaput")
+        cli._COMMANDS["list"] = boom
+        sys.exit(cli.main(sys.argv[1:]))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code, "list", MODELS], cwd=ROOT, env=_env(), capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 3
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("forkcheck: error: internal error: RuntimeError: kaput") and "--debug" in line
+
+
+def test_help_and_version():
+    proc = forkcheck("--help")
+    assert proc.returncode == 0 and all(c in proc.stdout for c in ("check", "replay", "graph", "list"))
+    proc = forkcheck("check", "--help")
+    assert proc.returncode == 0
+    for option in ("--arg", "--strategy", "--max-depth", "--jobs", "--fingerprint", "--no-deadlock", "--seed",
+                   "--json", "--dot", "--graphml", "--quiet", "--debug"):
+        assert option in proc.stdout
+    proc = forkcheck("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("forkcheck ")
+
+
+# --------------------------------------------------------------------------- progress and Ctrl-C
+
+
+def test_plain_progress_lines_are_rate_limited_and_quiet_silences_them():
+    # Each of the 4 steps sleeps 0.4 s (and is taken twice by the determinism check): over 3 s.
+    args = ["check", f"{MODELS}:slow", "--arg", "steps=4", "--arg", "delay=0.4"]
+    plain, quiet = finish_all(start(*args), start(*args, "--quiet"))  # side by side: half the wait
+    (out, err), (qout, qerr) = (plain.stdout, plain.stderr), (quiet.stdout, quiet.stderr)
+    assert (plain.returncode, quiet.returncode) == (0, 0), err + qerr
+    lines = err.strip().splitlines()
+    seconds = float(re.search(r", ([\d.]+)s;", out).group(1))
+    assert 1 <= len(lines) <= seconds / 2 + 1, lines
+    assert all(ln.startswith("forkcheck: checking slow(steps=4, delay=0.4): ") and "states/s" in ln
+               and "live snapshots" in ln for ln in lines)
+    assert qerr == "" and qout.startswith("Done.")
+
+
+def test_live_progress_on_a_terminal():
+    pytest.importorskip("rich")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "forkcheck", "check", f"{MODELS}:slow", "--arg", "steps=3",
+                             "--arg", "delay=0.3"], cwd=ROOT, env=_env(TERM="xterm", COLUMNS="160"),
+                            stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    seen = b""
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], 0.1)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # the terminal closed: the process is gone
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            elif proc.poll() is not None:
+                break
+        out = proc.stdout.read().decode()
+    finally:
+        os.close(master)
+        proc.wait(timeout=30)
+        proc.stdout.close()
+    assert proc.returncode == 0
+    assert not wait_for_no_snapshots(owner=proc.pid)
+    assert out.startswith("Done.")  # the summary goes to stdout, not to the terminal display
+    text = seen.decode(errors="replace")
+    assert "checking slow(steps=3, delay=0.3)" in text and "live snapshots" in text
+    assert "\x1b[" in text  # drawn with terminal control sequences
+
+
+def _snapshot_children(pid: int) -> list[int]:
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                cmd = f.read()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid and b"forkcheck._snapshot" in cmd:
+            found.append(int(name))
+    return found
+
+
+def test_ctrl_c_exits_130_with_one_line():
+    proc = start("check", f"{MODELS}:slow", "--arg", "steps=100", "--arg", "delay=0.1")
+    # Interrupt the exploration itself: once the root snapshot process (a child) exists.
+    deadline = time.monotonic() + 30
+    while not _snapshot_children(proc.pid) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    done = finish(proc, timeout=30)  # and every snapshot process is gone
+    err = done.stderr
+    assert done.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "forkcheck: interrupted"
+    assert "Traceback" not in err
