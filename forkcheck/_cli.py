@@ -30,6 +30,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import sys
 import time
 import traceback
@@ -38,7 +39,7 @@ from typing import IO, Any, Callable, Iterator, Sequence
 
 import cloudpickle
 
-from ._errors import ForkcheckError, InternalError, ModelError, NondeterminismError, UsageError
+from ._errors import ForkcheckError, InternalError, Interrupted, ModelError, NondeterminismError, UsageError
 from ._model import Model, ModelFactory
 from ._results import CheckResult, Violation
 from ._trace import Trace, format_state
@@ -862,8 +863,12 @@ def _explore(args: argparse.Namespace, outputs: dict[str, str | None]) -> int:
     human = sys.stderr if "-" in outputs.values() else sys.stdout
 
     display = ProgressDisplay.for_options(repr(model), args.quiet)
+    interrupted = None
     try:
         result = check(model, **_check_options(args, None if display.mode == "off" else display.update))
+    except Interrupted as exc:
+        # Ctrl-C or SIGTERM: report what was found so far (every process has ended already).
+        result, interrupted = exc.result, exc
     finally:
         display.close()
 
@@ -887,6 +892,9 @@ def _explore(args: argparse.Namespace, outputs: dict[str, str | None]) -> int:
         print(format_violation(v, model, args.target, args.arg, human), file=human)
         print(file=human)
     print(result.summary(), file=human, flush=True)
+    if interrupted is not None:
+        print(f"{PROG}: interrupted by {interrupted.signal_name}: the counts above are partial", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED if interrupted.signal_name == "SIGINT" else 128 + signal.SIGTERM
     return EXIT_OK if result.ok else EXIT_VIOLATION
 
 

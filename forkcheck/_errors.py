@@ -9,6 +9,7 @@ __all__ = [
     "NondeterminismError",
     "PropertyViolation",
     "InternalError",
+    "Interrupted",
 ]
 
 
@@ -52,3 +53,17 @@ class PropertyViolation(ForkcheckError, AssertionError):
     def __init__(self, message: str, violations: list | None = None) -> None:
         super().__init__(message)
         self.violations = list(violations or [])
+
+
+class Interrupted(KeyboardInterrupt):
+    """A check was stopped by Ctrl-C or SIGTERM; ``result`` holds what it had found.
+
+    It is a ``KeyboardInterrupt``, not a :class:`ForkcheckError`, so that
+    ``except Exception`` does not swallow the user's Ctrl-C.  Every snapshot
+    process has already ended when it is raised.
+    """
+
+    def __init__(self, result, signal_name: str = "SIGINT") -> None:
+        super().__init__(f"check interrupted by {signal_name}: {result.summary()}")
+        self.result = result
+        self.signal_name = signal_name

@@ -12,6 +12,7 @@ import asyncio
 import math
 import os
 import resource
+import signal
 import threading
 import time
 from collections import OrderedDict
@@ -23,7 +24,7 @@ import networkx as nx
 import trio
 
 from . import _protocol as P
-from ._errors import ModelError, NondeterminismError, UsageError
+from ._errors import Interrupted, ModelError, NondeterminismError, UsageError
 from ._model import Model, as_model
 from ._results import CheckResult, MemoryStats, Stats, Violation
 from ._snapshots import Snapshot, SnapshotTree, raise_model_error
@@ -132,6 +133,7 @@ class Search:
         self.reserved = 0
         self.unvisited = 0  # children forked and not yet visited
         self.deepest = 0
+        self.interrupted = ""  # "SIGINT" or "SIGTERM" when the user stopped the check
         self.resident: OrderedDict[int, Node] = OrderedDict()  # frontier nodes holding a live snapshot
         self.factories: OrderedDict[int, Snapshot] = OrderedDict()  # expanded nodes kept to rebuild from
         self.evict_newest = False  # BFS sets it: the newest frontier nodes are expanded last
@@ -296,9 +298,9 @@ class Search:
         """Take one transition (random walks); the child is returned even if already seen."""
         child = await self.tree.step(node.snap, index)
         new = self._visit(node, index, child)
-        sid = self.seen[child.report.fingerprint]
+        sid = self.seen.get(child.report.fingerprint)
         self._check_budget()
-        if child.report.violations or (child.report.blocked and self.opts.deadlock):
+        if sid is None or child.report.violations or (child.report.blocked and self.opts.deadlock):
             if new is None:
                 self._drop(child)
             return None
@@ -340,7 +342,6 @@ class Search:
 
     def _visit(self, parent: Node, index: int, child: Snapshot) -> Node | None:
         """Record the transition; a Node if it reached a new state, else None."""
-        self.transitions += 1
         rep = child.report
         info = parent.snap.report.transitions[index]
         if rep.model_error is not None:
@@ -351,6 +352,10 @@ class Search:
                 raise ModelError(f"{exc} (reached by {Trace(trace).token})") from None
         sid = self.seen.get(rep.fingerprint)
         new = sid is None
+        if new and self.opts.max_states is not None and len(self.seen) >= self.opts.max_states:
+            self.stopped, self.complete = True, False  # the budget is spent: this state stays unknown
+            return None
+        self.transitions += 1
         if new:
             sid = self._add_state(rep)
             self.parent[sid] = (parent.sid, Step(index, info.actor, info.label, info.where, rep.fingerprint.hex()))
@@ -367,8 +372,6 @@ class Search:
         if not new:
             return None
         self._record_violations(sid, child)
-        if self.opts.max_states is not None and len(self.seen) >= self.opts.max_states:
-            self.stopped, self.complete = True, False
         return Node(sid, parent.depth + 1, child)
 
     def _record_violations(self, sid: int, snap: Snapshot) -> None:
@@ -540,7 +543,21 @@ def check(model: Any, **kw: Any) -> CheckResult:
     search = Search(tree, model, opts)
     start = time.perf_counter()
 
+    async def watch_sigterm(scope: trio.CancelScope) -> None:
+        with trio.open_signal_receiver(signal.SIGTERM) as signals:
+            async for _ in signals:
+                search.interrupted = "SIGTERM"
+                scope.cancel()
+                return
+
     async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            if threading.current_thread() is threading.main_thread():
+                nursery.start_soon(watch_sigterm, nursery.cancel_scope)
+            await explore()
+            nursery.cancel_scope.cancel()
+
+    async def explore() -> None:
         root = await tree.start()
         node = search.add_root(root)
         if search.stopped or not search._expandable(node):
@@ -557,6 +574,8 @@ def check(model: Any, **kw: Any) -> CheckResult:
 
     try:
         run_sync(main)
+    except KeyboardInterrupt:
+        search.interrupted = "SIGINT"
     finally:
         tree.close()
     stats = Stats(
@@ -566,8 +585,11 @@ def check(model: Any, **kw: Any) -> CheckResult:
         seconds=time.perf_counter() - start,
         memory=MemoryStats(peak_snapshots=tree.peak),
     )
-    return CheckResult(search.violations, stats, search.graph, complete=search.complete, model=repr(model),
-                       discoveries=search.discoveries)
+    result = CheckResult(search.violations, stats, search.graph, complete=search.complete and not search.interrupted,
+                         model=repr(model), discoveries=search.discoveries)
+    if search.interrupted:
+        raise Interrupted(result, search.interrupted)
+    return result
 
 
 def replay(model: Any, token: str | Trace) -> Replay:

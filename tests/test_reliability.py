@@ -1,0 +1,218 @@
+"""Reliability: bounded snapshots, rebuilding evicted states, budgets, interruption, hostile actors."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections import deque
+
+import pytest
+
+import forkcheck as fc
+from conftest import wait_for_no_snapshots
+from two_phase import two_phase
+
+
+def edges(r):
+    return sorted((u, v, tuple(d["labels"])) for u, v, d in r.graph.edges(data=True))
+
+
+@pytest.mark.parametrize("strategy, jobs", [("bfs", 1), ("dfs", 1), ("bfs", 2)])
+def test_a_snapshot_bound_below_the_frontier_gives_identical_results(strategy, jobs):
+    free = two_phase(n=2).check(strategy=strategy, jobs=jobs)
+    bounded = two_phase(n=2).check(strategy=strategy, jobs=jobs, max_snapshots=8)
+    assert edges(bounded) == edges(free)
+    assert free.stats.memory.peak_snapshots > 8
+    assert bounded.stats.memory.peak_snapshots <= 8
+
+
+def test_replay_mode_rebuilds_every_state_from_the_root():
+    free = two_phase(n=2).check(strategy="bfs")
+    replayed = two_phase(n=2).check(strategy="bfs", snapshot="replay")
+    assert edges(replayed) == edges(free)
+    assert replayed.stats.memory.peak_snapshots < free.stats.memory.peak_snapshots
+
+
+def test_max_states_and_time_limit_stop_cleanly_and_say_so():
+    r = two_phase(n=3).check(strategy="bfs", max_states=50)
+    assert not r.complete and r.stats.states == 50
+    assert r.summary().startswith("Stopped early.")
+    r = two_phase(n=3).check(strategy="bfs", time_limit=0.5)
+    assert not r.complete and 0 < r.stats.states < 288
+    assert two_phase(n=2).check().complete
+
+
+def test_an_actor_starting_a_thread_is_told_why_that_cannot_work():
+    @fc.model
+    def m():
+        async def a():
+            import threading
+            import time
+            threading.Thread(target=time.sleep, args=(5,), daemon=True).start()
+            await fc.checkpoint()
+
+        fc.spawn(a)
+
+    with pytest.raises(fc.UsageError, match="started a thread"):
+        m.check()
+
+
+def test_an_actor_calling_fork_is_told_why_that_cannot_work():
+    @fc.model
+    def m():
+        async def a():
+            await fc.checkpoint()
+            os.fork()
+
+        fc.spawn(a)
+
+    with pytest.raises(fc.UsageError, match="called os.fork"):
+        m.check()
+
+
+def test_memory_limit_turns_a_runaway_allocation_into_a_violation():
+    @fc.model
+    def m():
+        async def hog():
+            await fc.checkpoint()
+            blocks = [bytearray(64 << 20) for _ in range(64)]  # 4 GiB
+            del blocks
+
+        fc.spawn(hog)
+
+    (v,) = m.check(memory_limit=1 << 30).violations
+    assert v.kind in ("exception", "crash")
+    assert "MemoryError" in v.message or v.kind == "crash"
+
+
+def test_recursion_error_is_an_exception_with_its_cause():
+    @fc.model
+    def m():
+        def down(n):
+            return down(n + 1)
+
+        async def a():
+            await fc.checkpoint()
+            down(0)
+
+        fc.spawn(a)
+
+    (v,) = m.check().violations
+    assert v.kind == "exception" and "RecursionError" in v.message
+
+
+def test_fork_failures_end_with_a_clear_error():
+    @fc.model
+    def m():
+        import resource
+
+        # No descriptor left for the socket pair of a new snapshot: every fork request fails.
+        used = len(os.listdir("/proc/self/fd")) - 1  # the listing itself had one open
+        resource.setrlimit(resource.RLIMIT_NOFILE, (used, used))
+
+        async def a():
+            await fc.checkpoint()
+
+        fc.spawn(a)
+
+    with pytest.raises(fc.ForkcheckError, match="cannot create snapshot processes"):
+        m.check(transition_timeout=5)
+
+
+INTERRUPTED = textwrap.dedent("""
+    import forkcheck as fc
+    import sys
+
+    @fc.model
+    def endless():
+        state = {"n": 0}
+        async def counter():
+            while True:
+                state["n"] += 1
+                await fc.checkpoint()
+        fc.spawn(counter)
+
+    def progress(p):
+        if p["states"] > 30:
+            print("exploring", flush=True)
+    try:
+        endless.check(progress=progress)
+    except fc.Interrupted as exc:
+        print("partial", exc.signal_name, exc.result.stats.states, exc.result.complete, flush=True)
+        raise
+""")
+
+
+@pytest.mark.parametrize("sig, name", [(signal.SIGINT, "SIGINT"), (signal.SIGTERM, "SIGTERM")])
+def test_interruption_returns_the_partial_result_and_leaves_nothing(tmp_path, sig, name):
+    script = tmp_path / "endless.py"
+    script.write_text(INTERRUPTED)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "exploring"
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=30)
+    partial = [line for line in out.splitlines() if line.startswith("partial")]
+    assert partial, err
+    _, signame, states, complete = partial[0].split()
+    assert signame == name and int(states) > 30 and complete == "False"
+    assert proc.returncode != 0
+    assert not wait_for_no_snapshots(owner=proc.pid)
+
+
+def test_the_cli_prints_the_partial_result_on_sigterm(tmp_path):
+    script = tmp_path / "endless.py"
+    script.write_text(INTERRUPTED.split("def progress")[0])
+    proc = subprocess.Popen([sys.executable, "-m", "forkcheck", "check", f"{script}:endless"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    import time
+    time.sleep(3)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    assert out.strip().splitlines()[-1].startswith("Stopped early. states=")
+    assert "interrupted by SIGTERM" in err
+    assert not wait_for_no_snapshots(owner=proc.pid)
+
+
+def chains_bfs(width, length):
+    """The chains model explored directly: (states, transitions, depth)."""
+    init = ("start",)
+    depth = {init: 0}
+    queue = deque([init])
+    transitions = 0
+    while queue:
+        st = queue.popleft()
+        succ = [(k, 0) for k in range(width)] if st == init else ([(st[0], st[1] + 1)] if st[1] < length else [])
+        for nxt in succ:
+            transitions += 1
+            if nxt not in depth:
+                depth[nxt] = depth[st] + 1
+                queue.append(nxt)
+    return len(depth), transitions, max(depth.values())
+
+
+@fc.model
+def chains(width=100, length=10):
+    async def walker():
+        await fc.choose(range(width))
+        for _ in range(length):
+            await fc.checkpoint()
+
+    fc.spawn(walker)
+
+
+def test_bfs_beyond_the_bound_small():
+    r = chains(width=60, length=6).check(strategy="bfs", max_snapshots=20, jobs=2)
+    assert (r.stats.states, r.stats.transitions, r.stats.max_depth) == chains_bfs(60, 6)
+    assert r.stats.memory.peak_snapshots <= 20
+
+
+@pytest.mark.slow
+def test_stress_bfs_of_100k_states_with_a_frontier_far_beyond_the_bound():
+    width, length, bound = 2000, 50, 500
+    expected = chains_bfs(width, length)
+    assert expected[0] > 100_000
+    r = chains(width=width, length=length).check(strategy="bfs", max_snapshots=bound, jobs=2)
+    assert (r.stats.states, r.stats.transitions, r.stats.max_depth) == expected
+    assert r.stats.memory.peak_snapshots <= bound
