@@ -23,11 +23,13 @@ True
 from ._errors import (
     ForkcheckError,
     InternalError,
+    Interrupted,
     ModelError,
     NondeterminismError,
     PropertyViolation,
     UsageError,
 )
+from ._liveness import always_eventually, eventually, leads_to, sometimes
 from ._model import Model, ModelFactory, model
 from ._primitives import Event, Lock, Mailbox, Network, Semaphore
 from ._results import CheckResult, MemoryStats, Stats, Violation
@@ -43,13 +45,25 @@ def replay(model, token):  # noqa: D103 - documented in _explorer.replay
     return _replay(model, token)
 
 
+def __getattr__(name: str):
+    # The notebook layer needs trio and networkx; snapshot processes import forkcheck too,
+    # and must stay small (fewer pages to map at every fork), so it loads on first use.
+    if name in ("Explorer", "Node"):
+        from . import _notebook
+
+        return getattr(_notebook, name)
+    raise AttributeError(f"module 'forkcheck' has no attribute {name!r}")
+
+
 replay.__doc__ = """Re-execute a trace token in a fresh process; see ``forkcheck._explorer.replay``."""
 
 __all__ = [
     "CheckResult",
     "Event",
+    "Explorer",
     "ForkcheckError",
     "InternalError",
+    "Interrupted",
     "Lock",
     "Mailbox",
     "MemoryStats",
@@ -57,6 +71,7 @@ __all__ = [
     "ModelError",
     "ModelFactory",
     "Network",
+    "Node",
     "NondeterminismError",
     "PropertyViolation",
     "Replay",
@@ -67,11 +82,15 @@ __all__ = [
     "Trace",
     "UsageError",
     "Violation",
+    "always_eventually",
     "checkpoint",
     "choose",
+    "eventually",
     "invariant",
+    "leads_to",
     "model",
     "replay",
+    "sometimes",
     "spawn",
     "when",
 ]

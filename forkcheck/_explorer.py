@@ -26,7 +26,8 @@ import trio
 from . import _protocol as P
 from ._errors import Interrupted, ModelError, NondeterminismError, UsageError
 from ._model import Model, as_model
-from ._results import CheckResult, MemoryStats, Stats, Violation
+from ._pages import PageFingerprinter
+from ._results import CheckResult, Stats, Violation
 from ._snapshots import Snapshot, SnapshotTree, raise_model_error
 from ._strategies import STRATEGIES
 from ._trace import Replay, ReplayStep, Step, Trace
@@ -66,8 +67,8 @@ class Options:
         o = cls(**kw)
         if o.strategy not in STRATEGIES:
             raise UsageError(f"strategy={o.strategy!r} is not a strategy; use one of: {', '.join(STRATEGIES)}")
-        if o.fingerprint != "state":
-            raise UsageError(f"fingerprint={o.fingerprint!r} is not available; use fingerprint='state'")
+        if o.fingerprint not in ("state", "pages"):
+            raise UsageError(f"fingerprint={o.fingerprint!r} is not a fingerprint; use 'state' or 'pages'")
         for name in ("max_depth", "max_states", "determinism_checks"):
             v = getattr(o, name)
             if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
@@ -119,7 +120,9 @@ class Search:
         self.seed = opts.seed
         self.walks = opts.walks
         self.max_depth = opts.max_depth
-        self.seen: dict[bytes, int] = {}
+        self.seen: dict[bytes, int] = {}  # state key -> state number
+        # Pages mode identifies states by their memory pages (docs/pages.md); reports keep the state fingerprint.
+        self.pages = PageFingerprinter() if opts.fingerprint == "pages" else None
         self.graph = nx.DiGraph()
         self.parent: dict[int, tuple[int, Step]] = {}
         self.transitions = 0
@@ -167,6 +170,8 @@ class Search:
             twin = None
             try:
                 child = await self.tree.step(nodes[k].snap, i)
+                if self.pages is not None:
+                    await self.pages.fingerprint(child, nodes[k].snap)  # while its parent is alive
                 if need == 2 and child.report.pid != 0:
                     # Take the same transition again from the same snapshot: it must reach the same state.
                     twin = await self.tree.step(nodes[k].snap, i)
@@ -284,6 +289,8 @@ class Search:
         path.reverse()
         async with self._slots(1):
             snap = await self.tree.step(base, tuple(path))
+            if self.pages is not None:
+                await self.pages.fingerprint(snap, base)  # its children reuse its page hashes
         self.rebuilds += 1
         self.rebuild_steps += len(path)
         if snap.report.fingerprint != bytes.fromhex(self.graph.nodes[node.sid]["fingerprint"]):
@@ -297,8 +304,10 @@ class Search:
     async def step_one(self, node: Node, index: int) -> Node | None:
         """Take one transition (random walks); the child is returned even if already seen."""
         child = await self.tree.step(node.snap, index)
+        if self.pages is not None:
+            await self.pages.fingerprint(child, node.snap)
         new = self._visit(node, index, child)
-        sid = self.seen.get(child.report.fingerprint)
+        sid = self.seen.get(self._key(child))
         self._check_budget()
         if sid is None or child.report.violations or (child.report.blocked and self.opts.deadlock):
             if new is None:
@@ -321,15 +330,19 @@ class Search:
             return False
         return self.max_depth is None or node.depth < self.max_depth
 
+    def _key(self, snap: Snapshot) -> bytes:
+        """What identifies the state of ``snap``: its page fingerprint in pages mode, else its state fingerprint."""
+        return snap.report.fingerprint if self.pages is None else self.pages.key(snap)
+
     def add_root(self, snap: Snapshot) -> Node:
-        sid = self._add_state(snap.report)
+        sid = self._add_state(snap.report, self._key(snap))
         node = Node(sid, 0, snap)
         self._record_violations(sid, snap)
         return node
 
-    def _add_state(self, report: P.Report) -> int:
+    def _add_state(self, report: P.Report, key: bytes) -> int:
         sid = len(self.seen)
-        self.seen[report.fingerprint] = sid
+        self.seen[key] = sid
         self.graph.add_node(
             sid,
             fingerprint=report.fingerprint.hex(),
@@ -350,14 +363,15 @@ class Search:
                 raise_model_error(rep, self.model)
             except ModelError as exc:
                 raise ModelError(f"{exc} (reached by {Trace(trace).token})") from None
-        sid = self.seen.get(rep.fingerprint)
+        key = self._key(child)
+        sid = self.seen.get(key)
         new = sid is None
         if new and self.opts.max_states is not None and len(self.seen) >= self.opts.max_states:
             self.stopped, self.complete = True, False  # the budget is spent: this state stays unknown
             return None
         self.transitions += 1
         if new:
-            sid = self._add_state(rep)
+            sid = self._add_state(rep, key)
             self.parent[sid] = (parent.sid, Step(index, info.actor, info.label, info.where, rep.fingerprint.hex()))
             self.deepest = max(self.deepest, parent.depth + 1)
         self._progress()
@@ -436,6 +450,25 @@ class Search:
         if not self.graph:
             return 0
         return max(nx.single_source_shortest_path_length(self.graph, 0).values())
+
+
+async def run_search(search: Search, root: Snapshot) -> None:
+    """Explore from ``root`` with the search's strategy, then describe violations and check liveness."""
+    if search.pages is not None:
+        await search.pages.calibrate(search.tree, root)  # noise masks, before any fingerprint
+        await search.pages.fingerprint(root, None)
+    node = search.add_root(root)
+    if search.stopped or not search._expandable(node):
+        if root not in search._held():
+            search.tree.release(root)
+    else:
+        await STRATEGIES[search.opts.strategy](search, node)
+    await search.describe_violations()
+    search._progress(force=True)
+    if root.report.properties:
+        from ._liveness import analyze
+
+        analyze(search, root.report.properties)
 
 
 def _first_difference(a: P.Description | None, b: P.Description | None) -> str:
@@ -558,19 +591,7 @@ def check(model: Any, **kw: Any) -> CheckResult:
             nursery.cancel_scope.cancel()
 
     async def explore() -> None:
-        root = await tree.start()
-        node = search.add_root(root)
-        if search.stopped or not search._expandable(node):
-            if root not in search._held():
-                tree.release(root)
-        else:
-            await STRATEGIES[opts.strategy](search, node)
-        await search.describe_violations()
-        search._progress(force=True)
-        if root.report.properties:
-            from ._liveness import analyze
-
-            analyze(search, root.report.properties)
+        await run_search(search, await tree.start())
 
     try:
         run_sync(main)
@@ -583,7 +604,7 @@ def check(model: Any, **kw: Any) -> CheckResult:
         transitions=search.transitions,
         max_depth=search.max_shortest_depth(),
         seconds=time.perf_counter() - start,
-        memory=MemoryStats(peak_snapshots=tree.peak),
+        memory=tree.memory.stats(tree.peak),
     )
     result = CheckResult(search.violations, stats, search.graph, complete=search.complete and not search.interrupted,
                          model=repr(model), discoveries=search.discoveries)

@@ -63,11 +63,16 @@ class Model:
             Report states where no actor can move (and not all have returned).
         seed : int
             Seed of the random strategy.
-        fingerprint : {"state"}
-            How revisited states are recognised.
+        fingerprint : {"state", "pages"}
+            How revisited states are recognised: "state" hashes the program's
+            objects (sound and precise); "pages" hashes its memory pages through
+            /proc (sound, experimental: it rarely merges states, see docs/pages.md).
         **options
             ``stop_on_violation`` (default True), ``walks``, ``max_states``,
-            ``transition_timeout`` (seconds, default 30).
+            ``time_limit``, ``transition_timeout`` (seconds, default 30),
+            ``determinism_checks`` (default 20), ``fairness`` ("weak", "strong",
+            "none"), ``max_snapshots``, ``snapshot`` ("fork" or "replay"),
+            ``memory_limit`` (bytes), ``progress`` (a callable).  See docs/guide.md.
 
         Returns
         -------
@@ -83,12 +88,13 @@ class Model:
         ...         tmp = state["n"]
         ...         await fc.checkpoint()
         ...         state["n"] = tmp + 1
+        ...         assert state["n"] == 2 or len(done) == 0, "an update was lost"
+        ...         done.append(1)
+        ...     done = []
         ...     fc.spawn(inc); fc.spawn(inc)
-        ...     fc.invariant(lambda: not all_done() or state["n"] == 2, name="no lost update")
-        ...     all_done = lambda: False
         >>> r = race.check(strategy="bfs")
-        >>> r.stats.states
-        9
+        >>> r.violations[0].kind, len(r.violations[0].trace)
+        ('assertion', 2)
         """
         from ._explorer import check
 

@@ -43,6 +43,11 @@ class Violation:
     def __str__(self) -> str:
         return self.format()
 
+    def _repr_html_(self) -> str:
+        from ._notebook import violation_html
+
+        return violation_html(self)
+
 
 @dataclass
 class MemoryStats:
@@ -116,6 +121,11 @@ class CheckResult:
         for v in self.violations:
             parts += ["", v.format()]
         return "\n".join(parts)
+
+    def _repr_html_(self) -> str:
+        from ._notebook import result_html
+
+        return result_html(self)
 
     def assert_ok(self) -> None:
         """Raise :class:`forkcheck.PropertyViolation` showing the first counterexample, if any."""

@@ -23,6 +23,7 @@ import trio
 from . import _pickle
 from . import _protocol as P
 from ._errors import ForkcheckError, InternalError, ModelError, UsageError
+from ._memory import MemoryTracker
 from ._model import Model
 
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -70,6 +71,7 @@ class SnapshotTree:
         self.on_fork_failure = None  # called when a snapshot could not fork: free some
         self.memory_limit: int | None = None
         self.peak = 0
+        self.memory = MemoryTracker()  # private and logical bytes of the live snapshots at their peak
         self._errfile = None
 
     # -- lifecycle ------------------------------------------------------------
@@ -194,6 +196,7 @@ class SnapshotTree:
                                  f"actor {info.actor} did not reach its next await within {self.transition_timeout:g}s "
                                  f"after '{info.label}' (an endless loop? raise transition_timeout if it is just slow)")
         child.report = report
+        self.memory.observe(self.live)  # samples only when the live count reaches a new peak (10 % steps)
         return child
 
     def _fault(self, parent: Snapshot, path: tuple[int, ...], info: P.TransitionInfo, kind: str, message: str) -> P.Report:
