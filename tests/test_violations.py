@@ -203,3 +203,40 @@ def test_one_counterexample_per_property_and_the_rest_explored():
     r = m.check(strategy="bfs", stop_on_violation=False)
     assert [v.name for v in r.violations] == ["small"]
     assert len(r.violations[0].trace) == 2
+
+
+@pytest.mark.parametrize("fault", ["segfault", "sigkill"])
+def test_a_transition_that_dies_of_a_signal_is_a_crash(fault):
+    @fc.model
+    def m():
+        async def a():
+            await fc.checkpoint()
+            if fault == "segfault":
+                import ctypes
+                ctypes.string_at(0)  # reads address 0: SIGSEGV
+            else:
+                import os
+                import signal
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        fc.spawn(a)
+
+    (v,) = m.check().violations
+    assert (v.kind, v.name) == ("crash", "a")
+    assert len(v.trace) == 1
+
+
+def test_random_outside_choose_is_nondeterminism():
+    @fc.model
+    def m():
+        async def a():
+            import random
+            await fc.checkpoint()
+            roll = random.random()
+            await fc.checkpoint()
+            del roll
+
+        fc.spawn(a)
+
+    (v,) = m.check().violations
+    assert v.kind == "nondeterminism" and "local 'roll'" in v.message
