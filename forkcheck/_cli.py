@@ -210,6 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="List the models a file (or module) defines, with their signatures.")
     p.add_argument("target", metavar="FILE", help="path/to/file.py or package.module")
     _add_common_options(p)
+
+    p = sub.add_parser("bench", allow_abbrev=False, add_help=False, prefix_chars="\0",
+                       help="measure forkcheck (forkcheck bench --help; docs/benchmarks.md)")
+    p.add_argument("bench_args", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -984,6 +988,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "check": cmd_check, "replay": cmd_replay, "graph": cmd_graph, "list": cmd_list,
+    "bench": lambda args: __import__("forkcheck._bench", fromlist=["main"]).main(args.bench_args),
 }
 
 

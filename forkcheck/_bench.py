@@ -1,0 +1,483 @@
+"""``forkcheck bench``: measured figures for docs/benchmarks.md.
+
+Four comparisons, each printed as a table and written to ``bench.json`` (and
+PNG plots when matplotlib is installed, the ``bench`` extra):
+
+1. ``snapshots``: one model, a read-only heap of 1/64/512 MiB of small bytes
+   objects and paths 10/50 deep, explored by forkcheck with fork snapshots,
+   with ``snapshot="replay"``, and by a small copy-based explorer (the way
+   pure-Python checkers keep states) that copies the whole state per state
+   with ``copy.deepcopy`` or with ``pickle``;
+2. ``floor``: the raw fork + pipe + exit + wait round trip of a process
+   holding the same heap, in Python and in C;
+3. ``scaling``: ``jobs`` = 1 .. cpu_count on two_phase(n=3);
+4. ``spin``: the same models in Promela (benchmarks/spin/), state counts and
+   times next to forkcheck's.
+
+Timings on a shared machine are noisy: every table carries the floor measured
+in the same run and the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import pickle
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import forkcheck as fc
+
+ROOT = Path(__file__).resolve().parent.parent
+OBJ_PAYLOAD = 31  # bytes objects of 31 bytes: sys.getsizeof == 64, one 64-byte pymalloc block each
+OBJ_SIZE = 64
+
+
+def heap_objects(mib: int) -> int:
+    """How many small objects make a heap of ``mib`` MiB (64 bytes each, plus an 8-byte list slot)."""
+    return mib * 2 ** 20 // (OBJ_SIZE + 8)
+
+
+def build_heap(mib: int) -> list[bytes]:
+    """A read-only heap of many small, distinct bytes objects."""
+    pad = b"h" * (OBJ_PAYLOAD - 8)
+    return [i.to_bytes(8, "little") + pad for i in range(heap_objects(mib))]
+
+
+class Heap:
+    """Holds the big heap.  Its fingerprint is a constant: the heap never changes,
+    and without ``__fc_state__`` the state fingerprint would walk every object of it
+    in every state (it is reachable from the model's globals)."""
+
+    def __init__(self, mib: int) -> None:
+        self.mib = mib
+        self.objects = build_heap(mib)
+
+    def __fc_state__(self) -> Any:
+        return ("heap", self.mib)
+
+
+HEAP: Heap | None = None  # a global, so the heap is part of every state
+
+
+@fc.model
+def lattice(mib=1, depth=10):
+    """One actor takes ``depth`` binary choices and remembers the last one: 2*depth+1 states,
+    4*depth-2 transitions, paths ``depth`` deep; every state holds the heap."""
+    global HEAP
+    HEAP = Heap(mib)
+    state = {"step": 0, "bit": 0}
+
+    def apply(x):
+        state["step"] += 1
+        state["bit"] = x
+
+    async def walker():
+        while state["step"] < depth:
+            apply(await fc.choose((0, 1)))
+
+    fc.spawn(walker, name="walker")
+    return state
+
+
+def lattice_counts(depth: int) -> tuple[int, int]:
+    return 2 * depth + 1, 4 * depth - 2
+
+
+# --------------------------------------------------------------------------- copy-based baseline
+
+def _rss(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def copy_explore(mib: int, depth: int, method: str, budget: float) -> dict:
+    """The same lattice, explored the way pure-Python checkers do: the state is plain data
+    (a dict holding the counter and the heap), every successor is a full copy of its parent
+    (``copy.deepcopy``, or ``pickle`` for storage and unpickle to expand), DFS with a seen set.
+    The seen set keys on (step, bit) only, as forkcheck's fingerprint skips the heap.
+    Stops after ``budget`` seconds (``complete`` False)."""
+    t0 = time.perf_counter()
+    root = {"step": 0, "bit": 0, "heap": build_heap(mib)}
+    setup = time.perf_counter() - t0
+    rss0 = _rss("VmRSS")
+    start = time.perf_counter()
+    seen = {(0, 0)}
+    # deepcopy: the stack holds states, each successor is a deepcopy of its parent;
+    # pickle: the stack holds pickled states, each successor is an unpickled copy.
+    stack = [(0, root if method == "deepcopy" else pickle.dumps(root, protocol=pickle.HIGHEST_PROTOCOL))]
+    del root
+    transitions = 0
+    complete = True
+    while stack:
+        if time.perf_counter() - start > budget:
+            complete = False
+            break
+        step, parent = stack.pop()
+        if step >= depth:  # a leaf: nothing to expand
+            continue
+        for x in (0, 1):
+            child = copy.deepcopy(parent) if method == "deepcopy" else pickle.loads(parent)
+            child["step"] += 1
+            child["bit"] = x
+            transitions += 1
+            key = (child["step"], child["bit"])
+            if key not in seen:
+                seen.add(key)
+                stack.append((key[0], child if method == "deepcopy" else pickle.dumps(child, protocol=pickle.HIGHEST_PROTOCOL)))
+            del child
+        del parent
+    seconds = time.perf_counter() - start
+    return {"states": len(seen), "transitions": transitions, "seconds": seconds, "setup_seconds": setup,
+            "complete": complete, "peak_growth_bytes": max(0, _rss("VmHWM") - rss0),
+            "stack_left": len(stack)}
+
+
+# --------------------------------------------------------------------------- floors
+
+def py_fork_floor(mib: int, samples: int) -> float:
+    """Median seconds of fork + one byte through a pipe + exit + wait, with the heap allocated."""
+    heap = build_heap(mib)  # noqa: F841 - held while forking
+    times = []
+    for _ in range(samples):
+        r, w = os.pipe()
+        t = time.perf_counter()
+        pid = os.fork()
+        if pid == 0:
+            os.write(w, b"x")
+            os._exit(0)
+        os.read(r, 1)
+        os.waitpid(pid, 0)
+        times.append(time.perf_counter() - t)
+        os.close(r)
+        os.close(w)
+    return statistics.median(times)
+
+
+C_FLOOR = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/wait.h>
+static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
+static int cmp(const void *a, const void *b) { double x = *(double *)a, y = *(double *)b; return (x > y) - (x < y); }
+int main(int argc, char **argv) {
+    long n = atol(argv[1]), size = atol(argv[2]); int samples = atoi(argv[3]);
+    char **objs = malloc(n * sizeof *objs);
+    for (long i = 0; i < n; i++) { objs[i] = malloc(size); memset(objs[i], (int)i, size); }
+    double *t = malloc(samples * sizeof *t);
+    for (int s = 0; s < samples; s++) {
+        int p[2]; char c; if (pipe(p)) return 1;
+        double t0 = now();
+        pid_t pid = fork();
+        if (pid == 0) { if (write(p[1], "x", 1) != 1) _exit(1); _exit(0); }
+        if (read(p[0], &c, 1) != 1) return 1;
+        waitpid(pid, NULL, 0);
+        t[s] = now() - t0;
+        close(p[0]); close(p[1]);
+    }
+    qsort(t, samples, sizeof *t, cmp);
+    printf("%.9f\n", t[samples / 2]);
+    return 0;
+}
+"""
+
+
+def c_fork_floor(mib: int, samples: int, workdir: str) -> float | None:
+    """The same round trip in C, with the same number of small mallocs; None without gcc."""
+    exe = os.path.join(workdir, "floor")
+    if not os.path.exists(exe):
+        if shutil.which("gcc") is None:
+            return None
+        src = os.path.join(workdir, "floor.c")
+        Path(src).write_text(C_FLOOR)
+        subprocess.run(["gcc", "-O2", "-o", exe, src], check=True, capture_output=True)
+    out = subprocess.run([exe, str(heap_objects(mib)), str(OBJ_SIZE - 16), str(samples)], check=True,
+                         capture_output=True, text=True).stdout
+    return float(out)
+
+
+def _worker(argv: list[str]) -> int:
+    """Runs in a fresh interpreter, so that RSS figures and forks see only the heap under test."""
+    kind = argv[0]
+    if kind == "copy":
+        out = copy_explore(int(argv[1]), int(argv[2]), argv[3], float(argv[4]))
+    else:
+        out = {"floor_seconds": py_fork_floor(int(argv[1]), int(argv[2]))}
+    print(json.dumps(out))
+    return 0
+
+
+def _run_worker(*args: Any) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "forkcheck._bench", "--worker", *map(str, args)],
+                          capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------- forkcheck runs
+
+def fc_run(model: fc.Model, **kw: Any) -> dict:
+    r = model.check(determinism_checks=0, **kw)
+    s, m = r.stats, r.stats.memory
+    return {"states": s.states, "transitions": s.transitions, "max_depth": s.max_depth, "seconds": s.seconds,
+            "ok": r.ok, "peak_snapshots": m.peak_snapshots, "private_bytes": m.private_bytes,
+            "logical_bytes": m.logical_bytes, "sharing": m.sharing, "private_per_snapshot": m.private_per_snapshot}
+
+
+def fc_setup_seconds(mib: int) -> float:
+    """Start + setup + close of a check that takes no transition: subtracted to get transitions/s."""
+    return lattice(mib=mib, depth=10).check(max_depth=0, determinism_checks=0).stats.seconds
+
+
+def machine() -> dict:
+    return {"cores": os.cpu_count(), "kernel": platform.release(), "arch": platform.machine(),
+            "python": platform.python_version(), "loadavg_start": list(os.getloadavg()),
+            "cpu": _cpu_model(), "mem_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30, 1)}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _mib(b: int | None) -> str:
+    return "-" if b is None else f"{b / 2 ** 20:.1f}"
+
+
+# --------------------------------------------------------------------------- the comparisons
+
+def bench_snapshots(cfg: dict, workdir: str, say) -> tuple[list[dict], list[dict]]:
+    floors, rows = [], []
+    say("\n## 1-2. Snapshot strategies and the fork floor (lattice model; trans/s excludes setup)")
+    for mib in cfg["sizes"]:
+        pyf = _run_worker("floor", mib, cfg["floor_samples"])["floor_seconds"]
+        cf = c_fork_floor(mib, cfg["floor_samples"], workdir)
+        setup = fc_setup_seconds(mib)
+        floors.append({"heap_mib": mib, "python_floor_seconds": pyf, "c_floor_seconds": cf, "fc_setup_seconds": setup,
+                       "loadavg": os.getloadavg()[0]})
+        say(f"heap {mib} MiB ({heap_objects(mib):,} objects): floor Python {pyf * 1e3:.2f} ms, "
+            f"C {'-' if cf is None else f'{cf * 1e3:.2f}'} ms; forkcheck start+setup {setup:.2f} s; load {os.getloadavg()[0]:.1f}")
+        for depth in cfg["depths"]:
+            for mode in ("fork", "replay", "deepcopy", "pickle"):
+                if mode in ("fork", "replay"):
+                    r = fc_run(lattice(mib=mib, depth=depth), snapshot=mode, strategy="dfs")
+                    r["complete"] = r["states"] == lattice_counts(depth)[0]
+                    run = r["seconds"] - setup
+                    r["memory_bytes"], r["memory_kind"] = r["private_bytes"], "private (logical %s MiB)" % _mib(r["logical_bytes"])
+                else:
+                    r = _run_worker("copy", mib, depth, mode, cfg["copy_budget"])
+                    run = r["seconds"]
+                    r["memory_bytes"], r["memory_kind"] = r["peak_growth_bytes"], "RSS growth"
+                per = run / max(r["transitions"], 1)
+                r.update(heap_mib=mib, depth=depth, mode=mode, run_seconds=run, trans_per_s=r["transitions"] / max(run, 1e-9),
+                         x_py_floor=per / pyf, loadavg=os.getloadavg()[0])
+                rows.append(r)
+                say(f"  {mib:>4} MiB  depth {depth:>3}  {mode:<9}{r['states']:>7}{r['transitions']:>8}"
+                    f"{'' if r['complete'] else '*':1}{run:>9.2f}{r['trans_per_s']:>10.1f}{r['x_py_floor']:>9.1f}"
+                    f"{_mib(r['memory_bytes']):>10}  {r['memory_kind']}")
+    return floors, rows
+
+
+def bench_scaling(cfg: dict, say) -> list[dict]:
+    sys.path.insert(0, str(ROOT / "examples"))
+    from two_phase import two_phase
+
+    say("\n## 3. Parallel scaling: two_phase(n=3), BFS")
+    floor = _run_worker("floor", 0, cfg["floor_samples"])["floor_seconds"]
+    say(f"floor (Python fork round trip, no heap) {floor * 1e3:.2f} ms")
+    say(f"{'jobs':>5}{'states':>8}{'trans':>7}{'seconds':>9}{'trans/s':>9}{'speedup':>9}{'load':>6}")
+    rows = []
+    for jobs in range(1, (os.cpu_count() or 1) + 1):
+        r = fc_run(two_phase(n=3), strategy="bfs", jobs=jobs)
+        r.update(jobs=jobs, trans_per_s=r["transitions"] / r["seconds"], floor_seconds=floor, loadavg=os.getloadavg()[0])
+        r["speedup"] = r["trans_per_s"] / rows[0]["trans_per_s"] if rows else 1.0
+        rows.append(r)
+        say(f"{jobs:>5}{r['states']:>8}{r['transitions']:>7}{r['seconds']:>9.2f}{r['trans_per_s']:>9.1f}{r['speedup']:>9.2f}{r['loadavg']:>6.1f}")
+    return rows
+
+
+def _time(cmd: list[str], cwd: str) -> tuple[float, str]:
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=True)
+    return time.perf_counter() - t, proc.stdout
+
+
+def bench_spin(cfg: dict, workdir: str, say) -> dict:
+    say("\n## 4. SPIN (spin -a -o3; gcc -O2 -DNOREDUCE; ./pan) against forkcheck (BFS, jobs=1)")
+    spin = shutil.which("spin")
+    if spin is None or shutil.which("gcc") is None:
+        reason = "spin is not installed (apt-get install spin)" if spin is None else "gcc is not installed"
+        say(f"skipped: {reason}")
+        return {"skipped": reason}
+    sys.path.insert(0, str(ROOT / "examples"))
+    from dining_philosophers import philosophers
+    from two_phase import two_phase
+
+    models = [("two_phase", two_phase(n=3)), ("philosophers", philosophers(n=3, ordered=True))]
+    out: dict[str, Any] = {"version": subprocess.run([spin, "-V"], capture_output=True, text=True).stdout.strip(), "models": []}
+    say(f"{out['version']}")
+    say(f"{'model':<14}{'fc states':>10}{'spin states':>12}{'fc trans':>9}{'spin trans':>11}{'fc s':>8}"
+        f"{'pan s':>9}{'spin+gcc s':>11}{'fc/pan':>9}{'fc/total':>9}")
+    for name, model in models:
+        d = os.path.join(workdir, "spin-" + name)
+        os.makedirs(d, exist_ok=True)
+        shutil.copy(ROOT / "benchmarks" / "spin" / f"{name}.pml", d)
+        t_spin, _ = _time([spin, "-a", "-o3", f"{name}.pml"], d)
+        t_gcc, _ = _time(["gcc", "-O2", "-w", "-DNOREDUCE", "-o", "pan", "pan.c"], d)
+        pans = []
+        for _ in range(cfg["pan_runs"]):
+            t, text = _time(["./pan", "-m100000"], d)
+            pans.append(t)
+        states = int(next(line.split()[0] for line in text.splitlines() if "states, stored" in line))
+        trans = int(next(line.split()[0] for line in text.splitlines() if "transitions (= stored+matched)" in line))
+        r = fc_run(model, strategy="bfs")
+        pan = statistics.median(pans)
+        row = {"model": name, "fc_states": r["states"], "spin_states": states, "fc_transitions": r["transitions"],
+               "spin_transitions": trans, "fc_seconds": r["seconds"], "pan_seconds": pan, "spin_seconds": t_spin,
+               "gcc_seconds": t_gcc, "ratio_pan": r["seconds"] / pan, "ratio_total": r["seconds"] / (pan + t_spin + t_gcc),
+               "same_states": r["states"] == states}
+        out["models"].append(row)
+        say(f"{name:<14}{r['states']:>10}{states:>12}{r['transitions']:>9}{trans:>11}{r['seconds']:>8.2f}"
+            f"{pan:>9.4f}{t_spin + t_gcc:>11.2f}{row['ratio_pan']:>9.0f}{row['ratio_total']:>9.1f}")
+    return out
+
+
+def plots(data: dict, out: Path) -> list[str]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    written = []
+    rows = data["snapshots"]
+    if rows:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        for mode in ("fork", "replay", "deepcopy", "pickle"):
+            for depth in sorted({r["depth"] for r in rows}):
+                pts = [r for r in rows if r["mode"] == mode and r["depth"] == depth]
+                xs = [r["heap_mib"] for r in pts]
+                axes[0].plot(xs, [r["trans_per_s"] for r in pts], marker="o", label=f"{mode}, depth {depth}")
+                axes[1].plot(xs, [max(r["memory_bytes"] or 0, 1) / 2 ** 20 for r in pts], marker="o", label=f"{mode}, depth {depth}")
+        for ax, title in zip(axes, ("transitions/s", "peak memory, MiB (fc: private; copy: RSS growth)")):
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+            ax.set_xlabel("heap, MiB")
+            ax.set_title(title)
+            ax.grid(True, alpha=0.3)
+        axes[0].legend(fontsize=7)
+        fig.suptitle(f"snapshot strategies (load avg {data['machine']['loadavg_start'][0]:.1f}, {data['machine']['cores']} cores)")
+        fig.tight_layout()
+        fig.savefig(out / "bench_snapshots.png", dpi=100)
+        plt.close(fig)
+        written.append("bench_snapshots.png")
+    if data["floors"]:
+        fig, ax = plt.subplots(figsize=(5.5, 4))
+        fl = data["floors"]
+        ax.plot([f["heap_mib"] for f in fl], [f["python_floor_seconds"] * 1e3 for f in fl], marker="o", label="Python os.fork")
+        if all(f["c_floor_seconds"] is not None for f in fl):
+            ax.plot([f["heap_mib"] for f in fl], [f["c_floor_seconds"] * 1e3 for f in fl], marker="o", label="C fork")
+        for depth in sorted({r["depth"] for r in rows}):
+            pts = [r for r in rows if r["mode"] == "fork" and r["depth"] == depth]
+            ax.plot([r["heap_mib"] for r in pts], [1e3 / r["trans_per_s"] for r in pts], marker="s", label=f"forkcheck ms/transition, depth {depth}")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("heap, MiB")
+        ax.set_ylabel("ms")
+        ax.set_title("fork round trip floor vs forkcheck")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / "bench_floor.png", dpi=100)
+        plt.close(fig)
+        written.append("bench_floor.png")
+    if data["scaling"]:
+        fig, ax = plt.subplots(figsize=(5, 4))
+        sc = data["scaling"]
+        ax.bar([str(r["jobs"]) for r in sc], [r["trans_per_s"] for r in sc])
+        ax.set_xlabel("jobs")
+        ax.set_ylabel("transitions/s")
+        ax.set_title("two_phase(n=3), BFS")
+        fig.tight_layout()
+        fig.savefig(out / "bench_scaling.png", dpi=100)
+        plt.close(fig)
+        written.append("bench_scaling.png")
+    return written
+
+
+MODES = {
+    "smoke": {"sizes": [1], "depths": [10], "copy_budget": 2.0, "floor_samples": 20, "pan_runs": 3, "scaling": False},
+    "quick": {"sizes": [1, 64], "depths": [10], "copy_budget": 3.0, "floor_samples": 50, "pan_runs": 5, "scaling": True},
+    "full": {"sizes": [1, 64, 512], "depths": [10, 50], "copy_budget": 15.0, "floor_samples": 100, "pan_runs": 10, "scaling": True},
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``forkcheck bench [--quick|--smoke] [--no-spin] [--out DIR]``; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--worker"]:
+        return _worker(argv[1:])
+    p = argparse.ArgumentParser(prog="forkcheck bench", description="Measure forkcheck against its floor, copy-based "
+                                "snapshots and SPIN; print tables, write bench.json and PNG plots (docs/benchmarks.md).")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--quick", action="store_true", help="1 and 64 MiB, depth 10 (about 2 minutes)")
+    g.add_argument("--smoke", action="store_true", help="the smallest run, for tests (under a minute)")
+    p.add_argument("--no-spin", action="store_true", help="skip the SPIN comparison")
+    p.add_argument("--out", default="bench-out", help="directory for bench.json and the PNGs (default: bench-out)")
+    try:
+        args = p.parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 2
+    mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+    cfg = MODES[mode]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    t0 = time.perf_counter()
+    data: dict[str, Any] = {"mode": mode, "config": cfg, "machine": machine()}
+    m = data["machine"]
+    say(f"# forkcheck bench ({mode})")
+    say(f"machine: {m['cpu']}, {m['cores']} cores, {m['mem_gib']} GiB, Linux {m['kernel']}, Python {m['python']}")
+    la = m["loadavg_start"]
+    say(f"os.getloadavg() = ({la[0]:.2f}, {la[1]:.2f}, {la[2]:.2f})" + ("  -- shared machine: timings are noisy" if la[0] > 2 else ""))
+    with tempfile.TemporaryDirectory(prefix="forkcheck-bench-") as workdir:
+        say(f"columns: heap, depth, mode, states, transitions (* = stopped at the {cfg['copy_budget']:.0f} s budget), "
+            "run s, trans/s, x Python floor (per transition), memory MiB, what the memory is")
+        data["floors"], data["snapshots"] = bench_snapshots(cfg, workdir, say)
+        data["scaling"] = bench_scaling(cfg, say) if cfg["scaling"] else []
+        data["spin"] = {"skipped": "--no-spin"} if args.no_spin else bench_spin(cfg, workdir, say)
+    data["machine"]["loadavg_end"] = list(os.getloadavg())
+    data["seconds"] = time.perf_counter() - t0
+    data["plots"] = plots(data, out)
+    (out / "bench.json").write_text(json.dumps(data, indent=1))
+    la = data["machine"]["loadavg_end"]
+    say(f"\nos.getloadavg() at the end = ({la[0]:.2f}, {la[1]:.2f}, {la[2]:.2f}); total {data['seconds']:.0f} s")
+    say(f"wrote {out / 'bench.json'}" + (f" and {', '.join(data['plots'])}" if data["plots"] else " (no plots: pip install matplotlib)"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""`forkcheck bench --smoke` through the real command: tables, bench.json, plots, no process left behind."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import wait_for_no_snapshots
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_bench_smoke(tmp_path):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    out = tmp_path / "bench"
+    proc = subprocess.Popen([sys.executable, "-m", "forkcheck", "bench", "--smoke", "--no-spin", "--out", str(out)],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    assert not wait_for_no_snapshots(owner=proc.pid)
+    assert "os.getloadavg()" in stdout and "floor Python" in stdout
+
+    data = json.loads((out / "bench.json").read_text())
+    assert {"mode", "config", "machine", "floors", "snapshots", "scaling", "spin", "seconds", "plots"} <= set(data)
+    assert data["mode"] == "smoke" and data["spin"] == {"skipped": "--no-spin"}
+    assert {"cores", "kernel", "python", "loadavg_start", "loadavg_end"} <= set(data["machine"])
+    floor = data["floors"][0]
+    assert floor["heap_mib"] == 1 and floor["python_floor_seconds"] > 0
+    assert floor["c_floor_seconds"] is None or floor["c_floor_seconds"] > 0
+    rows = {r["mode"]: r for r in data["snapshots"]}
+    assert set(rows) == {"fork", "replay", "deepcopy", "pickle"}
+    for mode, r in rows.items():
+        assert {"states", "transitions", "trans_per_s", "memory_bytes", "x_py_floor", "heap_mib", "depth"} <= set(r)
+        assert r["trans_per_s"] > 0
+    # Every strategy explores the same graph: 2*depth+1 states, 4*depth-2 transitions (the copy baselines may
+    # stop at their time budget on a very slow machine, so only forkcheck's counts are exact).
+    for mode in ("fork", "replay"):
+        assert (rows[mode]["states"], rows[mode]["transitions"]) == (21, 38)
+        assert rows[mode]["private_bytes"] is None or rows[mode]["private_bytes"] > 0
+    for mode in ("deepcopy", "pickle"):
+        assert rows[mode]["states"] <= 21 and (rows[mode]["states"] == 21) == rows[mode]["complete"]
+
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert data["plots"] and all((out / name).stat().st_size > 1000 for name in data["plots"])
+
+
+def test_bench_help():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT)
+    proc = subprocess.run([sys.executable, "-m", "forkcheck", "bench", "--help"], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0 and "--quick" in proc.stdout and "--no-spin" in proc.stdout
