@@ -99,14 +99,15 @@ class Options:
 
 
 class Node:
-    """A state being explored: its number, depth and live snapshot."""
+    """A state being explored: its number, depth, report and live snapshot (None once evicted)."""
 
-    __slots__ = ("sid", "depth", "snap")
+    __slots__ = ("sid", "depth", "snap", "report")
 
     def __init__(self, sid: int, depth: int, snap: Snapshot) -> None:
         self.sid = sid
         self.depth = depth
         self.snap = snap
+        self.report = snap.report
 
 
 class Search:
@@ -159,22 +160,35 @@ class Search:
         """
         for node in nodes:
             self.resident.pop(node.sid, None)
-        for node in nodes:
-            await self._materialize(node)
+        # An evicted node with few transitions is not rebuilt: each child is forked straight
+        # from the nearest live ancestor, replaying the path plus the child's transition.
+        direct: dict[int, tuple[Snapshot, tuple[int, ...]]] = {}
+        pinned: list[tuple[int, Snapshot]] = []
+        for k, node in enumerate(nodes):
+            if node.snap is None and len(node.report.transitions) <= 2 and self.pages is None:
+                direct[k] = self._ancestor(node.sid, pinned)
+            else:
+                await self._materialize(node)
         results: dict[tuple[int, int], tuple[Snapshot, Snapshot | None]] = {}
-        ready = {(k, i): trio.Event() for k, n in enumerate(nodes) for i in range(len(n.snap.report.transitions))}
+        ready = {(k, i): trio.Event() for k, n in enumerate(nodes) for i in range(len(n.report.transitions))}
+
+        async def take(k: int, i: int) -> Snapshot:
+            if k in direct:
+                base, path = direct[k]
+                return await self.tree.step(base, path + (i,))
+            return await self.tree.step(nodes[k].snap, i)
 
         gate = trio.Semaphore(self.jobs)
 
         async def fork(k: int, i: int, need: int) -> None:
             twin = None
             try:
-                child = await self.tree.step(nodes[k].snap, i)
+                child = await take(k, i)
                 if self.pages is not None:
                     await self.pages.fingerprint(child, nodes[k].snap)  # while its parent is alive
                 if need == 2 and child.report.pid != 0:
                     # Take the same transition again from the same snapshot: it must reach the same state.
-                    twin = await self.tree.step(nodes[k].snap, i)
+                    twin = await take(k, i)
                     if twin.report.fingerprint == child.report.fingerprint or twin.report.pid == 0:
                         self.tree.release(twin)
                         twin = None
@@ -202,7 +216,7 @@ class Search:
             # becomes evictable at once: live snapshots stay within max_snapshots.
             for k, node in enumerate(nodes):
                 keep = []
-                for i in range(len(node.snap.report.transitions)):
+                for i in range(len(node.report.transitions)):
                     await ready[k, i].wait()
                     child, twin = results.pop((k, i))
                     self.unvisited -= 1
@@ -220,6 +234,7 @@ class Search:
                         self._drop(child)
                 self._retire(node)
                 out.append(keep)
+        self._unpin(pinned)
         self._check_budget()
         return out
 
@@ -270,27 +285,42 @@ class Search:
         else:
             self.tree.release(node.snap)
 
+    def _ancestor(self, sid: int, pinned: list) -> tuple[Snapshot, tuple[int, ...]]:
+        """The nearest live ancestor of state ``sid`` and the path from it.
+
+        A factory used as the ancestor is pinned (taken out of the LRU) so that
+        making room for the fork cannot evict it; :meth:`_unpin` puts it back.
+        """
+        path: list[int] = []
+        while True:
+            if sid == 0:
+                return self.tree.root, tuple(reversed(path))
+            if self.opts.snapshot == "fork" and sid in self.factories:
+                snap = self.factories.pop(sid)
+                pinned.append((sid, snap))
+                return snap, tuple(reversed(path))
+            sid, step = self.parent[sid]
+            path.append(step.index)
+
+    def _unpin(self, pinned: list) -> None:
+        for sid, snap in pinned:
+            self.factories[sid] = snap
+        pinned.clear()
+        self._make_room(0)
+
     async def _materialize(self, node: Node) -> None:
         """Rebuild an evicted state: one fork of its nearest live ancestor replays the path."""
         if node.snap is not None:
             return
-        path: list[int] = []
-        sid = node.sid
-        base = None
-        while base is None:
-            if sid == 0:
-                base = self.tree.root
-            elif self.opts.snapshot == "fork" and sid in self.factories:
-                base = self.factories[sid]
-                self.factories.move_to_end(sid)
-            else:
-                sid, step = self.parent[sid]
-                path.append(step.index)
-        path.reverse()
-        async with self._slots(1):
-            snap = await self.tree.step(base, tuple(path))
-            if self.pages is not None:
-                await self.pages.fingerprint(snap, base)  # its children reuse its page hashes
+        pinned: list[tuple[int, Snapshot]] = []
+        base, path = self._ancestor(node.sid, pinned)
+        try:
+            async with self._slots(1):
+                snap = await self.tree.step(base, path)
+                if self.pages is not None:
+                    await self.pages.fingerprint(snap, base)  # its children reuse its page hashes
+        finally:
+            self._unpin(pinned)
         self.rebuilds += 1
         self.rebuild_steps += len(path)
         if snap.report.fingerprint != bytes.fromhex(self.graph.nodes[node.sid]["fingerprint"]):
@@ -325,7 +355,7 @@ class Search:
             self.tree.release(snap)
 
     def _expandable(self, node: Node) -> bool:
-        rep = node.snap.report
+        rep = node.report
         if not rep.transitions or rep.violations or (rep.blocked and self.opts.deadlock):
             return False
         return self.max_depth is None or node.depth < self.max_depth
@@ -356,7 +386,7 @@ class Search:
     def _visit(self, parent: Node, index: int, child: Snapshot) -> Node | None:
         """Record the transition; a Node if it reached a new state, else None."""
         rep = child.report
-        info = parent.snap.report.transitions[index]
+        info = parent.report.transitions[index]
         if rep.model_error is not None:
             trace = self.trace_to(parent.sid).steps + [Step(index, info.actor, info.label, info.where, "")]
             try:
@@ -418,7 +448,7 @@ class Search:
                 "live_snapshots": len(self.tree.live), "seconds": now - self._started})
 
     async def _nondeterminism(self, parent: Node, index: int, child: Snapshot, twin: Snapshot) -> None:
-        info = parent.snap.report.transitions[index]
+        info = parent.report.transitions[index]
         a, b = await self.tree.describe(child), await self.tree.describe(twin)
         self.tree.release(twin)
         cause = _first_difference(a, b)

@@ -43,7 +43,7 @@ async def random_walks(search, root) -> None:
     for _ in range(search.walks):
         node = root
         while not search.stopped and node.depth < limit:
-            n = len(node.snap.report.transitions)
+            n = len(node.report.transitions)
             if n == 0:
                 break
             child = await search.step_one(node, rng.randrange(n))
