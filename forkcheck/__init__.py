@@ -29,7 +29,7 @@ from ._errors import (
     PropertyViolation,
     UsageError,
 )
-from ._liveness import always_eventually, eventually, leads_to, sometimes
+from ._liveness import LivenessNotChecked, always_eventually, eventually, leads_to, sometimes
 from ._model import Model, ModelFactory, model
 from ._primitives import Event, Lock, Mailbox, Network, Semaphore
 from ._results import CheckResult, MemoryStats, Stats, Violation
@@ -64,6 +64,7 @@ __all__ = [
     "ForkcheckError",
     "InternalError",
     "Interrupted",
+    "LivenessNotChecked",
     "Lock",
     "Mailbox",
     "MemoryStats",

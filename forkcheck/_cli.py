@@ -895,6 +895,10 @@ def _explore(args: argparse.Namespace, outputs: dict[str, str | None]) -> int:
     for v in result.violations:
         print(format_violation(v, model, args.target, args.arg, human), file=human)
         print(file=human)
+    for name, witness in result.discoveries.items():
+        found = "no reachable state satisfies it" if witness is None else \
+            f"witness in {len(witness)} step{'s' if len(witness) != 1 else ''}: forkcheck replay {shlex.quote(args.target)} {witness.token}"
+        print(f"sometimes {name!r}: {found}", file=human)
     print(result.summary(), file=human, flush=True)
     if interrupted is not None:
         print(f"{PROG}: interrupted by {interrupted.signal_name}: the counts above are partial", file=sys.stderr, flush=True)

@@ -101,11 +101,11 @@ def _default_name(fn: Any) -> str:
         try:
             pos = [p for p in code.co_positions() if None not in p and p[2:] != (0, 0)]  # (0, 0): RESUME
             (l0, c0), (l1, c1) = min((p[0], p[2]) for p in pos), max((p[1], p[3]) for p in pos)
-            lines = [linecache.getline(code.co_filename, n) for n in range(l0, l1 + 1)]
+            lines = [linecache.getline(code.co_filename, n).encode() for n in range(l0, l1 + 1)]  # columns count bytes
             if all(lines):
                 lines[-1] = lines[-1][:c1]
                 lines[0] = lines[0][c0:]
-                body = " ".join(part.strip() for part in lines)
+                body = " ".join(part.decode(errors="replace").strip() for part in lines)
                 if body:
                     return f"lambda: {body}"[:80]
         except (ValueError, IndexError):  # pragma: no cover - odd code objects: fall back to the plain name

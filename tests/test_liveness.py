@@ -450,9 +450,12 @@ def test_liveness_is_not_judged_when_the_search_stopped_at_a_safety_violation():
     assert sorted(v.kind for v in r.violations) == ["assertion", "liveness"] and r.complete
 
 
-def test_liveness_is_not_judged_on_a_depth_bounded_graph():
+def test_liveness_is_not_judged_on_a_bounded_graph():
     with pytest.warns(LivenessNotChecked, match="max_depth=1 left"):
         r = ping_pong.check(max_depth=1)
+    assert r.ok and not r.complete
+    with pytest.warns(LivenessNotChecked, match=r"did not finish \(max_states or time_limit ran out\)"):
+        r = ping_pong.check(max_states=2)
     assert r.ok and not r.complete
     with pytest.warns(LivenessNotChecked, match="no witness was found for 'four gallons'"):
         r = jugs.check(max_depth=2)
