@@ -12,31 +12,18 @@ from __future__ import annotations
 
 import os
 import platform
-import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
 
 from two_phase import two_phase  # noqa: E402
 
+from forkcheck._bench import py_fork_floor  # noqa: E402
+
 
 def fork_round_trip(samples: int = 500) -> float:
-    """Median seconds of fork + one byte through a pipe + exit + wait."""
-    times = []
-    for _ in range(samples):
-        r, w = os.pipe()
-        t = time.perf_counter()
-        pid = os.fork()
-        if pid == 0:
-            os.write(w, b"x")
-            os._exit(0)
-        os.read(r, 1)
-        os.waitpid(pid, 0)
-        times.append(time.perf_counter() - t)
-        os.close(r)
-        os.close(w)
-    return statistics.median(times)
+    """Median seconds of fork + one byte through a pipe + exit + wait (forkcheck bench's floor)."""
+    return py_fork_floor(0, samples)
 
 
 def main() -> None:
