@@ -151,7 +151,8 @@ class Search:
     # -- the strategy interface ------------------------------------------------
 
     def release(self, node: Node) -> None:
-        self.tree.release(node.snap)
+        if node.snap is not None:
+            self.tree.release(node.snap)
 
     async def expand(self, nodes: list[Node]) -> list[list[Node]]:
         """Fork every transition of ``nodes``; visit the children in order.
