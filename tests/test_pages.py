@@ -39,6 +39,9 @@ from forkcheck._pages import (
 )
 from forkcheck._snapshots import SnapshotTree
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from pages import explore_pages  # noqa: E402 - the benchmark's driver: one search, measured and tested
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -100,49 +103,14 @@ class Explored:
 
 
 async def explore(model, max_depth, **options) -> Explored:
-    """Breadth-first search to ``max_depth`` that identifies states by page fingerprint.
+    """The benchmark's breadth-first search by page fingerprint (benchmarks/pages.py), as tested data.
 
-    A snapshot is expanded as in ``check()``: when it is new (by page
-    fingerprint), has transitions and no violation, and is above the depth
-    bound.  Every snapshot's state fingerprint is kept next to its page
-    fingerprint, to catch a merge of two different states.
+    A snapshot is expanded as in ``check()``; every snapshot's state fingerprint
+    is kept next to its page fingerprint, to catch a merge of two different states.
     """
-    tree = SnapshotTree(as_model(model))
-    pages = PageFingerprinter(**options)
-    try:
-        root = await tree.start()
-        await pages.calibrate(tree, root)
-        owner = {await pages.fingerprint(root, None): root.report.fingerprint}
-        states = {root.report.fingerprint}
-        clashes = transitions = 0
-        frontier = [(root, 0)]
-        while frontier:
-            deeper = []
-            for snap, depth in frontier:
-                for i in range(len(snap.report.transitions)):
-                    child = await tree.step(snap, i)
-                    key = await pages.fingerprint(child, snap)  # while its parent is alive
-                    transitions += 1
-                    rep = child.report
-                    states.add(rep.fingerprint)
-                    if key in owner:
-                        clashes += owner[key] != rep.fingerprint
-                        tree.release(child)
-                        pages.forget(child)
-                        continue
-                    owner[key] = rep.fingerprint
-                    if rep.transitions and not rep.violations and depth + 1 < max_depth:
-                        deeper.append((child, depth + 1))
-                    else:
-                        tree.release(child)
-                        pages.forget(child)
-                if snap is not root:
-                    tree.release(snap)
-                    pages.forget(snap)
-            frontier = deeper
-        return Explored(len(states), len(owner), transitions, clashes, bool(pages.use_frames), pages.stats)
-    finally:
-        tree.close()
+    found = await explore_pages(model, max_depth, **options)
+    return Explored(found["states"], found["page_states"], found["transitions"], found["clashes"],
+                    bool(found["frames"]), found["stats"])
 
 
 def run(model, max_depth, **options) -> Explored:
