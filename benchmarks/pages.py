@@ -46,7 +46,7 @@ from two_phase import two_phase  # noqa: E402
 
 async def explore_pages(model, max_depth: int, **options) -> dict:
     """BFS to ``max_depth`` by page fingerprint, expanding as ``check()`` does."""
-    tree = SnapshotTree(as_model(model))
+    tree = SnapshotTree(as_model(model), huge_pages=False)
     pages = PageFingerprinter(**options)
     memory = MemoryTracker()
     start = time.perf_counter()
@@ -92,7 +92,7 @@ async def explore_pages(model, max_depth: int, **options) -> dict:
 
 async def explore_state(model, max_depth: int) -> dict:
     """The same search by state fingerprint, with the memory tracker (what check() does, plus memory)."""
-    tree = SnapshotTree(as_model(model))
+    tree = SnapshotTree(as_model(model), huge_pages=False)
     memory = MemoryTracker()
     start = time.perf_counter()
     try:
@@ -127,7 +127,7 @@ async def explore_state(model, max_depth: int) -> dict:
 
 async def stale_sample(model, use_frames, levels: int = 2) -> tuple[int, Counter, int]:
     """Children fingerprinted with verification: (children, mismatching pages by mapping, of which exclusive)."""
-    tree = SnapshotTree(as_model(model))
+    tree = SnapshotTree(as_model(model), huge_pages=False)
     pages = PageFingerprinter(0, use_frames=use_frames, verify=True)
     try:
         root = await tree.start()

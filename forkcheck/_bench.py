@@ -145,16 +145,39 @@ def copy_explore(mib: int, depth: int, method: str, budget: float) -> dict:
             "stack_left": len(stack)}
 
 
+@fc.model
+def fan(mib=1, width=63):
+    """One actor makes one choice among ``width`` values: the root has ``width`` children, each
+    one small transition (a dict update) away from it; every state holds the heap."""
+    global HEAP
+    HEAP = Heap(mib)
+    state = {"x": None}
+
+    async def chooser():
+        state["x"] = await fc.choose(range(width))
+
+    fc.spawn(chooser, name="chooser")
+    return state
+
+
 # --------------------------------------------------------------------------- floors
 
-def py_fork_floor(mib: int, samples: int) -> float:
-    """Median seconds of fork + one byte through a pipe + exit + wait, with the heap allocated."""
+def py_fork_floor(mib: int, samples: int, libc: bool = False) -> float:
+    """Median seconds of fork + one byte through a pipe + exit + wait, with the heap allocated.
+
+    ``libc`` forks with libc's ``fork()`` through ctypes, as snapshots do (no after-fork hooks).
+    """
     heap = build_heap(mib)  # noqa: F841 - held while forking
+    fork = os.fork
+    if libc:
+        import ctypes
+
+        fork = ctypes.PyDLL(None).fork
     times = []
     for _ in range(samples):
         r, w = os.pipe()
         t = time.perf_counter()
-        pid = os.fork()
+        pid = fork()
         if pid == 0:
             os.write(w, b"x")
             os._exit(0)
@@ -211,13 +234,151 @@ def c_fork_floor(mib: int, samples: int, workdir: str) -> float | None:
     return float(out)
 
 
+# --------------------------------------------------------------------------- pages written by a child
+
+def _frames(pid: int, regions: list[tuple[int, int]], bufs: list[bytearray]) -> None:
+    """Read the pagemap entries of ``regions`` of ``pid`` into preallocated buffers (no allocation)."""
+    fd = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY)
+    try:
+        for (start, _), buf in zip(regions, bufs):
+            os.preadv(fd, [buf], start // 4096 * 8)
+    finally:
+        os.close(fd)
+
+
+def written_pages_by_phase(mib: int = 1) -> dict | None:
+    """Pages a snapshot of ``lattice(mib)`` writes: right after its fork, after its transition,
+    after its report.  A page counts when its frame differs from the parent's before the fork
+    (frame numbers need CAP_SYS_ADMIN: None without them).  Runs in a fresh interpreter prepared
+    like a root snapshot."""
+    import ctypes  # noqa: F401 - loaded before the fork, as in a snapshot
+    import gc
+    import struct
+
+    from . import _snapshot
+    from ._runtime import World
+
+    _snapshot._prepare_process(root=False)
+    signal_dfl()
+    model = lattice(mib=mib, depth=10 ** 6)
+    world = World()
+    world.setup(model.fn, model.args, model.kwargs)
+    _snapshot.make_report(world)
+    gc.collect()
+    gc.freeze()
+    regions, names = [], []
+    with open("/proc/self/maps") as f:
+        for line in f:
+            fields = line.split()
+            if fields[1].startswith("rw") and (len(fields) < 6 or fields[5] not in ("[vsyscall]", "[vvar]")):
+                a, b = (int(x, 16) for x in fields[0].split("-"))
+                regions.append((a, b))
+                names.append(fields[5] if len(fields) > 5 else "anonymous")
+    before = [bytearray((b - a) // 4096 * 8) for a, b in regions]
+    after = [bytearray(len(x)) for x in before]
+    page = bytearray(4096)
+    pfn = (1 << 55) - 1
+    out = {}
+    for phase in ("fork", "transition", "report"):
+        _frames(os.getpid(), regions, before)
+        r, w = os.pipe()
+        r2, w2 = os.pipe()
+        pid = _snapshot._fork()
+        if pid == 0:
+            if phase != "fork":
+                world.execute(0)
+            if phase == "report":
+                _snapshot.make_report(world)
+            os.write(w, b"x")
+            os.read(r2, 1)
+            os._exit(0)
+        os.read(r, 1)
+        _frames(pid, regions, after)
+        written, visible, same = [], 0, 0
+        for (start, _), old, new in zip(regions, before, after):
+            for k, ((o,), (n,)) in enumerate(zip(struct.iter_unpack("<Q", old), struct.iter_unpack("<Q", new))):
+                if o & pfn:
+                    visible += 1
+                if n >> 63 and (not o >> 63 or (n & pfn) != (o & pfn)):
+                    written.append(start + k * 4096)
+        # A copied page whose contents are those of the parent's page was written back to what it
+        # was: reference counts up and down, mostly.  (The parent only waits in read() meanwhile.)
+        mem = os.open(f"/proc/{pid}/mem", os.O_RDONLY)
+        mine = os.open("/proc/self/mem", os.O_RDONLY)
+        try:
+            for addr in written:
+                try:
+                    child = os.pread(mem, 4096, addr)
+                    os.preadv(mine, [page], addr)
+                except OSError:
+                    continue
+                same += child == page
+        finally:
+            os.close(mem)
+            os.close(mine)
+        os.write(w2, b"x")
+        os.waitpid(pid, 0)
+        for x in (r, w, r2, w2):
+            os.close(x)
+        if not visible:
+            return None
+        out[phase] = len(written)
+        out[phase + "_unchanged"] = same
+    return out
+
+
+def chain_fork_floor(depth: int, samples: int) -> float:
+    """The libc fork round trip of a Python process at the end of a chain of ``depth`` live ancestors
+    (each a fork of the previous one, parked): forkcheck's snapshots at that depth pay the same."""
+    import ctypes
+    import signal
+
+    fork = ctypes.PyDLL(None).fork
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    park_r, park_w = os.pipe()  # ancestors wait on it until every copy of park_w is closed
+    res_r, res_w = os.pipe()
+    level, pid = 0, 0
+    while level < depth:
+        pid = fork()
+        if pid != 0:
+            break
+        level += 1
+    if level == depth:  # the deepest process
+        os.close(park_w)
+        median = py_fork_floor(0, samples, libc=True)
+        if depth == 0:
+            return median
+        os.write(res_w, repr(median).encode())
+        os._exit(0)
+    os.close(park_w)
+    if level > 0:  # an ancestor in the middle: parked until the deepest has finished
+        os.read(park_r, 1)
+        os._exit(0)
+    os.close(res_w)
+    out = os.read(res_r, 64)
+    os.waitpid(pid, 0)
+    for fd in (park_r, res_r):
+        os.close(fd)
+    return float(out)
+
+
+def signal_dfl() -> None:
+    import signal
+
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # this worker waits for its forks
+
+
 def _worker(argv: list[str]) -> int:
     """Runs in a fresh interpreter, so that RSS figures and forks see only the heap under test."""
     kind = argv[0]
     if kind == "copy":
         out = copy_explore(int(argv[1]), int(argv[2]), argv[3], float(argv[4]))
+    elif kind == "phases":
+        out = {"phases": written_pages_by_phase()}
+    elif kind == "chain-floor":
+        out = {"floor_seconds": chain_fork_floor(int(argv[1]), int(argv[2]))}
     else:
-        out = {"floor_seconds": py_fork_floor(int(argv[1]), int(argv[2]))}
+        out = {"floor_seconds": py_fork_floor(int(argv[1]), int(argv[2]), libc=kind == "libc-floor")}
     print(json.dumps(out))
     return 0
 
@@ -234,13 +395,9 @@ def fc_run(model: fc.Model, **kw: Any) -> dict:
     r = model.check(determinism_checks=0, **kw)
     s, m = r.stats, r.stats.memory
     return {"states": s.states, "transitions": s.transitions, "max_depth": s.max_depth, "seconds": s.seconds,
+            "setup_seconds": s.setup_seconds,
             "ok": r.ok, "peak_snapshots": m.peak_snapshots, "private_bytes": m.private_bytes,
             "logical_bytes": m.logical_bytes, "sharing": m.sharing, "private_per_snapshot": m.private_per_snapshot}
-
-
-def fc_setup_seconds(mib: int) -> float:
-    """Start + setup + close of a check that takes no transition: subtracted to get transitions/s."""
-    return lattice(mib=mib, depth=10).check(max_depth=0, determinism_checks=0).stats.seconds
 
 
 def machine() -> dict:
@@ -271,17 +428,16 @@ def bench_snapshots(cfg: dict, workdir: str, say) -> tuple[list[dict], list[dict
     for mib in cfg["sizes"]:
         pyf = _run_worker("floor", mib, cfg["floor_samples"])["floor_seconds"]
         cf = c_fork_floor(mib, cfg["floor_samples"], workdir)
-        setup = fc_setup_seconds(mib)
-        floors.append({"heap_mib": mib, "python_floor_seconds": pyf, "c_floor_seconds": cf, "fc_setup_seconds": setup,
-                       "loadavg": os.getloadavg()[0]})
+        floor = {"heap_mib": mib, "python_floor_seconds": pyf, "c_floor_seconds": cf, "loadavg": os.getloadavg()[0]}
+        floors.append(floor)
         say(f"heap {mib} MiB ({heap_objects(mib):,} objects): floor Python {pyf * 1e3:.2f} ms, "
-            f"C {'-' if cf is None else f'{cf * 1e3:.2f}'} ms; forkcheck start+setup {setup:.2f} s; load {os.getloadavg()[0]:.1f}")
+            f"C {'-' if cf is None else f'{cf * 1e3:.2f}'} ms; load {os.getloadavg()[0]:.1f}")
         for depth in cfg["depths"]:
             for mode in ("fork", "replay", "deepcopy", "pickle"):
                 if mode in ("fork", "replay"):
                     r = fc_run(lattice(mib=mib, depth=depth), snapshot=mode, strategy="dfs")
                     r["complete"] = r["states"] == lattice_counts(depth)[0]
-                    run = r["seconds"] - setup
+                    run = r["seconds"] - r["setup_seconds"]
                     r["memory_bytes"], r["memory_kind"] = r["private_bytes"], "private (logical %s MiB)" % _mib(r["logical_bytes"])
                 else:
                     r = _run_worker("copy", mib, depth, mode, cfg["copy_budget"])
@@ -291,6 +447,7 @@ def bench_snapshots(cfg: dict, workdir: str, say) -> tuple[list[dict], list[dict
                 r.update(heap_mib=mib, depth=depth, mode=mode, run_seconds=run, trans_per_s=r["transitions"] / max(run, 1e-9),
                          x_py_floor=per / pyf, loadavg=os.getloadavg()[0])
                 rows.append(r)
+                floor.setdefault("fc_setup_seconds", r.get("setup_seconds"))
                 say(f"  {mib:>4} MiB  depth {depth:>3}  {mode:<9}{r['states']:>7}{r['transitions']:>8}"
                     f"{'' if r['complete'] else '*':1}{run:>9.2f}{r['trans_per_s']:>10.1f}{r['x_py_floor']:>9.1f}"
                     f"{_mib(r['memory_bytes']):>10}  {r['memory_kind']}")
@@ -313,6 +470,92 @@ def bench_scaling(cfg: dict, say) -> list[dict]:
         rows.append(r)
         say(f"{jobs:>5}{r['states']:>8}{r['transitions']:>7}{r['seconds']:>9.2f}{r['trans_per_s']:>9.1f}{r['speedup']:>9.2f}{r['loadavg']:>6.1f}")
     return rows
+
+
+async def _fan_memory(mib: int, width: int, huge_pages: bool) -> dict:
+    """Private and logical memory of the root of ``fan`` and its ``width`` children, all live."""
+    from ._memory import sample
+    from ._model import as_model
+    from ._snapshots import SnapshotTree
+
+    tree = SnapshotTree(as_model(fan(mib=mib, width=width)), huge_pages=huge_pages)
+    try:
+        root = await tree.start()
+        kids = [await tree.step(root, i) for i in range(width)]
+        m = sample([root.pid] + [k.pid for k in kids], limit=None)
+    finally:
+        tree.close()
+    return {"heap_mib": mib, "huge_pages": huge_pages, "snapshots": m.processes,
+            "private_bytes": m.private_bytes,
+            "logical_bytes": m.logical_bytes, "sharing": m.sharing, "private_per_snapshot": m.private_bytes // m.processes}
+
+
+def bench_cow(cfg: dict, say) -> dict:
+    """The targets of cheap snapshots, each next to a floor measured in this run."""
+    import trio
+
+    sys.path.insert(0, str(ROOT / "examples"))
+    from two_phase import two_phase
+
+    out: dict[str, Any] = {}
+    say("\n## 5. Cheap snapshots: targets and floors")
+    os_floor = _run_worker("floor", 0, cfg["floor_samples"])["floor_seconds"]
+    libc_floor = _run_worker("libc-floor", 0, cfg["floor_samples"])["floor_seconds"]
+    out["floors"] = {"os_fork_seconds": os_floor, "libc_fork_seconds": libc_floor}
+    say(f"floors: Python os.fork() round trip {os_floor * 1e3:.2f} ms; libc fork() through ctypes (as snapshots fork) "
+        f"{libc_floor * 1e3:.2f} ms; load {os.getloadavg()[0]:.1f}")
+    chain = {d: _run_worker("chain-floor", d, cfg["floor_samples"])["floor_seconds"] for d in (0, 10, 50)}
+    out["floors"]["chain_libc_fork_seconds"] = chain
+    say("  libc fork round trip at the end of a chain of live forks (each level lengthens the anon_vma chains "
+        "fork copies): " + ", ".join(f"depth {d} {t * 1e3:.2f} ms" for d, t in chain.items()))
+
+    lo, hi = cfg["cow_sizes"][0], cfg["cow_sizes"][-1]
+    say(f"a. time per transition with a big heap (lattice, depth 10, DFS): {hi} MiB against {lo} MiB "
+        "(target: 512 MiB within 1.5 x of 16 MiB)")
+    rows = []
+    for huge in (True, False):
+        per = {}
+        for mib in cfg["cow_sizes"]:
+            r = fc_run(lattice(mib=mib, depth=10), strategy="dfs", huge_pages=huge)
+            per[mib] = (r["seconds"] - r["setup_seconds"]) / r["transitions"]
+            rows.append({"huge_pages": huge, "heap_mib": mib, "seconds_per_transition": per[mib], **r})
+        say(f"  huge_pages={huge!s:<5}  " + "  ".join(f"{m} MiB {per[m] * 1e3:6.2f} ms" for m in per)
+            + f"   ratio {per[hi] / per[lo]:.2f}")
+    out["heap"] = rows
+
+    n = cfg["two_phase_n"]
+    say(f"b. time per transition against the fork round trip: two_phase(n={n}), DFS (target: within 2 x of the "
+        "Python fork round trip)")
+    rows = []
+    for jobs in (1, 2):
+        r = fc_run(two_phase(n=n), strategy="dfs", jobs=jobs)
+        per = (r["seconds"] - r["setup_seconds"]) / r["transitions"]
+        rows.append({"jobs": jobs, "seconds_per_transition": per, **r})
+        say(f"  jobs={jobs}  {per * 1e3:5.2f} ms  = {per / os_floor:.2f} x os.fork floor, {per / libc_floor:.2f} x libc floor")
+    out["two_phase"] = rows
+
+    width = cfg["fan_width"]
+    say(f"c-d. memory of the root and its {width} children, each one small transition away (a dict update) "
+        "(targets: at most 128 KiB per snapshot; sharing at least 99.9 % with a 256 MiB heap and 64 snapshots)")
+    rows = []
+    for mib, huge in ((1, True), (1, False), (cfg["fan_heap"], True), (cfg["fan_heap"], False)):
+        m = trio.run(_fan_memory, mib, width, huge)
+        rows.append(m)
+        say(f"  heap {mib:>3} MiB huge_pages={huge!s:<5}: {m['snapshots']} "
+            f"snapshots, private {_mib(m['private_bytes'])} MiB = {m['private_per_snapshot'] / 1024:.0f} KiB each, "
+            f"logical {_mib(m['logical_bytes'])} MiB, sharing {m['sharing']:.2%}")
+    out["fan"] = rows
+    phases = _run_worker("phases")["phases"]
+    out["phases"] = phases
+    if phases is None:
+        say("  pages written per phase: not measured (frame numbers need CAP_SYS_ADMIN)")
+    else:
+        say(f"  pages a child of lattice(1 MiB) copies (its frame changed): {phases['fork']} after fork() alone, "
+            f"{phases['transition']} with its transition, {phases['report']} with its report "
+            f"({phases['report'] * 4} KiB); of which with the parent's contents (written back, e.g. reference "
+            f"counts up and down): {phases['fork_unchanged']}, {phases['transition_unchanged']}, "
+            f"{phases['report_unchanged']}")
+    return out
 
 
 def _time(cmd: list[str], cwd: str) -> tuple[float, str]:
@@ -426,9 +669,12 @@ def plots(data: dict, out: Path) -> list[str]:
 
 
 MODES = {
-    "smoke": {"sizes": [1], "depths": [10], "copy_budget": 2.0, "floor_samples": 20, "pan_runs": 3, "scaling": False},
-    "quick": {"sizes": [1, 64], "depths": [10], "copy_budget": 3.0, "floor_samples": 50, "pan_runs": 5, "scaling": True},
-    "full": {"sizes": [1, 64, 512], "depths": [10, 50], "copy_budget": 15.0, "floor_samples": 100, "pan_runs": 10, "scaling": True},
+    "smoke": {"sizes": [1], "depths": [10], "copy_budget": 2.0, "floor_samples": 20, "pan_runs": 3, "scaling": False,
+              "cow": True, "cow_sizes": [1, 4], "fan_width": 4, "fan_heap": 4, "two_phase_n": 2},
+    "quick": {"sizes": [1, 64], "depths": [10], "copy_budget": 3.0, "floor_samples": 50, "pan_runs": 5, "scaling": True,
+              "cow": True, "cow_sizes": [16, 64], "fan_width": 63, "fan_heap": 64, "two_phase_n": 3},
+    "full": {"sizes": [1, 64, 512], "depths": [10, 50], "copy_budget": 15.0, "floor_samples": 100, "pan_runs": 10,
+             "scaling": True, "cow": True, "cow_sizes": [16, 512], "fan_width": 63, "fan_heap": 256, "two_phase_n": 3},
 }
 
 
@@ -469,6 +715,7 @@ def main(argv: list[str] | None = None) -> int:
         data["floors"], data["snapshots"] = bench_snapshots(cfg, workdir, say)
         data["scaling"] = bench_scaling(cfg, say) if cfg["scaling"] else []
         data["spin"] = {"skipped": "--no-spin"} if args.no_spin else bench_spin(cfg, workdir, say)
+        data["cow"] = bench_cow(cfg, say) if cfg["cow"] else {}
     data["machine"]["loadavg_end"] = list(os.getloadavg())
     data["seconds"] = time.perf_counter() - t0
     data["plots"] = plots(data, out)

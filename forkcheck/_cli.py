@@ -152,6 +152,11 @@ def _add_check_options(p: argparse.ArgumentParser) -> Any:
                    help="stop after N distinct states (the result is then incomplete)")
     g.add_argument("--time-limit", type=_seconds, default=None, metavar="SECONDS",
                    help="stop after this many seconds (the result is then incomplete)")
+    g.add_argument("--snapshot", choices=["fork", "replay"], default=None,
+                   help="how states are kept: fork (a process per state, default) or replay (every state rebuilt "
+                        "from the root: a reference mode)")
+    g.add_argument("--no-huge-pages", action="store_true",
+                   help="keep the model's heap on 4 KiB pages (forks of a big heap are then slower)")
     o = p.add_argument_group("output")
     o.add_argument("--quiet", "-q", action="store_true", help="no progress display on stderr")
     return o
@@ -673,12 +678,14 @@ def json_report(result: CheckResult, model: Model, target: str, arg_items: Seque
             "transitions": s.transitions,
             "max_depth": s.max_depth,
             "seconds": round(s.seconds, 6),
+            "setup_seconds": round(s.setup_seconds, 6),
             "memory": {
                 "peak_snapshots": m.peak_snapshots,
                 "private_bytes": m.private_bytes,
                 "logical_bytes": m.logical_bytes,
                 "sharing": m.sharing,
                 "private_per_snapshot": m.private_per_snapshot,
+                "sampled_snapshots": m.sampled_snapshots,
             },
         },
         "violations": [
@@ -847,9 +854,11 @@ def _check_options(args: argparse.Namespace, progress: Callable[[dict], None] | 
         "deadlock": not args.no_deadlock, "seed": args.seed, "fingerprint": args.fingerprint,
     }
     # Passed only when given, so that check()'s own defaults apply otherwise.
-    for name in ("walks", "max_states", "time_limit", "fairness"):
+    for name in ("walks", "max_states", "time_limit", "fairness", "snapshot"):
         if getattr(args, name) is not None:
             opts[name] = getattr(args, name)
+    if args.no_huge_pages:
+        opts["huge_pages"] = False
     if progress is not None:
         opts["progress"] = progress
     return opts

@@ -35,7 +35,7 @@ from ._trace import Replay, ReplayStep, Step, Trace
 _OPTIONS = {
     "strategy", "max_depth", "jobs", "deadlock", "seed", "fingerprint", "stop_on_violation", "walks",
     "max_states", "transition_timeout", "time_limit", "progress", "determinism_checks", "fairness",
-    "max_snapshots", "snapshot", "memory_limit",
+    "max_snapshots", "snapshot", "memory_limit", "huge_pages",
 }
 
 
@@ -58,6 +58,7 @@ class Options:
     max_snapshots: int | None = None
     snapshot: str = "fork"
     memory_limit: int | None = None
+    huge_pages: bool | None = None  # None: on, except with fingerprint="pages"
 
     @classmethod
     def parse(cls, **kw: Any) -> Options:
@@ -95,6 +96,13 @@ class Options:
             raise UsageError("determinism_checks=None: give a whole number >= 0 (0 turns the check off)")
         if o.transition_timeout is None:
             raise UsageError("transition_timeout=None: give a number of seconds > 0")
+        if o.huge_pages is None:
+            o.huge_pages = o.fingerprint != "pages"
+        elif not isinstance(o.huge_pages, bool):
+            raise UsageError(f"huge_pages={o.huge_pages!r}: give True (the root's heap on huge pages), False, or None")
+        elif o.huge_pages and o.fingerprint == "pages":
+            raise UsageError("huge_pages=True cannot be combined with fingerprint='pages': page fingerprints read "
+                             "4 KiB pages; drop huge_pages (pages mode turns it off) or use fingerprint='state'")
         return o
 
 
@@ -173,11 +181,11 @@ class Search:
         results: dict[tuple[int, int], tuple[Snapshot, Snapshot | None]] = {}
         ready = {(k, i): trio.Event() for k, n in enumerate(nodes) for i in range(len(n.report.transitions))}
 
-        async def take(k: int, i: int) -> Snapshot:
+        async def take(k: int, i: int, reseed: bool = False) -> Snapshot:
             if k in direct:
                 base, path = direct[k]
-                return await self.tree.step(base, path + (i,))
-            return await self.tree.step(nodes[k].snap, i)
+                return await self.tree.step(base, path + (i,), reseed)
+            return await self.tree.step(nodes[k].snap, i, reseed)
 
         gate = trio.Semaphore(self.jobs)
 
@@ -189,7 +197,7 @@ class Search:
                     await self.pages.fingerprint(child, nodes[k].snap)  # while its parent is alive
                 if need == 2 and child.report.pid != 0:
                     # Take the same transition again from the same snapshot: it must reach the same state.
-                    twin = await take(k, i)
+                    twin = await take(k, i, reseed=True)  # a fresh random module: its use shows
                     if twin.report.fingerprint == child.report.fingerprint or twin.report.pid == 0:
                         self.tree.release(twin)
                         twin = None
@@ -602,7 +610,7 @@ def check(model: Any, **kw: Any) -> CheckResult:
     """Explore ``model``; see :meth:`forkcheck.Model.check` for the options."""
     model = as_model(model)
     opts = Options.parse(**kw)
-    tree = SnapshotTree(model, opts.transition_timeout)
+    tree = SnapshotTree(model, opts.transition_timeout, huge_pages=opts.huge_pages)
     tree.memory_limit = opts.memory_limit
     search = Search(tree, model, opts)
     start = time.perf_counter()
@@ -621,8 +629,12 @@ def check(model: Any, **kw: Any) -> CheckResult:
             await explore()
             nursery.cancel_scope.cancel()
 
+    setup = [0.0]
+
     async def explore() -> None:
-        await run_search(search, await tree.start())
+        root = await tree.start()
+        setup[0] = time.perf_counter() - start
+        await run_search(search, root)
 
     try:
         run_sync(main)
@@ -635,6 +647,7 @@ def check(model: Any, **kw: Any) -> CheckResult:
         transitions=search.transitions,
         max_depth=search.max_shortest_depth(),
         seconds=time.perf_counter() - start,
+        setup_seconds=setup[0],
         memory=tree.memory.stats(tree.peak),
     )
     result = CheckResult(search.violations, stats, search.graph, complete=search.complete and not search.interrupted,

@@ -24,12 +24,23 @@ import collections
 import copyreg
 import enum
 import gc
-import hashlib
 import os
 import types
 from typing import Any
 
 _ATOMS = (type(None), bool, int, float, complex, str, bytes)
+_BATCH = 64
+
+try:  # _blake2 directly: hashlib would also load OpenSSL, more mappings in every snapshot to fork
+    from _blake2 import blake2b as _blake2b
+except ImportError:  # pragma: no cover - a Python built without _blake2
+    from hashlib import blake2b as _blake2b
+
+# Tokens of code objects, keyed by id (the code object is kept, so the id stays unique).
+# Filled by the root's first fingerprint: a snapshot then reads one string per code object
+# instead of its file name and qualified name, which live on other pages (docs/design.md,
+# "Cheap snapshots").
+_CODE_TOKENS: dict[int, tuple[types.CodeType, str]] = {}
 _SKIP_GLOBAL_TYPES = (types.ModuleType,)
 
 
@@ -43,15 +54,34 @@ class Unordered:
 
 
 class _Hasher:
-    __slots__ = ("out", "memo", "keep")
+    """The walk's output: tokens joined by ``\\x1f`` and hashed.
+
+    Tokens go to the hash function in batches of about ``_BATCH``: a snapshot
+    computes a fingerprint right after its fork, and every small object alive
+    at once takes a block that may sit on a page not yet copied.  A few live
+    tokens reuse the same blocks; thousands spread over hundreds of pages
+    (docs/design.md, "Cheap snapshots").
+    """
+
+    __slots__ = ("out", "memo", "keep", "hash", "flushed")
 
     def __init__(self) -> None:
         self.out: list[str] = []
         self.memo: dict[int, int] = {}
         self.keep: list = []  # keeps visited objects alive so ids stay unique during the walk
+        self.hash = _blake2b(digest_size=16)
+        self.flushed = False
+
+    def flush(self) -> None:
+        if self.flushed:
+            self.hash.update(b"\x1f")
+        self.hash.update("\x1f".join(self.out).encode("utf-8", "surrogatepass"))
+        self.out.clear()
+        self.flushed = True
 
     def digest(self) -> bytes:
-        return hashlib.blake2b("\x1f".join(self.out).encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        self.flush()
+        return self.hash.digest()
 
     def unordered(self, tag: str, items) -> None:
         keyed = sorted(((canonical_key(x), i) for i, x in enumerate(items)))
@@ -62,6 +92,8 @@ class _Hasher:
 
     def h(self, o: Any) -> None:  # noqa: C901 - one dispatch, kept flat for speed
         out = self.out
+        if len(out) >= _BATCH:
+            self.flush()
         t = type(o)
         if t in _ATOMS:
             out.append(f"{t.__name__[0]}{o!r}")
@@ -84,8 +116,11 @@ class _Hasher:
             out.append(f"M{o.__name__}")
             return
         if t is types.CodeType:
-            # The file's base name, not its path: a token must replay after the model file moves.
-            out.append(f"C{os.path.basename(o.co_filename)}:{o.co_qualname}:{o.co_firstlineno}")
+            hit = _CODE_TOKENS.get(id(o))
+            if hit is None:
+                # The file's base name, not its path: a token must replay after the model file moves.
+                hit = _CODE_TOKENS[id(o)] = (o, f"C{os.path.basename(o.co_filename)}:{o.co_qualname}:{o.co_firstlineno}")
+            out.append(hit[1])
             return
         if t is types.FrameType:
             out.append("f")  # frames are walked through their generator/coroutine

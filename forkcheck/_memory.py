@@ -16,14 +16,18 @@ so :class:`MemoryTracker` samples only when the number of live snapshots
 reaches a new peak that is at least 10 % above the last sample (one more while
 few), and reads ``smaps_rollup`` for at most ``sample_limit`` processes per
 sample (an evenly spaced subset beyond that; the resident sizes of all of them
-come from the cheap ``/proc/PID/statm``).  See docs/pages.md.
+come from the cheap ``/proc/PID/statm``).  Page tables of big heaps make each
+read slower (a few ms for a 512 MiB snapshot), so sampling also keeps to a time
+budget: a due sample waits while sampling has taken more than ``budget`` of
+the time since the first one, unless the live count has doubled since the last
+sample.  See docs/pages.md.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from ._results import MemoryStats
@@ -153,6 +157,10 @@ class MemoryTracker:
     sample_limit : int, optional
         Passed to :func:`sample`: at most this many ``smaps_rollup`` reads per
         sample.  None measures every process exactly.
+    budget : float, optional
+        Largest fraction of the elapsed time that sampling may take; a due
+        sample is postponed beyond it unless the live count has doubled.
+        None: no budget.
 
     Examples
     --------
@@ -164,10 +172,13 @@ class MemoryTracker:
     (1, True, True)
     """
 
-    def __init__(self, growth: float = 0.10, small: int = 10, sample_limit: int | None = 64) -> None:
+    def __init__(self, growth: float = 0.10, small: int = 10, sample_limit: int | None = 64,
+                 budget: float | None = 0.05) -> None:
         self.growth = growth
         self.small = small
         self.sample_limit = sample_limit
+        self.budget = budget
+        self.started: float | None = None  # time of the first sample
         self.peak = 0  # largest live count seen
         self.sampled_at = 0  # live count of the kept sample
         self.last: MemorySample | None = None
@@ -177,19 +188,25 @@ class MemoryTracker:
     def _due(self, n: int) -> bool:
         if n <= self.sampled_at:
             return False
+        if n >= 2 * self.sampled_at:
+            return True
+        if self.budget is not None and self.started is not None \
+                and self.seconds > self.budget * (time.perf_counter() - self.started):
+            return False
         if n < self.small:
             return True
         return n >= self.sampled_at * (1.0 + self.growth)
 
-    def observe(self, live: Iterable) -> bool:
+    def observe(self, live: Collection) -> bool:
         """Note the live snapshots (Snapshot objects or pids); True if a sample was taken."""
-        live = list(live)
         n = len(live)
         if n > self.peak:
             self.peak = n
         if not self._due(n):
             return False
         start = time.perf_counter()
+        if self.started is None:
+            self.started = start
         pids = [x if isinstance(x, int) else x.pid for x in live]
         got = sample(pids, self.sample_limit)
         self.seconds += time.perf_counter() - start
@@ -217,4 +234,5 @@ class MemoryTracker:
             logical_bytes=s.logical_bytes,
             sharing=s.sharing,
             private_per_snapshot=s.private_bytes // s.processes if s.processes else None,
+            sampled_snapshots=s.processes,
         )

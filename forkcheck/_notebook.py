@@ -566,9 +566,9 @@ class _Guarded:
         if snap is not self._keep:
             self._tree.release(snap)
 
-    async def step(self, snap: Snapshot, index: int) -> Snapshot:
+    async def step(self, snap: Snapshot, index: int, reseed: bool = False) -> Snapshot:
         with trio.CancelScope(shield=snap is self._keep):
-            child = await self._tree.step(snap, index)
+            child = await self._tree.step(snap, index, reseed)
         self.peak = max(self.peak, len(self._tree.live))
         return child
 

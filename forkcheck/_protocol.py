@@ -2,17 +2,20 @@
 
 Transport: one ``AF_UNIX``/``SOCK_SEQPACKET`` socket per snapshot process.  A
 message is a pickled dataclass, framed as packets: the first packet starts with
-an 8-byte little-endian total length, later packets carry the rest.  A new
-snapshot's socket travels to the explorer as ``SCM_RIGHTS`` ancillary data on
-the :class:`Forked` reply.
+an 8-byte little-endian total length, later packets carry the rest.  The
+explorer makes the socket pair of a new snapshot itself and sends one end with
+the :class:`Step` request (``SCM_RIGHTS`` ancillary data).  The parent forks
+and closes its copy; the child keeps it as its channel.  So the parent sends
+nothing back on success: one message per transition instead of two, and the
+parent is ready for its next request as soon as it has forked.
 
 Requests and their replies::
 
     explorer                      snapshot process
     Load(model, ...)          ->  Report                 (root only, once)
-    Step(path)                ->  Forked(pid) + fd       (the parent)
-                                  | ForkFailed(errno)    (fork or socketpair failed: EAGAIN, ENOMEM, EMFILE)
-                                  Report                 (the new child, on its own socket)
+    Step(path) + fd           ->  Report                 (the new child, on the socket sent with Step)
+                                  | ForkFailed(errno)    (the parent, on that same socket: EAGAIN, ENOMEM)
+                                  | <end of file>        (the child died before reporting)
     Describe()                ->  Description
     Eval(fn)                  ->  EvalResult
     <socket closed>           ->  the process exits
@@ -43,17 +46,21 @@ class Load:
     cwd: str
     by_value_modules: list[str] = field(default_factory=list)
     memory_limit: int | None = None  # bytes of address space per snapshot process (RLIMIT_AS)
+    huge_pages: bool = True  # collapse the heap into huge pages after setup (_hugepages.collapse)
 
 
 @dataclass
 class Step:
     """Fork; the child takes the transitions of ``path`` in turn and becomes a new snapshot.
 
-    Each element is a position in the list of transitions enabled at that point.
-    A path longer than one rebuilds an evicted state with a single fork.
+    Sent with the child's socket as ancillary data.  Each element of ``path`` is
+    a position in the list of transitions enabled at that point.  A path longer
+    than one rebuilds an evicted state with a single fork.  ``reseed``
+    reseeds the random module in the child (the determinism check's twins).
     """
 
     path: tuple[int, ...]
+    reseed: bool = False
 
 
 @dataclass
@@ -99,11 +106,6 @@ class Report:
     model_error: tuple[str, str, str] | None = None  # (error class, message, traceback)
     labels: dict[str, bool] = field(default_factory=dict)  # truth of state predicates (liveness)
     properties: list = field(default_factory=list)  # liveness properties declared by setup: their spec()
-
-
-@dataclass
-class Forked:
-    pid: int
 
 
 @dataclass
@@ -156,6 +158,29 @@ def recv(sock: socket.socket) -> Any:
     return _assemble(first, lambda: sock.recv(PACKET))
 
 
+def recv_with_fd(sock: socket.socket) -> tuple[Any, int | None]:
+    """Receive one message and the file descriptor sent with it, if any."""
+    first, anc, _flags, _addr = sock.recvmsg(PACKET, _FD_SPACE)
+    if not first:
+        raise EOFError
+    return _assemble(first, lambda: sock.recv(PACKET)), _fd(anc)
+
+
+_FD_SPACE = socket.CMSG_SPACE(array.array("i").itemsize)
+
+
+def _fd(anc) -> int | None:
+    fds = array.array("i")
+    for level, kind, data in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
+    for extra in fds[1:]:  # pragma: no cover - one fd per message is all we send
+        import os
+
+        os.close(extra)
+    return fds[0] if fds else None
+
+
 def _assemble(first: bytes, more) -> Any:
     (total,) = _HEADER.unpack_from(first)
     chunks = [first[_HEADER.size:]]
@@ -172,25 +197,22 @@ def _assemble(first: bytes, more) -> Any:
 # --------------------------------------------------------------------------- framing (trio side)
 
 
-async def asend(sock, msg: Any) -> None:
+async def asend(sock, msg: Any, fd: int | None = None) -> None:
     data = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
     first = _HEADER.pack(len(data)) + data[: PACKET - _HEADER.size]
-    await sock.send(first)
+    if fd is None:
+        await sock.send(first)
+    else:
+        await sock.sendmsg([first], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
     for off in range(PACKET - _HEADER.size, len(data), PACKET):
         await sock.send(data[off: off + PACKET])
 
 
-async def arecv(sock, with_fd: bool = False) -> Any:
-    """Receive one message; with ``with_fd`` return ``(msg, fd or None)``."""
-    fds = array.array("i")
-    first, anc, _flags, _addr = await sock.recvmsg(PACKET, socket.CMSG_SPACE(fds.itemsize))
+async def arecv(sock) -> Any:
+    """Receive one message; raises EOFError when the peer has closed its end."""
+    first = await sock.recv(PACKET)
     if not first:
         raise EOFError
-    fd = None
-    for level, kind, data in anc:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
-            fd = fds[0]
     chunks = [first]
     (total,) = _HEADER.unpack_from(first)
     got = len(first) - _HEADER.size
@@ -200,11 +222,4 @@ async def arecv(sock, with_fd: bool = False) -> Any:
             raise EOFError
         chunks.append(part)
         got += len(part)
-    msg = pickle.loads(b"".join(chunks)[_HEADER.size:])
-    if with_fd:
-        return msg, fd
-    if fd is not None:
-        import os
-
-        os.close(fd)
-    return msg
+    return pickle.loads(b"".join(chunks)[_HEADER.size:])

@@ -23,6 +23,7 @@ import time
 
 from . import _protocol as P
 from ._fingerprint import _global_items, state_fingerprint
+from ._hugepages import collapse
 from ._runtime import World, short_repr
 
 _PR_SET_CHILD_SUBREAPER = 36
@@ -39,15 +40,33 @@ except (OSError, AttributeError):  # pragma: no cover - not glibc
     _raw_fork = os.fork
 
 
-def _fork() -> int:
+try:
+    from _random import Random as _CRandom
+
+    _random_seed = _CRandom.seed
+except ImportError:  # pragma: no cover - a Python without _random
+    _random_seed = None
+
+
+def _fork(reseed: bool = False) -> int:
     pid = _raw_fork()
     if pid < 0:
         raise OSError(ctypes.get_errno(), "fork failed")
-    if pid == 0 and "random" in sys.modules:
-        # os.fork() would reseed the random module; do it too, so that code using random
-        # outside fc.choose() is caught as nondeterministic instead of silently repeating.
-        sys.modules["random"].seed()
+    if pid == 0 and reseed and "random" in sys.modules:
+        # The determinism check's twin: os.fork() would reseed the random module, and so does
+        # the twin, so that code using random outside fc.choose() is caught as
+        # nondeterministic.  Other children inherit their parent's generator, like any state.
+        _reseed(sys.modules["random"])
     return pid
+
+
+def _reseed(random) -> None:
+    inst = getattr(random, "_inst", None)
+    if _random_seed is not None and isinstance(inst, random.Random):
+        _random_seed(inst)  # urandom, like Random.seed(None)
+        inst.gauss_next = None
+    else:  # pragma: no cover - a replaced random module
+        random.seed()
 
 
 def make_report(world: World) -> P.Report:
@@ -107,8 +126,16 @@ def describe(world: World) -> P.Description:
 
 def _throwaway(fn):
     """Run ``fn()`` in a fork of this process and return its pickled result."""
-    r, w = os.pipe()
-    pid = _fork()
+    try:
+        r, w = os.pipe()
+    except OSError as exc:
+        return ("error", f"no pipe to a throwaway fork: {exc}")
+    try:
+        pid = _fork()
+    except OSError as exc:
+        os.close(r)
+        os.close(w)
+        return ("error", f"no throwaway fork: {exc}")
     if pid == 0:  # pragma: no cover - runs in the fork
         os.close(r)
         try:
@@ -165,49 +192,81 @@ class _Watchdog:
         return False
 
 
-def serve(sock: socket.socket, world: World, root: bool) -> None:
+def _reserve(sock: socket.socket) -> int | None:
+    """Hold one file descriptor, so that the socket of a new snapshot always has a slot to land in.
+
+    A request's descriptor that finds no free slot is dropped by the kernel
+    without a trace the explorer could tell from a crash.  A snapshot closes its
+    reserve just before it waits for a request: the slot is then free even when
+    the model has used every descriptor its limit allows.
+    """
+    try:
+        return os.dup(sock.fileno())
+    except OSError:
+        return None
+
+
+_NO_DESCRIPTOR = ("ResourceError", "the model has used every file descriptor that RLIMIT_NOFILE allows; "
+                  "each snapshot process needs one for its channel to the explorer: close files the model "
+                  "opens, or raise the limit (ulimit -n)", "")
+
+
+def serve(sock: socket.socket, world: World, root: bool, reserve: int | None) -> None:
     """The command loop of one snapshot process."""
     while True:
+        if reserve is not None:
+            os.close(reserve)  # a free slot for the socket that may come with the request
+            reserve = None
         try:
-            msg = P.recv(sock)
+            msg, fd = P.recv_with_fd(sock)
         except (EOFError, OSError):
             _leave(root)
         if isinstance(msg, P.Step):
+            if fd is None:  # pragma: no cover - the reserve makes room for it; a bug otherwise
+                raise RuntimeError("Step arrived without the child's socket")
             try:
-                a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+                pid = _fork(msg.reseed)
             except OSError as exc:
-                P.send(sock, P.ForkFailed(exc.errno or 0, str(exc)))
-                continue
-            try:
-                pid = _fork()
-            except OSError as exc:
-                a.close()
-                b.close()
-                P.send(sock, P.ForkFailed(exc.errno or 0, str(exc)))
-                continue
+                with socket.socket(fileno=fd) as chan:
+                    P.send(chan, P.ForkFailed(exc.errno or 0, str(exc)))
+                pid = -1
             if pid == 0:
-                sock.close()
-                a.close()
-                sock, root = b, False
+                # The channel takes the number of the parent's socket: the slot it came in is the
+                # one under the descriptor limit, and stays free for the reserve.
+                num = sock.detach()
+                try:
+                    os.dup2(fd, num)
+                except OSError:  # num is above a limit the model lowered: keep the channel where it is
+                    os.close(num)
+                    num = fd
+                else:
+                    os.close(fd)
+                sock, root = socket.socket(fileno=num), False
                 with _Watchdog(sock):
                     for k, index in enumerate(msg.path):
                         if k and (world.model_error is not None or world.violations):
                             break  # a rebuild path never goes through violating states; stop defensively
                         world.execute(index)
+                    reserve = _reserve(sock)
+                    if reserve is None and world.model_error is None:
+                        world.model_error = _NO_DESCRIPTOR
                     report = make_report(world)
                 P.send(sock, report)
                 continue
-            b.close()
-            P.send(sock, P.Forked(pid), fd=a.fileno())
-            a.close()
-        elif isinstance(msg, P.Describe):
-            status, value = _throwaway(lambda: describe(world))
-            P.send(sock, value if status == "ok" else P.Description([], f"<describe failed: {value}>", {}))
-        elif isinstance(msg, P.Eval):
-            status, value = _throwaway(lambda: _eval(world, msg.fn))
-            P.send(sock, P.EvalResult(value, None) if status == "ok" else P.EvalResult(None, value))
-        else:  # pragma: no cover - protocol misuse is a bug
-            raise RuntimeError(f"unexpected message {msg!r}")
+            if pid > 0:
+                os.close(fd)  # the channel is the child's alone: its end of file means the child died
+        else:
+            if fd is not None:  # pragma: no cover - only Step carries a socket
+                os.close(fd)
+            if isinstance(msg, P.Describe):
+                status, value = _throwaway(lambda: describe(world))
+                P.send(sock, value if status == "ok" else P.Description([], f"<describe failed: {value}>", {}))
+            elif isinstance(msg, P.Eval):
+                status, value = _throwaway(lambda: _eval(world, msg.fn))
+                P.send(sock, P.EvalResult(value, None) if status == "ok" else P.EvalResult(None, value))
+            else:  # pragma: no cover - protocol misuse is a bug
+                raise RuntimeError(f"unexpected message {msg!r}")
+        reserve = _reserve(sock)
 
 
 def _group_members(pgrp: int, me: int) -> list[int]:
@@ -269,7 +328,15 @@ def _prepare_process(root: bool) -> None:
 
 
 def main(argv: list[str]) -> None:
-    sock = socket.socket(fileno=int(argv[1]))
+    fd = int(argv[1])
+    low = os.dup(fd)  # the lowest free number: below any descriptor limit the model may set later
+    if low < fd:
+        os.close(fd)
+    else:
+        os.close(low)
+        low = fd
+    sock = socket.socket(fileno=low)
+    reserve = _reserve(sock)  # taken before the model's setup can use up the descriptors
     _prepare_process(root=True)
     try:
         load = P.recv(sock)
@@ -296,8 +363,10 @@ def main(argv: list[str]) -> None:
     report = make_report(world)
     gc.collect()
     gc.freeze()  # the collector leaves setup's objects alone: fewer pages copied per fork
+    if load.huge_pages:
+        collapse()  # fewer page-table entries to copy per fork (module docstring of _hugepages)
     P.send(sock, report)
-    serve(sock, world, root=True)
+    serve(sock, world, root=True, reserve=reserve)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import time
 
 import trio
 
-from . import _pickle
+from . import _hugepages, _pickle
 from . import _protocol as P
 from ._errors import ForkcheckError, InternalError, ModelError, UsageError
 from ._memory import MemoryTracker
@@ -61,7 +61,7 @@ def model_blob(model: Model) -> tuple[bytes, list[str]]:
 class SnapshotTree:
     """The root snapshot process, its descendants, and the explorer's handles on them."""
 
-    def __init__(self, model: Model, transition_timeout: float = 30.0) -> None:
+    def __init__(self, model: Model, transition_timeout: float = 30.0, huge_pages: bool = True) -> None:
         self.model = model
         self.transition_timeout = transition_timeout
         self.proc: subprocess.Popen | None = None
@@ -70,6 +70,7 @@ class SnapshotTree:
         self.fork_failures = 0
         self.on_fork_failure = None  # called when a snapshot could not fork: free some
         self.memory_limit: int | None = None
+        self.huge_pages = huge_pages  # put the root's heap on transparent huge pages (_hugepages.py)
         self.peak = 0
         self.memory = MemoryTracker()  # private and logical bytes of the live snapshots at their peak
         self._errfile = None
@@ -83,6 +84,8 @@ class SnapshotTree:
         env["PYTHONHASHSEED"] = "0"  # set and dict-of-str orders are part of the program's behaviour
         env["FORKCHECK_OWNER"] = str(os.getpid())  # lets tools (and our tests) tell whose snapshots these are
         env["PYTHONPATH"] = os.pathsep.join([_PACKAGE_PARENT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+        if self.huge_pages:
+            env = _hugepages.root_env(env)
         # Snapshot processes write to a file the explorer can quote when one dies, not to the terminal.
         self._errfile = None if os.environ.get("FORKCHECK_DEBUG") else tempfile.TemporaryFile(prefix="forkcheck-stderr-")
         try:
@@ -94,7 +97,8 @@ class SnapshotTree:
         finally:
             theirs.close()
         root = self.root = self._adopt(self.proc.pid, ours)
-        await P.asend(root.sock, P.Load(blob, list(sys.path), os.getcwd(), memory_limit=self.memory_limit))
+        await P.asend(root.sock, P.Load(blob, list(sys.path), os.getcwd(), memory_limit=self.memory_limit,
+                                           huge_pages=self.huge_pages))
         try:
             root.report = await P.arecv(root.sock)
         except (EOFError, OSError):
@@ -152,22 +156,35 @@ class SnapshotTree:
 
     # -- requests ---------------------------------------------------------------
 
-    async def step(self, snap: Snapshot, index: int | tuple[int, ...]) -> Snapshot:
+    async def step(self, snap: Snapshot, index: int | tuple[int, ...], reseed: bool = False) -> Snapshot:
         """Fork ``snap``; the child takes transition ``index`` (or each of a path of them).
+
+        ``reseed`` reseeds the child's random module first (for the determinism check).
 
         Returns the child with its report.  A fork that fails for lack of
         resources (EAGAIN, ENOMEM, EMFILE) calls ``on_fork_failure`` (which frees
         snapshots) and is tried again with a growing pause.
         """
         path = (index,) if isinstance(index, int) else tuple(index)
+        last = path[-1]
+        info = snap.report.transitions[last] if len(path) == 1 else P.TransitionInfo("?", f"path of {len(path)} steps", "")
         for attempt in range(12):
-            async with snap.lock:
-                await P.asend(snap.sock, P.Step(path))
-                reply, fd = await P.arecv(snap.sock, with_fd=True)
-            if isinstance(reply, P.Forked) and fd is not None:
-                break
-            if not isinstance(reply, P.ForkFailed):
-                raise InternalError(f"snapshot {snap.pid} answered Step with {reply!r}")
+            try:
+                ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            except OSError as exc:  # EMFILE, ENFILE, ENOMEM: out of descriptors or memory
+                reply = P.ForkFailed(exc.errno or 0, str(exc))
+            else:
+                theirs_inode = os.fstat(theirs.fileno()).st_ino
+                try:
+                    async with snap.lock:
+                        await P.asend(snap.sock, P.Step(path, reseed), fd=theirs.fileno())
+                finally:
+                    theirs.close()  # the parent has its own copy now, and closes it once it has forked
+                child = self._adopt(0, ours)
+                reply = await self._first_message(snap, child, path, info, theirs_inode)
+                if not isinstance(reply, P.ForkFailed):
+                    break
+                self.release(child)
             self.fork_failures += 1
             if self.on_fork_failure is not None:
                 self.on_fork_failure()
@@ -175,29 +192,32 @@ class SnapshotTree:
         else:
             raise ForkcheckError(f"cannot create snapshot processes ({os.strerror(reply.errno)}) even after freeing "
                                  f"some: {len(self.live)} are live; lower max_snapshots or free memory and processes")
-        child = self._adopt(reply.pid, socket.socket(fileno=fd))
-        last = path[-1]
-        parent_report = snap.report
-        info = parent_report.transitions[last] if len(path) == 1 else P.TransitionInfo("?", f"path of {len(path)} steps", "")
-        report = None
-        with trio.move_on_after(self.transition_timeout * len(path)):
-            try:
-                report = await P.arecv(child.sock)
-            except (EOFError, OSError, pickle.UnpicklingError):
-                report = self._fault(snap, path, info, "crash",
-                                     f"the snapshot process died while actor {info.actor} took '{info.label}' "
-                                     "(os._exit, a signal such as a segfault, out of memory, or killed)")
-        if report is None:
-            try:
-                os.kill(child.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            report = self._fault(snap, path, info, "timeout",
-                                 f"actor {info.actor} did not reach its next await within {self.transition_timeout:g}s "
-                                 f"after '{info.label}' (an endless loop? raise transition_timeout if it is just slow)")
-        child.report = report
+        if not isinstance(reply, P.Report):
+            raise InternalError(f"snapshot {snap.pid} answered Step with {reply!r}")
+        child.pid = reply.pid
+        child.report = reply
         self.memory.observe(self.live)  # samples only when the live count reaches a new peak (10 % steps)
         return child
+
+    async def _first_message(self, parent: Snapshot, child: Snapshot, path: tuple[int, ...], info: P.TransitionInfo,
+                             inode: int) -> P.Report | P.ForkFailed:
+        """The child's report, the parent's ForkFailed, or a fault report when the child dies or hangs."""
+        with trio.move_on_after(self.transition_timeout * len(path)):
+            try:
+                return await P.arecv(child.sock)
+            except (EOFError, OSError, pickle.UnpicklingError):
+                return self._fault(parent, path, info, "crash",
+                                   f"the snapshot process died while actor {info.actor} took '{info.label}' "
+                                   "(os._exit, a signal such as a segfault, out of memory, or killed)")
+        pid = _holder_of(parent.pid, inode)
+        if pid is not None:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return self._fault(parent, path, info, "timeout",
+                           f"actor {info.actor} did not reach its next await within {self.transition_timeout:g}s "
+                           f"after '{info.label}' (an endless loop? raise transition_timeout if it is just slow)")
 
     def _fault(self, parent: Snapshot, path: tuple[int, ...], info: P.TransitionInfo, kind: str, message: str) -> P.Report:
         fp = hashlib.blake2b(parent.report.fingerprint + f"/{path}/{kind}".encode(), digest_size=16).digest()
@@ -220,6 +240,28 @@ class SnapshotTree:
         return _pickle.loads(res.value)
 
 
+def _holder_of(parent: int, inode: int) -> int | None:
+    """The child of ``parent`` that holds the socket ``inode`` (a hung snapshot to kill), if any."""
+    try:
+        with open(f"/proc/{parent}/task/{parent}/children") as f:
+            kids = [int(x) for x in f.read().split()]
+    except OSError:  # pragma: no cover - a kernel without CONFIG_PROC_CHILDREN
+        kids = []
+    want = f"socket:[{inode}]"
+    for pid in kids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == want:
+                    return pid
+            except OSError:
+                continue
+    return None
+
+
 def raise_model_error(report: P.Report, model: Model) -> None:
     """Turn a report's model error into the matching exception."""
     if report.model_error is None:
@@ -227,6 +269,6 @@ def raise_model_error(report: P.Report, model: Model) -> None:
     cls_name, message, tb = report.model_error
     if cls_name == "UsageError":
         raise UsageError(message)
-    if cls_name in ("InvariantError", "PropertyError", "LoadError"):
+    if cls_name in ("InvariantError", "PropertyError", "LoadError", "ResourceError"):
         raise ModelError(f"{model!r}: {message}")
     raise ModelError(f"the setup function of {model!r} raised {cls_name}: {message}\n{tb}".rstrip())

@@ -26,7 +26,7 @@ def test_bench_smoke(tmp_path):
     assert "os.getloadavg()" in stdout and "floor Python" in stdout
 
     data = json.loads((out / "bench.json").read_text())
-    assert {"mode", "config", "machine", "floors", "snapshots", "scaling", "spin", "seconds", "plots"} <= set(data)
+    assert {"mode", "config", "machine", "floors", "snapshots", "scaling", "spin", "cow", "seconds", "plots"} <= set(data)
     assert data["mode"] == "smoke" and data["spin"] == {"skipped": "--no-spin"}
     assert {"cores", "kernel", "python", "loadavg_start", "loadavg_end"} <= set(data["machine"])
     floor = data["floors"][0]
@@ -44,6 +44,20 @@ def test_bench_smoke(tmp_path):
         assert rows[mode]["private_bytes"] is None or rows[mode]["private_bytes"] > 0
     for mode in ("deepcopy", "pickle"):
         assert rows[mode]["states"] <= 21 and (rows[mode]["states"] == 21) == rows[mode]["complete"]
+
+    cow = data["cow"]
+    assert cow["floors"]["os_fork_seconds"] > 0 and cow["floors"]["libc_fork_seconds"] > 0
+    assert set(cow["floors"]["chain_libc_fork_seconds"]) == {"0", "10", "50"}
+    assert {(r["huge_pages"], r["heap_mib"]) for r in cow["heap"]} == {(h, m) for h in (True, False) for m in (1, 4)}
+    assert all(r["states"] == 21 and r["seconds_per_transition"] > 0 for r in cow["heap"])
+    assert [r["jobs"] for r in cow["two_phase"]] == [1, 2]
+    assert {r["states"] for r in cow["two_phase"]} == {56}
+    assert len(cow["fan"]) == 4
+    for r in cow["fan"]:  # the root and its 4 children, all sharing most of their pages
+        assert r["snapshots"] == 5 and 0 < r["private_bytes"] < r["logical_bytes"] and 0 < r["sharing"] < 1
+    if cow["phases"] is not None:  # frame numbers are visible (CAP_SYS_ADMIN)
+        assert 0 < cow["phases"]["fork"] < cow["phases"]["transition"] < cow["phases"]["report"]
+        assert "5. Cheap snapshots" in stdout
 
     if importlib.util.find_spec("matplotlib") is not None:
         assert data["plots"] and all((out / name).stat().st_size > 1000 for name in data["plots"])

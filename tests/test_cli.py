@@ -173,9 +173,13 @@ def test_json_report_has_the_documented_keys(tmp_path):
     data = json.loads(report.read_text())
     assert set(data) == {"model", "target", "ok", "complete", "stats", "violations"}
     assert data["ok"] is False and data["complete"] is True and data["model"] == "die_hard()"
-    assert set(data["stats"]) == {"states", "transitions", "max_depth", "seconds", "memory"}
+    assert set(data["stats"]) == {"states", "transitions", "max_depth", "seconds", "setup_seconds", "memory"}
+    assert 0 < data["stats"]["setup_seconds"] < data["stats"]["seconds"]
     assert set(data["stats"]["memory"]) == {"peak_snapshots", "private_bytes", "logical_bytes", "sharing",
-                                            "private_per_snapshot"}
+                                            "private_per_snapshot", "sampled_snapshots"}
+    memory = data["stats"]["memory"]
+    assert 0 < memory["sampled_snapshots"] <= memory["peak_snapshots"]
+    assert 0 < memory["private_bytes"] < memory["logical_bytes"]
     assert data["stats"]["states"] > 0 and data["stats"]["max_depth"] == 6
     (v,) = data["violations"]
     assert {"kind", "name", "message", "trace"} <= set(v)
@@ -433,6 +437,18 @@ def test_page_fingerprints_from_the_command_line():
                      "--quiet")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1].startswith("Stopped early. states=40,")
+
+
+def test_snapshot_and_huge_page_options(tmp_path):
+    counts = []
+    for extra in ([], ["--no-huge-pages"], ["--snapshot", "replay"]):
+        report = tmp_path / "r.json"
+        proc = forkcheck("check", f"{MODELS}:die_hard", "--strategy", "bfs", "--json", str(report), "--quiet", *extra)
+        assert proc.returncode == 1, proc.stderr
+        stats = json.loads(report.read_text())["stats"]
+        counts.append((stats["states"], stats["transitions"]))
+    assert counts[0] == counts[1] == counts[2]
+    assert_one_line_error(forkcheck("check", f"{MODELS}:die_hard", "--snapshot", "copy"), "--snapshot", "copy")
 
 
 def test_debug_shows_the_traceback(bad_files):

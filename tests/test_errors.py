@@ -130,6 +130,8 @@ def test_wrong_model_arguments():
     ({"colour": "red"}, "unknown option 'colour'"),
     ({"transition_timeout": 0}, "transition_timeout=0"),
     ({"fairness": "maybe"}, "fairness='maybe'"),
+    ({"huge_pages": "yes"}, "huge_pages='yes': give True"),
+    ({"huge_pages": True, "fingerprint": "pages"}, "huge_pages=True cannot be combined with fingerprint='pages'"),
 ])
 def test_unknown_options_and_bad_values(options, fragment):
     @fc.model

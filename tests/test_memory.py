@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 import trio
@@ -41,7 +42,7 @@ def test_tracker_samples_only_at_new_peaks_that_grew_enough(monkeypatch):
         return MemorySample(len(pids) * 10, len(pids) * 100, len(pids), len(pids))
 
     monkeypatch.setattr("forkcheck._memory.sample", fake)
-    t = MemoryTracker(growth=0.10, small=10)
+    t = MemoryTracker(growth=0.10, small=10, budget=None)
     counts = list(range(1, 201)) + list(range(200, 50, -1)) + list(range(50, 150))
     for n in counts:
         t.observe(range(1, n + 1))
@@ -60,13 +61,30 @@ def test_tracker_samples_only_at_new_peaks_that_grew_enough(monkeypatch):
     assert m.private_per_snapshot == 10
 
 
+def test_a_slow_sample_waits_for_the_budget_unless_the_count_doubled(monkeypatch):
+    calls = []
+
+    def slow(pids, limit=None):
+        calls.append(len(pids))
+        time.sleep(0.01)  # the observations in between take microseconds: far beyond a 5 % budget
+        return MemorySample(len(pids) * 10, len(pids) * 100, len(pids), len(pids))
+
+    monkeypatch.setattr("forkcheck._memory.sample", slow)
+    t = MemoryTracker(budget=0.05)
+    for n in range(1, 201):
+        t.observe(range(1, n + 1))
+    assert calls == [1, 2, 4, 8, 16, 32, 64, 128]
+    m = t.stats()
+    assert (m.peak_snapshots, m.sampled_snapshots) == (200, 128)
+
+
 def test_stats_before_any_sample():
     assert MemoryTracker().stats(peak_snapshots=3) == MemoryStats(peak_snapshots=3)
 
 
 async def _bfs(model, depth, tracker, pages=None):
     """A breadth-first search that lets ``tracker`` observe the live snapshots after every fork."""
-    tree = SnapshotTree(as_model(model))
+    tree = SnapshotTree(as_model(model), huge_pages=pages is None)  # pages mode runs on 4 KiB pages
     try:
         root = await tree.start()
         if pages is not None:
@@ -97,7 +115,7 @@ async def _bfs(model, depth, tracker, pages=None):
 
 @pytest.mark.parametrize("fingerprint", ["state", "pages"])
 def test_snapshots_share_most_of_their_memory(fingerprint):
-    tracker = MemoryTracker(sample_limit=None)
+    tracker = MemoryTracker(sample_limit=None, budget=None)
     pages = PageFingerprinter(0) if fingerprint == "pages" else None
     peak = trio.run(_bfs, two_phase(n=2), 3, tracker, pages)
     m = tracker.stats(peak_snapshots=peak)

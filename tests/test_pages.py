@@ -161,7 +161,7 @@ def _pagemap_of_buffer(snap, span):
 
 async def _written_page_checks():
     """What the kernel shows of a child that wrote one page of a 64-page buffer."""
-    tree = SnapshotTree(as_model(scribbler()))
+    tree = SnapshotTree(as_model(scribbler()), huge_pages=False)  # pages mode runs on 4 KiB pages
     pages = PageFingerprinter(0)
     try:
         root = await tree.start()
@@ -219,7 +219,7 @@ def test_kept_hashes_are_never_stale_for_the_model_memory(use_frames):
     """
 
     async def main():
-        tree = SnapshotTree(as_model(scribbler()))
+        tree = SnapshotTree(as_model(scribbler()), huge_pages=False)  # pages mode runs on 4 KiB pages
         pages = PageFingerprinter(0, use_frames=use_frames, verify=True)
         try:
             root = await tree.start()
@@ -252,7 +252,7 @@ def test_kept_hashes_are_never_stale_for_the_model_memory(use_frames):
 
 def test_new_and_removed_mappings():
     async def main():
-        tree = SnapshotTree(as_model(mapper()))
+        tree = SnapshotTree(as_model(mapper()), huge_pages=False)  # pages mode runs on 4 KiB pages
         pages = PageFingerprinter(0, verify=True)
         try:
             root = await tree.start()
@@ -312,7 +312,7 @@ def test_a_running_process_is_never_read():
 
 def test_a_snapshot_killed_after_its_report_gets_a_key_of_its_own():
     async def main():
-        tree = SnapshotTree(as_model(__import__("mutex").peterson()))
+        tree = SnapshotTree(as_model(__import__("mutex").peterson()), huge_pages=False)  # pages mode runs on 4 KiB pages
         pages = PageFingerprinter(0)
         try:
             root = await tree.start()
@@ -346,7 +346,7 @@ def test_fingerprint_before_calibrate_is_an_error():
 
 def test_static_noise_masks_stay_out_of_the_heap():
     async def main(noise):
-        tree = SnapshotTree(as_model(__import__("two_phase").two_phase(n=2)))
+        tree = SnapshotTree(as_model(__import__("two_phase").two_phase(n=2)), huge_pages=False)  # pages mode runs on 4 KiB pages
         pages = PageFingerprinter(2, noise=noise)
         try:
             root = await tree.start()

@@ -102,22 +102,84 @@ def test_recursion_error_is_an_exception_with_its_cause():
     assert v.kind == "exception" and "RecursionError" in v.message
 
 
-def test_fork_failures_end_with_a_clear_error():
+def test_the_explorer_out_of_descriptors_ends_with_a_clear_error():
+    """Every new snapshot needs a socket pair made by the explorer: with none left, the fork
+    is retried (after asking the search to free snapshots), then the check stops clearly."""
+    import resource
+
+    import trio
+
+    from forkcheck._model import as_model
+    from forkcheck._snapshots import SnapshotTree
+
     @fc.model
     def m():
-        import resource
-
-        # No descriptor left for the socket pair of a new snapshot: every fork request fails.
-        used = len(os.listdir("/proc/self/fd")) - 1  # the listing itself had one open
-        resource.setrlimit(resource.RLIMIT_NOFILE, (used, used))
-
         async def a():
             await fc.checkpoint()
 
         fc.spawn(a)
 
-    with pytest.raises(fc.ForkcheckError, match="cannot create snapshot processes"):
-        m.check(transition_timeout=5)
+    freed = []
+
+    async def main():
+        tree = SnapshotTree(as_model(m))
+        tree.on_fork_failure = lambda: freed.append(1)
+        try:
+            root = await tree.start()
+            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            lowest_free = os.dup(0)  # every descriptor below it is in use
+            os.close(lowest_free)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))
+            try:
+                await tree.step(root, 0)
+            finally:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        finally:
+            tree.close()
+
+    with pytest.raises(fc.ForkcheckError, match="cannot create snapshot processes .*Too many open files"):
+        trio.run(main)
+    assert len(freed) == 12
+
+
+def test_a_model_that_limits_its_descriptors_still_forks():
+    """A snapshot keeps one descriptor in reserve for the channel of its next child."""
+
+    @fc.model
+    def m():
+        import resource
+
+        lowest_free = os.dup(0)  # every descriptor below it is in use: no new one can open
+        os.close(lowest_free)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, lowest_free))
+
+        async def a():
+            await fc.checkpoint()
+            await fc.checkpoint()
+
+        fc.spawn(a)
+
+    r = m.check()
+    assert r.ok and r.stats.states == 3
+
+
+def test_a_model_that_uses_every_descriptor_is_told_so():
+    @fc.model
+    def m():
+        async def a():
+            await fc.checkpoint()
+            held = []
+            while True:
+                try:
+                    held.append(os.open("/dev/null", os.O_RDONLY))
+                except OSError:
+                    break
+            await fc.checkpoint()
+
+        fc.spawn(a)
+
+    with pytest.raises(fc.ModelError, match="every file descriptor that RLIMIT_NOFILE allows.*reached by fc1:"):
+        m.check()
 
 
 INTERRUPTED = textwrap.dedent("""
@@ -225,3 +287,41 @@ def test_stress_bfs_of_100k_states_with_a_frontier_far_beyond_the_bound():
     r = chains(width=width, length=length).check(strategy="bfs", max_snapshots=bound, jobs=2)
     assert (r.stats.states, r.stats.transitions, r.stats.max_depth) == expected
     assert r.stats.memory.peak_snapshots <= bound
+
+
+def test_a_hung_snapshot_is_killed_at_its_timeout():
+    """The explorer finds the hung child by its socket (it never learnt its pid) and kills it."""
+    import time
+
+    import trio
+
+    from forkcheck._model import as_model
+    from forkcheck._snapshots import SnapshotTree
+
+    @fc.model
+    def m():
+        async def spinner():
+            await fc.checkpoint()
+            while True:
+                pass
+
+        fc.spawn(spinner)
+
+    def children(pid):
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+
+    async def main():
+        tree = SnapshotTree(as_model(m), transition_timeout=0.5)
+        try:
+            root = await tree.start()
+            child = await tree.step(root, 0)
+            assert child.report.violations[0].kind == "timeout"
+            deadline = time.monotonic() + 0.5  # well before the child's own watchdog would notice
+            while children(root.pid) and time.monotonic() < deadline:
+                await trio.sleep(0.01)
+            return children(root.pid)
+        finally:
+            tree.close()
+
+    assert trio.run(main) == []

@@ -1,0 +1,98 @@
+"""Huge pages: the root's heap is collapsed after setup, so that forks of a big heap stay cheap."""
+
+import pytest
+import trio
+
+import forkcheck as fc
+from forkcheck._hugepages import root_env
+from forkcheck._model import as_model
+from forkcheck._snapshots import SnapshotTree
+
+THP = "/sys/kernel/mm/transparent_hugepage/enabled"
+
+
+def thp_available() -> bool:
+    try:
+        with open(THP) as f:
+            return "[never]" not in f.read()
+    except OSError:
+        return False
+
+
+needs_thp = pytest.mark.skipif(not thp_available(), reason="transparent huge pages are off or absent on this kernel")
+
+class Heap:
+    """Many small objects, like a real heap; kept out of the fingerprint walk (it never changes)."""
+
+    def __init__(self, mib: int) -> None:
+        self.objects = [i.to_bytes(8, "little") * 4 for i in range(mib * 2 ** 20 // 72)]
+
+    def __fc_state__(self):
+        return "heap"
+
+
+HEAP = None
+
+
+@fc.model
+def heap_model(mib=64):
+    global HEAP
+    HEAP = Heap(mib)
+
+    async def a():
+        await fc.checkpoint()
+
+    fc.spawn(a)
+
+
+def anon_huge_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("AnonHugePages:"):
+                return int(line.split()[1])
+    return 0
+
+
+async def _root_huge_kib(huge_pages: bool) -> tuple[int, int]:
+    tree = SnapshotTree(as_model(heap_model(mib=64)), huge_pages=huge_pages)
+    try:
+        root = await tree.start()
+        child = await tree.step(root, 0)
+        return anon_huge_kib(root.pid), anon_huge_kib(child.pid)
+    finally:
+        tree.close()
+
+
+@needs_thp
+def test_the_root_heap_is_on_huge_pages_and_its_children_share_them():
+    root, child = trio.run(_root_huge_kib, True)
+    assert root >= 48 * 1024, root  # most of the 64 MiB heap
+    # The child maps the same huge pages (copy-on-write splits only what it writes).
+    assert child >= root - 8 * 1024, (root, child)
+
+
+def test_without_huge_pages_the_heap_stays_on_small_pages():
+    root, _ = trio.run(_root_huge_kib, False)
+    assert root < 8 * 1024, root
+
+
+def test_root_env_keeps_the_users_settings():
+    env = root_env({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=0", "PYTHONMALLOC": "debug"})
+    assert env["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"
+    assert env["PYTHONMALLOC"] == "debug"
+    assert root_env({})["PYTHONMALLOC"] == "malloc"
+
+
+@pytest.mark.parametrize("huge_pages", [True, False])
+def test_huge_pages_change_no_result(huge_pages):
+    from two_phase import two_phase
+
+    r = two_phase(n=2).check(huge_pages=huge_pages)
+    assert (r.stats.states, r.stats.transitions) == (56, 153)
+
+
+def test_pages_mode_turns_huge_pages_off():
+    from forkcheck._explorer import Options
+
+    assert Options.parse(fingerprint="pages").huge_pages is False
+    assert Options.parse().huge_pages is True
