@@ -193,14 +193,15 @@ def main() -> None:
               f"clashes {pg['clashes']}; root read: {s.full_pages_read} pages")
     print()
     print("Memory at the peak of live snapshots (MemoryTracker, both fingerprints)")
-    print(f"{'model':<19}{'mode':>7}{'peak':>6}{'private MiB':>13}{'logical MiB':>13}{'sharing':>9}{'KiB/snap':>10}")
+    print(f"{'model':<19}{'mode':>7}{'peak':>6}{'sampled':>8}{'private MiB':>13}{'logical MiB':>13}{'sharing':>9}"
+          f"{'KiB/snap':>10}")
     for name, st, pg in rows:
         for mode, r in (("state", st), ("pages", pg)):
             m = r["memory"]
             per = "-" if m.private_per_snapshot is None else f"{m.private_per_snapshot / 1024:.0f}"
             share = "-" if m.sharing is None else f"{m.sharing:.1%}"
-            print(f"{name:<19}{mode:>7}{m.peak_snapshots:>6}{mib(m.private_bytes):>13}{mib(m.logical_bytes):>13}"
-                  f"{share:>9}{per:>10}")
+            print(f"{name:<19}{mode:>7}{m.peak_snapshots:>6}{m.sampled_snapshots:>8}{mib(m.private_bytes):>13}"
+                  f"{mib(m.logical_bytes):>13}{share:>9}{per:>10}")
     print()
     print("Kept hashes that differ from the page (parent's request handler), two_phase(n=2), 2 levels")
     for label, frames in (("frame numbers", None), ("exclusive bit only", False)):

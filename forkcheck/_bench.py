@@ -396,7 +396,8 @@ def fc_run(model: fc.Model, **kw: Any) -> dict:
     s, m = r.stats, r.stats.memory
     return {"states": s.states, "transitions": s.transitions, "max_depth": s.max_depth, "seconds": s.seconds,
             "setup_seconds": s.setup_seconds,
-            "ok": r.ok, "peak_snapshots": m.peak_snapshots, "private_bytes": m.private_bytes,
+            "ok": r.ok, "peak_snapshots": m.peak_snapshots, "sampled_snapshots": m.sampled_snapshots,
+            "private_bytes": m.private_bytes,
             "logical_bytes": m.logical_bytes, "sharing": m.sharing, "private_per_snapshot": m.private_per_snapshot}
 
 
@@ -438,7 +439,9 @@ def bench_snapshots(cfg: dict, workdir: str, say) -> tuple[list[dict], list[dict
                     r = fc_run(lattice(mib=mib, depth=depth), snapshot=mode, strategy="dfs")
                     r["complete"] = r["states"] == lattice_counts(depth)[0]
                     run = r["seconds"] - r["setup_seconds"]
-                    r["memory_bytes"], r["memory_kind"] = r["private_bytes"], "private (logical %s MiB)" % _mib(r["logical_bytes"])
+                    r["memory_bytes"] = r["private_bytes"]
+                    r["memory_kind"] = (f"private (logical {_mib(r['logical_bytes'])} MiB) of {r['sampled_snapshots']} "
+                                        f"snapshots (peak {r['peak_snapshots']})")
                 else:
                     r = _run_worker("copy", mib, depth, mode, cfg["copy_budget"])
                     run = r["seconds"]
