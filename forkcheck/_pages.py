@@ -37,7 +37,7 @@ when any of these holds:
 Every other page is shared with another process and was not written by the
 child: it keeps the parent's hash.  One caveat, measured in docs/pages.md:
 between its record and the fork, the parent runs forkcheck's request handler
-(it receives the ``Step`` message, makes a socket pair and forks), which writes
+(it receives the ``Step`` message with the new socket and forks), which writes
 a few pages of its own (allocator lists, interpreter counters).  A child that
 does not write such a page again inherits it and keeps the parent's hash of it.
 Nothing but that handler runs in the parent, so those bytes are forkcheck's

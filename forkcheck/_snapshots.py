@@ -245,8 +245,8 @@ def _holder_of(parent: int, inode: int) -> int | None:
     try:
         with open(f"/proc/{parent}/task/{parent}/children") as f:
             kids = [int(x) for x in f.read().split()]
-    except OSError:  # pragma: no cover - a kernel without CONFIG_PROC_CHILDREN
-        kids = []
+    except OSError:  # pragma: no cover - a kernel without CONFIG_PROC_CHILDREN: look at every process
+        kids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
     want = f"socket:[{inode}]"
     for pid in kids:
         try:

@@ -96,3 +96,23 @@ def test_pages_mode_turns_huge_pages_off():
 
     assert Options.parse(fingerprint="pages").huge_pages is False
     assert Options.parse().huge_pages is True
+
+
+def test_the_root_allocator_and_the_users_choice(monkeypatch):
+    """The root runs on glibc's malloc with the huge-page tunable, unless the user chose an allocator."""
+    import os
+
+    async def root_env_of(huge_pages: bool) -> tuple:
+        tree = SnapshotTree(as_model(heap_model(mib=1)), huge_pages=huge_pages)
+        try:
+            root = await tree.start()
+            return await tree.eval(root, lambda view: (os.environ.get("PYTHONMALLOC"), os.environ.get("GLIBC_TUNABLES")))
+        finally:
+            tree.close()
+
+    monkeypatch.delenv("PYTHONMALLOC", raising=False)
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    assert trio.run(root_env_of, True) == ("malloc", "glibc.malloc.hugetlb=1")
+    assert trio.run(root_env_of, False) == (None, None)
+    monkeypatch.setenv("PYTHONMALLOC", "pymalloc")
+    assert trio.run(root_env_of, True) == ("pymalloc", "glibc.malloc.hugetlb=1")
