@@ -253,13 +253,14 @@ def written_pages_by_phase(mib: int = 1) -> dict | None:
     like a root snapshot."""
     import ctypes  # noqa: F401 - loaded before the fork, as in a snapshot
     import gc
+    import signal
     import struct
 
     from . import _snapshot
     from ._runtime import World
 
     _snapshot._prepare_process(root=False)
-    signal_dfl()
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # this worker waits for its forks
     model = lattice(mib=mib, depth=10 ** 6)
     world = World()
     world.setup(model.fn, model.args, model.kwargs)
@@ -360,12 +361,6 @@ def chain_fork_floor(depth: int, samples: int) -> float:
     for fd in (park_r, res_r):
         os.close(fd)
     return float(out)
-
-
-def signal_dfl() -> None:
-    import signal
-
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # this worker waits for its forks
 
 
 def _worker(argv: list[str]) -> int:

@@ -24,6 +24,7 @@ Requests and their replies::
 from __future__ import annotations
 
 import array
+import os
 import pickle
 import socket
 import struct
@@ -175,8 +176,6 @@ def _fd(anc) -> int | None:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
     for extra in fds[1:]:  # pragma: no cover - one fd per message is all we send
-        import os
-
         os.close(extra)
     return fds[0] if fds else None
 

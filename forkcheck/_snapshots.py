@@ -178,6 +178,9 @@ class SnapshotTree:
                 try:
                     async with snap.lock:
                         await P.asend(snap.sock, P.Step(path, reseed), fd=theirs.fileno())
+                except BaseException:
+                    ours.close()
+                    raise
                 finally:
                     theirs.close()  # the parent has its own copy now, and closes it once it has forked
                 child = self._adopt(0, ours)
