@@ -14,6 +14,23 @@ sys.path.insert(0, str(ROOT / "examples"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
+def without_sys_admin() -> list[str]:
+    """The command prefix that runs a program without CAP_SYS_ADMIN (pagemap frame numbers then read 0).
+
+    Skips the test, with the reason, when setpriv is missing or cannot drop the capability.
+    """
+    import shutil
+    import subprocess
+
+    prefix = ["setpriv", "--bounding-set=-sys_admin", "--inh-caps=-sys_admin", "--ambient-caps=-sys_admin"]
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is not installed: cannot drop CAP_SYS_ADMIN to test the unprivileged path")
+    probe = subprocess.run(prefix + [sys.executable, "-c", "pass"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"setpriv cannot drop CAP_SYS_ADMIN here: {probe.stderr.decode(errors='replace').strip()}")
+    return prefix
+
+
 def snapshot_processes(owner: int | None = None) -> list[tuple[int, str]]:
     """Live snapshot processes of explorer ``owner`` (default: this process), and zombie children of this process.
 

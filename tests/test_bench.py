@@ -69,3 +69,15 @@ def test_bench_help():
     proc = subprocess.run([sys.executable, "-m", "forkcheck", "bench", "--help"], env=env, capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 0 and "--quick" in proc.stdout and "--no-spin" in proc.stdout
+
+
+def test_pages_per_phase_without_frame_numbers_says_so():
+    """Without CAP_SYS_ADMIN frame numbers read 0: the phase count is not measured, rather than wrong."""
+    from conftest import without_sys_admin
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT)
+    proc = subprocess.run(without_sys_admin() + [sys.executable, "-m", "forkcheck._bench", "--worker", "phases"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"phases": None}

@@ -116,3 +116,31 @@ def test_the_root_allocator_and_the_users_choice(monkeypatch):
     assert trio.run(root_env_of, False) == (None, None)
     monkeypatch.setenv("PYTHONMALLOC", "pymalloc")
     assert trio.run(root_env_of, True) == ("pymalloc", "glibc.malloc.hugetlb=1")
+
+
+_UNPRIVILEGED = """
+import json, sys
+sys.path[:0] = {paths}
+import trio
+import test_hugepages
+print(json.dumps(trio.run(test_hugepages._root_huge_kib, True)))
+"""
+
+
+@needs_thp
+def test_huge_pages_need_no_privilege():
+    """MADV_COLLAPSE and the malloc tunable work without CAP_SYS_ADMIN: the heap is on huge pages all the same."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import without_sys_admin
+
+    here = Path(__file__).resolve().parent
+    paths = [str(here), str(here.parent)]
+    proc = subprocess.run(without_sys_admin() + [sys.executable, "-c", _UNPRIVILEGED.format(paths=paths)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    root, child = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert root >= 48 * 1024 and child >= root - 8 * 1024, (root, child)

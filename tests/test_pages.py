@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +22,7 @@ import pytest
 import trio
 
 import forkcheck as fc
+from conftest import without_sys_admin
 from forkcheck._errors import InternalError
 from forkcheck._model import as_model
 from forkcheck._pages import (
@@ -409,18 +409,10 @@ _CHILD = textwrap.dedent("""
 """)
 
 
-def _without_sys_admin() -> list[str]:
-    return ["setpriv", "--bounding-set=-sys_admin", "--inh-caps=-sys_admin", "--ambient-caps=-sys_admin"]
-
-
 def test_unprivileged_gives_the_same_results():
-    if shutil.which("setpriv") is None:
-        pytest.skip("setpriv (util-linux) is not installed: cannot drop CAP_SYS_ADMIN to test the unprivileged path")
-    probe = subprocess.run(_without_sys_admin() + [sys.executable, "-c", "pass"], capture_output=True)
-    if probe.returncode != 0:
-        pytest.skip(f"setpriv cannot drop CAP_SYS_ADMIN here: {probe.stderr.decode(errors='replace').strip()}")
+    prefix = without_sys_admin()
     paths = [str(ROOT / "tests"), str(ROOT / "examples"), str(ROOT)]
-    proc = subprocess.run(_without_sys_admin() + [sys.executable, "-c", _CHILD.format(paths=paths)],
+    proc = subprocess.run(prefix + [sys.executable, "-c", _CHILD.format(paths=paths)],
                           capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     theirs = json.loads(proc.stdout.strip().splitlines()[-1])
