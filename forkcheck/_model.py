@@ -72,7 +72,9 @@ class Model:
             ``time_limit``, ``transition_timeout`` (seconds, default 30),
             ``determinism_checks`` (default 20), ``fairness`` ("weak", "strong",
             "none"), ``max_snapshots``, ``snapshot`` ("fork" or "replay"),
-            ``memory_limit`` (bytes), ``progress`` (a callable).  See docs/guide.md.
+            ``memory_limit`` (bytes), ``huge_pages`` (default on, off with
+            ``fingerprint="pages"``: the snapshots' heap on 2 MiB pages, so that
+            big heaps fork fast), ``progress`` (a callable).  See docs/guide.md.
 
         Returns
         -------

@@ -120,6 +120,14 @@ def test_step_returns_the_same_node_for_the_same_transition(phil):
     assert (root.depth, a.depth) == (0, 1)
 
 
+@pytest.mark.parametrize("huge_pages, allocator", [(True, "malloc"), (False, None)])
+def test_huge_pages_option(huge_pages, allocator, monkeypatch):
+    monkeypatch.delenv("PYTHONMALLOC", raising=False)
+    with fc.Explorer(philosophers(n=2), huge_pages=huge_pages) as ex:
+        assert ex.root.eval(lambda view: os.environ.get("PYTHONMALLOC")) == allocator
+        assert ex.root.step(0).step(0).depth == 2
+
+
 def test_transitions_match_the_checkers_order(phil):
     assert [(t.index, t.actor, t.label) for t in phil.root.transitions] == [
         (0, "phil0", "acquire fork0"), (1, "phil1", "acquire fork1"), (2, "phil2", "acquire fork2")]
