@@ -127,7 +127,7 @@ def test_the_explorer_out_of_descriptors_ends_with_a_clear_error():
         try:
             root = await tree.start()
             soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-            lowest_free = os.dup(0)  # every descriptor below it is in use
+            lowest_free = os.open(os.devnull, os.O_RDONLY)  # the lowest free number: all below are in use
             os.close(lowest_free)
             resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))
             try:
@@ -149,7 +149,7 @@ def test_a_model_that_limits_its_descriptors_still_forks():
     def m():
         import resource
 
-        lowest_free = os.dup(0)  # every descriptor below it is in use: no new one can open
+        lowest_free = os.open(os.devnull, os.O_RDONLY)  # the lowest free number: all below are in use
         os.close(lowest_free)
         resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, lowest_free))
 
