@@ -45,30 +45,36 @@ def heap_model(mib=64):
     fc.spawn(a)
 
 
-def anon_huge_kib(pid: int) -> int:
+def rollup_kib(pid: int, *fields: str) -> int:
+    """The sum of ``fields`` of /proc/PID/smaps_rollup, in KiB."""
+    total = 0
     with open(f"/proc/{pid}/smaps_rollup") as f:
         for line in f:
-            if line.startswith("AnonHugePages:"):
-                return int(line.split()[1])
-    return 0
+            name, _, rest = line.partition(":")
+            if name in fields:
+                total += int(rest.split()[0])
+    return total
 
 
 async def _root_huge_kib(huge_pages: bool) -> tuple[int, int]:
+    """The root's anonymous memory on huge pages, and its child's private memory (KiB)."""
     tree = SnapshotTree(as_model(heap_model(mib=64)), huge_pages=huge_pages)
     try:
         root = await tree.start()
         child = await tree.step(root, 0)
-        return anon_huge_kib(root.pid), anon_huge_kib(child.pid)
+        return rollup_kib(root.pid, "AnonHugePages"), rollup_kib(child.pid, "Private_Clean", "Private_Dirty")
     finally:
         tree.close()
 
 
 @needs_thp
 def test_the_root_heap_is_on_huge_pages_and_its_children_share_them():
-    root, child = trio.run(_root_huge_kib, True)
-    assert root >= 48 * 1024, root  # most of the 64 MiB heap
-    # The child maps the same huge pages (copy-on-write splits only what it writes).
-    assert child >= root - 8 * 1024, (root, child)
+    root, child_private = trio.run(_root_huge_kib, True)
+    # Most of the 64 MiB heap (huge pages are best effort: a fragmented machine may lack a few).
+    assert root >= 32 * 1024, root
+    # A child writing into a huge page splits the mapping in the child and copies 4 KiB: it keeps
+    # sharing the rest, and owns a few MiB at most, not the 2 MiB pages it wrote into.
+    assert child_private < 8 * 1024, child_private
 
 
 def test_without_huge_pages_the_heap_stays_on_small_pages():
@@ -142,5 +148,5 @@ def test_huge_pages_need_no_privilege():
     proc = subprocess.run(without_sys_admin() + [sys.executable, "-c", _UNPRIVILEGED.format(paths=paths)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    root, child = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert root >= 48 * 1024 and child >= root - 8 * 1024, (root, child)
+    root, child_private = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert root >= 32 * 1024 and child_private < 8 * 1024, (root, child_private)
