@@ -35,12 +35,6 @@ try:  # _blake2 directly: hashlib would also load OpenSSL, more mappings in ever
     from _blake2 import blake2b as _blake2b
 except ImportError:  # pragma: no cover - a Python built without _blake2
     from hashlib import blake2b as _blake2b
-
-# Tokens of code objects, keyed by id (the code object is kept, so the id stays unique).
-# Filled by the root's first fingerprint: a snapshot then reads one string per code object
-# instead of its file name and qualified name, which live on other pages (docs/design.md,
-# "Cheap snapshots").
-_CODE_TOKENS: dict[int, tuple[types.CodeType, str]] = {}
 _SKIP_GLOBAL_TYPES = (types.ModuleType,)
 
 
@@ -56,11 +50,9 @@ class Unordered:
 class _Hasher:
     """The walk's output: tokens joined by ``\\x1f`` and hashed.
 
-    Tokens go to the hash function in batches of about ``_BATCH``: a snapshot
-    computes a fingerprint right after its fork, and every small object alive
-    at once takes a block that may sit on a page not yet copied.  A few live
-    tokens reuse the same blocks; thousands spread over hundreds of pages
-    (docs/design.md, "Cheap snapshots").
+    Tokens go to the hash function in batches of about ``_BATCH``, so that a
+    big state does not keep all its tokens alive at once; the digest is that
+    of the whole joined stream.
     """
 
     __slots__ = ("out", "memo", "keep", "hash", "flushed")
@@ -116,11 +108,8 @@ class _Hasher:
             out.append(f"M{o.__name__}")
             return
         if t is types.CodeType:
-            hit = _CODE_TOKENS.get(id(o))
-            if hit is None:
-                # The file's base name, not its path: a token must replay after the model file moves.
-                hit = _CODE_TOKENS[id(o)] = (o, f"C{os.path.basename(o.co_filename)}:{o.co_qualname}:{o.co_firstlineno}")
-            out.append(hit[1])
+            # The file's base name, not its path: a token must replay after the model file moves.
+            out.append(f"C{os.path.basename(o.co_filename)}:{o.co_qualname}:{o.co_firstlineno}")
             return
         if t is types.FrameType:
             out.append("f")  # frames are walked through their generator/coroutine

@@ -17,7 +17,7 @@ reaches a new peak that is at least 10 % above the last sample (one more while
 few), and reads ``smaps_rollup`` for at most ``sample_limit`` processes per
 sample (an evenly spaced subset beyond that; the resident sizes of all of them
 come from the cheap ``/proc/PID/statm``).  Page tables of big heaps make each
-read slower (a few ms for a 512 MiB snapshot), so sampling also keeps to a time
+read slower, so sampling also keeps to a time
 budget: a due sample waits while sampling has taken more than ``budget`` of
 the time since the first one, unless the live count has doubled since the last
 sample.  See docs/pages.md.

@@ -199,7 +199,7 @@ class SnapshotTree:
             raise InternalError(f"snapshot {snap.pid} answered Step with {reply!r}")
         child.pid = reply.pid
         child.report = reply
-        self.memory.observe(self.live)  # samples only when the live count reaches a new peak (10 % steps)
+        self.memory.observe(self.live)  # samples only at new peaks, within a time budget (_memory.py)
         return child
 
     async def _first_message(self, parent: Snapshot, child: Snapshot, path: tuple[int, ...], info: P.TransitionInfo,
