@@ -16,6 +16,14 @@ docs/design.md, "Fingerprints"):
 * hidden state is reached through ``__reduce_ex__`` (iterators expose their
   position) and through the frames of generators and coroutines;
 * objects may define ``__fc_state__()`` to say what their state is.
+
+Two walks emit the same tokens: the C walk of ``_cfingerprint.c`` (CPython
+3.11, built when the package is installed), which reads the state without
+writing it, and the Python walk below, which every read of an object makes
+write its reference count, and so copy its page in a forked snapshot.  The C
+walk raises :class:`Fallback` for whatever it cannot reproduce exactly, and the
+Python walk takes over.  ``FORKCHECK_PURE_PYTHON_WALK=1`` in the environment
+forces the Python walk.
 """
 
 from __future__ import annotations
@@ -38,6 +46,10 @@ except ImportError:  # pragma: no cover - a Python built without _blake2
 _SKIP_GLOBAL_TYPES = (types.ModuleType,)
 
 
+class Fallback(Exception):
+    """Raised by the C walk for a state only the Python walk reproduces exactly."""
+
+
 class Unordered:
     """Marks a list whose order does not matter (a multiset) for the hasher."""
 
@@ -55,7 +67,7 @@ class _Hasher:
     of the whole joined stream.
     """
 
-    __slots__ = ("out", "memo", "keep", "hash", "flushed")
+    __slots__ = ("out", "memo", "keep", "hash", "flushed", "stream_parts")
 
     def __init__(self) -> None:
         self.out: list[str] = []
@@ -63,13 +75,26 @@ class _Hasher:
         self.keep: list = []  # keeps visited objects alive so ids stay unique during the walk
         self.hash = _blake2b(digest_size=16)
         self.flushed = False
+        self.stream_parts: list[bytes] | None = None  # a list when a test asks for the stream
 
     def flush(self) -> None:
+        data = "\x1f".join(self.out).encode("utf-8", "surrogatepass")
         if self.flushed:
-            self.hash.update(b"\x1f")
-        self.hash.update("\x1f".join(self.out).encode("utf-8", "surrogatepass"))
+            data = b"\x1f" + data
+        self.hash.update(data)
+        if self.stream_parts is not None:
+            self.stream_parts.append(data)
         self.out.clear()
         self.flushed = True
+
+    def emit(self, token: str) -> None:
+        self.out.append(token)
+
+    def globals(self, g: dict) -> None:
+        out = self.out
+        for name, v in _global_items(g):
+            out.append(name)
+            self.h(v)
 
     def digest(self) -> bytes:
         self.flush()
@@ -251,24 +276,60 @@ def _global_items(g: dict):
         yield name, v
 
 
-def state_fingerprint(world) -> bytes:
-    """The canonical fingerprint of a :class:`~forkcheck._runtime.World`."""
-    h = _Hasher()
-    out = h.out
-    out.append(f"A{len(world.actors)}")
+def _walk(h, world) -> None:
+    emit = h.emit
+    emit(f"A{len(world.actors)}")
     for actor in world.actors:
-        out.append(f"{actor.name}|{int(actor.done)}{int(actor.failed)}")
+        emit(f"{actor.name}|{int(actor.done)}{int(actor.failed)}")
         if not actor.done and not actor.failed:
             h.h(actor.coro)
     for g in world.globals_roots:
-        out.append("G")
-        for name, v in _global_items(g):
-            out.append(name)
-            h.h(v)
-    out.append("V")
+        emit("G")
+        h.globals(g)
+    emit("V")
     h.h(world.view)
     # Properties observe the state through their closures: what only they can see is state too.
-    out.append("P")
+    emit("P")
     h.h([pred for _, pred in world.invariants])
     h.h(world.liveness)
-    return h.digest()
+
+
+try:
+    from . import _cfingerprint
+except ImportError:  # not built: no C compiler at install time, or not CPython 3.11
+    _cfingerprint = None
+else:
+    _cfingerprint.configure(Fallback, collections.deque, collections.defaultdict, collections.Counter,
+                            Unordered, enum.Enum, copyreg.__newobj__)
+
+C_WALK = _cfingerprint is not None and os.environ.get("FORKCHECK_PURE_PYTHON_WALK", "") in ("", "0")
+
+
+def state_fingerprint(world, walk: str = "auto") -> bytes:
+    """The canonical fingerprint of a :class:`~forkcheck._runtime.World`.
+
+    ``walk`` is ``"auto"`` (the C walk where built and not disabled), ``"c"`` or
+    ``"python"``.
+    """
+    return walk_stream(world, walk)[0]
+
+
+def walk_stream(world, walk: str = "auto", stream: bool = False) -> tuple[bytes, bytes | None]:
+    """The fingerprint and, with ``stream``, the tokens it hashes (for tests)."""
+    if walk == "c" or (walk == "auto" and C_WALK):
+        if _cfingerprint is None:
+            raise RuntimeError("the C fingerprint walk is not built")
+        w = _cfingerprint.Walker()
+        try:
+            _walk(w, world)
+        except Fallback:
+            if walk == "c":
+                raise
+        else:
+            return w.digest(), (w.stream() if stream else None)
+    h = _Hasher()
+    if stream:
+        h.stream_parts = []
+    _walk(h, world)
+    digest = h.digest()
+    return digest, (b"".join(h.stream_parts) if stream else None)

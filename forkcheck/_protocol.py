@@ -2,7 +2,11 @@
 
 Transport: one ``AF_UNIX``/``SOCK_SEQPACKET`` socket per snapshot process.  A
 message is a pickled dataclass, framed as packets: the first packet starts with
-an 8-byte little-endian total length, later packets carry the rest.  The
+an 8-byte little-endian total length, later packets carry the rest.  A
+:class:`Report` travels as a ``marshal`` (version 2) of a tuple of its fields
+instead, flagged by the top bit of the length: pickling writes the reference
+count of every object it memoizes and looks its classes up by name, and each
+such write copies a page the new snapshot shares with its parent.  The
 explorer makes the socket pair of a new snapshot itself and sends one end with
 the :class:`Step` request (``SCM_RIGHTS`` ancillary data).  The parent forks
 and closes its copy; the child keeps it as its channel.  So the parent sends
@@ -24,6 +28,7 @@ Requests and their replies::
 from __future__ import annotations
 
 import array
+import marshal
 import os
 import pickle
 import socket
@@ -33,6 +38,7 @@ from typing import Any
 
 PACKET = 65536 - 512
 _HEADER = struct.Struct("<Q")
+_MARSHALLED = 1 << 63  # in the length: the body is Report.to_wire() marshalled, not a pickle
 
 
 # --------------------------------------------------------------------------- requests
@@ -108,6 +114,18 @@ class Report:
     labels: dict[str, bool] = field(default_factory=dict)  # truth of state predicates (liveness)
     properties: list = field(default_factory=list)  # liveness properties declared by setup: their spec()
 
+    def to_wire(self) -> tuple:
+        """The fields as builtins only, for ``marshal``."""
+        return (self.pid, self.fingerprint, [(t.actor, t.label, t.where) for t in self.transitions],
+                [(v.kind, v.name, v.message, v.details) for v in self.violations], self.all_done, self.blocked,
+                self.model_error, self.labels, self.properties)
+
+    @classmethod
+    def from_wire(cls, t: tuple) -> Report:
+        pid, fingerprint, transitions, violations, all_done, blocked, model_error, labels, properties = t
+        return cls(pid, fingerprint, [TransitionInfo(*x) for x in transitions], [ViolationInfo(*x) for x in violations],
+                   all_done, blocked, None if model_error is None else tuple(model_error), labels, properties)
+
 
 @dataclass
 class ForkFailed:
@@ -140,9 +158,27 @@ class EvalResult:
 # --------------------------------------------------------------------------- framing (blocking side)
 
 
-def send(sock: socket.socket, msg: Any, fd: int | None = None) -> None:
+def _encode(msg: Any) -> tuple[bytes, int]:
+    if type(msg) is Report:
+        try:
+            data = marshal.dumps(msg.to_wire(), 2)  # version 2: no reference table, so no reference count written
+        except ValueError:  # pragma: no cover - a field of a type marshal lacks: a bug in make_report
+            pass
+        else:
+            return data, len(data) | _MARSHALLED
     data = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
-    first = _HEADER.pack(len(data)) + data[: PACKET - _HEADER.size]
+    return data, len(data)
+
+
+def _decode(header: int, data: bytes) -> Any:
+    if header & _MARSHALLED:
+        return Report.from_wire(marshal.loads(data))
+    return pickle.loads(data)
+
+
+def send(sock: socket.socket, msg: Any, fd: int | None = None) -> None:
+    data, header = _encode(msg)
+    first = _HEADER.pack(header) + data[: PACKET - _HEADER.size]
     if fd is None:
         sock.sendall(first)
     else:
@@ -181,7 +217,8 @@ def _fd(anc) -> int | None:
 
 
 def _assemble(first: bytes, more) -> Any:
-    (total,) = _HEADER.unpack_from(first)
+    (header,) = _HEADER.unpack_from(first)
+    total = header & ~_MARSHALLED
     chunks = [first[_HEADER.size:]]
     got = len(chunks[0])
     while got < total:
@@ -190,15 +227,15 @@ def _assemble(first: bytes, more) -> Any:
             raise EOFError
         chunks.append(part)
         got += len(part)
-    return pickle.loads(b"".join(chunks))
+    return _decode(header, b"".join(chunks))
 
 
 # --------------------------------------------------------------------------- framing (trio side)
 
 
 async def asend(sock, msg: Any, fd: int | None = None) -> None:
-    data = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
-    first = _HEADER.pack(len(data)) + data[: PACKET - _HEADER.size]
+    data, header = _encode(msg)
+    first = _HEADER.pack(header) + data[: PACKET - _HEADER.size]
     if fd is None:
         await sock.send(first)
     else:
@@ -213,7 +250,8 @@ async def arecv(sock) -> Any:
     if not first:
         raise EOFError
     chunks = [first]
-    (total,) = _HEADER.unpack_from(first)
+    (header,) = _HEADER.unpack_from(first)
+    total = header & ~_MARSHALLED
     got = len(first) - _HEADER.size
     while got < total:
         part = await sock.recv(PACKET)
@@ -221,4 +259,4 @@ async def arecv(sock) -> Any:
             raise EOFError
         chunks.append(part)
         got += len(part)
-    return pickle.loads(b"".join(chunks)[_HEADER.size:])
+    return _decode(header, b"".join(chunks)[_HEADER.size:])

@@ -48,6 +48,28 @@ except ImportError:  # pragma: no cover - a Python without _random
     _random_seed = None
 
 
+try:
+    _libc = ctypes.CDLL(None)
+    _malloc, _free = _libc.malloc, _libc.free
+    _malloc.restype, _malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    _free.restype, _free.argtypes = None, [ctypes.c_void_p]
+except (OSError, AttributeError):  # pragma: no cover - not glibc
+    _malloc = None
+
+
+def _settle_malloc() -> None:
+    """Let glibc's malloc put its free chunks in order now, before this process is forked.
+
+    glibc files the chunks freed since the last request of a large block (1 KiB
+    or more) only at the next one, writing the headers of chunks all over the
+    heap.  A child that did it would copy those pages, every child again: about
+    40 pages each (``forkcheck bench``, section 5).  One large request here does
+    it once, in the process the children share.
+    """
+    if _malloc is not None:
+        _free(_malloc(4096))
+
+
 def _fork(reseed: bool = False) -> int:
     pid = _raw_fork()
     if pid < 0:
@@ -167,29 +189,26 @@ def _eval(world: World, blob: bytes):
     return cloudpickle.dumps(fn(world.view))
 
 
-class _Watchdog:
-    """While user code runs, exit if the explorer has gone (its socket closed)."""
+_watched: socket.socket | None = None  # the channel of this snapshot process, for _watchdog
 
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
 
-    def _check(self, signum, frame) -> None:
-        try:
-            if self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b"":
-                os._exit(0)
-        except BlockingIOError:
-            pass
-        except OSError:
+def _watchdog(signum, frame) -> None:
+    """While user code runs, exit if the explorer has gone (its socket closed).
+
+    The handler is installed once, in the root; a transition only arms and
+    disarms the interval timer (``setitimer``, which forks do not inherit), so
+    that watching costs a snapshot no Python-level set-up.
+    """
+    sock = _watched
+    if sock is None:
+        return
+    try:
+        if sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b"":
             os._exit(0)
-
-    def __enter__(self):
-        signal.signal(signal.SIGALRM, self._check)
-        signal.setitimer(signal.ITIMER_REAL, 1.0, 1.0)
-        return self
-
-    def __exit__(self, *exc):
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        return False
+    except BlockingIOError:
+        pass
+    except OSError:
+        os._exit(0)
 
 
 def _reserve(sock: socket.socket) -> int | None:
@@ -217,6 +236,7 @@ def serve(sock: socket.socket, world: World, root: bool, reserve: int | None) ->
         if reserve is not None:
             os.close(reserve)  # a free slot for the socket that may come with the request
             reserve = None
+        _settle_malloc()
         try:
             msg, fd = P.recv_with_fd(sock)
         except (EOFError, OSError):
@@ -231,26 +251,27 @@ def serve(sock: socket.socket, world: World, root: bool, reserve: int | None) ->
                     P.send(chan, P.ForkFailed(exc.errno or 0, str(exc)))
                 pid = -1
             if pid == 0:
-                # The channel takes the number of the parent's socket: the slot it came in is the
-                # one under the descriptor limit, and stays free for the reserve.
-                num = sock.detach()
+                # The channel takes the number of the parent's socket, under the same socket object
+                # (a new one would run socket.py's Python code, copying pages): the slot it came in
+                # is the one under the descriptor limit, and stays free for the reserve.
+                root = False
                 try:
-                    os.dup2(fd, num)
-                except OSError:  # num is above a limit the model lowered: keep the channel where it is
-                    os.close(num)
-                    num = fd
+                    os.dup2(fd, sock.fileno())
+                except OSError:  # above a limit the model lowered: keep the channel where it is
+                    os.close(sock.detach())
+                    sock = _watch(socket.socket(fileno=fd))
                 else:
                     os.close(fd)
-                sock, root = socket.socket(fileno=num), False
-                with _Watchdog(sock):
-                    for k, index in enumerate(msg.path):
-                        if k and (world.model_error is not None or world.violations):
-                            break  # a rebuild path never goes through violating states; stop defensively
-                        world.execute(index)
-                    reserve = _reserve(sock)
-                    if reserve is None and world.model_error is None:
-                        world.model_error = _NO_DESCRIPTOR
-                    report = make_report(world)
+                signal.setitimer(signal.ITIMER_REAL, 1.0, 1.0)  # _watchdog
+                for k, index in enumerate(msg.path):
+                    if k and (world.model_error is not None or world.violations):
+                        break  # a rebuild path never goes through violating states; stop defensively
+                    world.execute(index)
+                reserve = _reserve(sock)
+                if reserve is None and world.model_error is None:
+                    world.model_error = _NO_DESCRIPTOR
+                report = make_report(world)
+                signal.setitimer(signal.ITIMER_REAL, 0)
                 P.send(sock, report)
                 continue
             if pid > 0:
@@ -267,6 +288,12 @@ def serve(sock: socket.socket, world: World, root: bool, reserve: int | None) ->
             else:  # pragma: no cover - protocol misuse is a bug
                 raise RuntimeError(f"unexpected message {msg!r}")
         reserve = _reserve(sock)
+
+
+def _watch(sock: socket.socket) -> socket.socket:
+    global _watched
+    _watched = sock
+    return sock
 
 
 def _group_members(pgrp: int, me: int) -> list[int]:
@@ -319,6 +346,7 @@ def _prepare_process(root: bool) -> None:
         os.forkpty = _no_fork
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the explorer's to handle
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # forks are reaped by the kernel
+    signal.signal(signal.SIGALRM, _watchdog)  # armed only while a transition runs user code
     if root:
         try:
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
@@ -335,7 +363,7 @@ def main(argv: list[str]) -> None:
     else:
         os.close(low)
         low = fd
-    sock = socket.socket(fileno=low)
+    sock = _watch(socket.socket(fileno=low))
     reserve = _reserve(sock)  # taken before the model's setup can use up the descriptors
     _prepare_process(root=True)
     try:
@@ -361,6 +389,11 @@ def main(argv: list[str]) -> None:
     else:
         world.setup(model.fn, model.args, model.kwargs)
     report = make_report(world)
+    if report.model_error is None:
+        # The first walk caches what pickling caches (copyreg's __slotnames__ on classes), which
+        # resets the attribute caches of those classes; a second walk fills them again here,
+        # where every snapshot shares them, not in each child of the root.
+        state_fingerprint(world)
     gc.collect()
     gc.freeze()  # the collector leaves setup's objects alone: fewer pages copied per fork
     if load.huge_pages:

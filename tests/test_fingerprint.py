@@ -1,15 +1,34 @@
-"""The default fingerprint: sound (never merges observable differences) and precise (equal states meet)."""
+"""The default fingerprint: sound (never merges observable differences) and precise (equal states meet).
+
+Both walks are checked: every ``fp()`` below runs the Python walk and the C
+walk (``_cfingerprint.c``) and asserts they emit the same tokens.
+"""
 
 import collections
 
 import forkcheck as fc
+from forkcheck import _fingerprint
 from forkcheck._fingerprint import _Hasher
 
 
-def fp(obj):
+def walks(obj) -> tuple[tuple[bytes, bytes], tuple[bytes, bytes] | None]:
+    """(digest, token stream) of the Python walk and of the C walk (None when it is not built)."""
     h = _Hasher()
+    h.stream_parts = []
     h.h(obj)
-    return h.digest()
+    py = (h.digest(), b"".join(h.stream_parts))
+    if _fingerprint._cfingerprint is None:
+        return py, None
+    w = _fingerprint._cfingerprint.Walker()
+    w.h(obj)
+    return py, (w.digest(), w.stream())
+
+
+def fp(obj):
+    py, c = walks(obj)
+    if c is not None:
+        assert c == py, f"the C walk differs from the Python walk:\n  python {py[1][:400]!r}\n  c      {c[1][:400]!r}"
+    return py[0]
 
 
 def test_dicts_and_sets_compare_regardless_of_insertion_order():

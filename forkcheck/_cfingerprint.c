@@ -1,0 +1,1160 @@
+/* The state fingerprint walk of _fingerprint.py, in C, for CPython 3.11.
+ *
+ * Why: a snapshot process is a copy-on-write fork, and in CPython every read of an
+ * object through Python code writes its reference count, so the Python walk copies
+ * every page that holds an object of the state (about 300 of the 440 pages a small
+ * transition copies, `forkcheck bench` section 5).  This walk reads the objects
+ * through borrowed references and writes nothing but its own buffers.
+ *
+ * It emits exactly the token stream of _fingerprint._Hasher (tests compare the
+ * two on every state of the examples), so the digest does not depend on which walk
+ * ran.  Whatever it cannot reproduce exactly (a frame in an unexpected state, a
+ * structure nested too deeply for the C stack) raises _fingerprint.Fallback and the
+ * Python walk takes over.  User code (__fc_state__ hooks, __reduce_ex__) is called
+ * as the Python walk calls it; every new reference it returns is kept until the
+ * walk ends, so that no id is reused while the memo holds it.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdbool.h>
+#include <string.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/mman.h>
+
+#if PY_VERSION_HEX < 0x030B0000 || PY_VERSION_HEX >= 0x030C0000
+#error "the C fingerprint walk reads CPython 3.11 frames; other versions use the Python walk"
+#endif
+
+/* ------------------------------------------------------------------ CPython 3.11 internals */
+
+/* Include/internal/pycore_frame.h (3.11): mirrored, so that no Py_BUILD_CORE is needed. */
+typedef struct _fc_iframe {
+    PyFunctionObject *f_func;
+    PyObject *f_globals;
+    PyObject *f_builtins;
+    PyObject *f_locals;
+    PyCodeObject *f_code;
+    PyFrameObject *frame_obj;
+    struct _fc_iframe *previous;
+    _Py_CODEUNIT *prev_instr;
+    int stacktop;
+    bool is_entry;
+    char owner;
+    PyObject *localsplus[1];
+} fc_iframe;
+
+#define FC_FRAME_CLEARED 4
+#define FC_CO_FAST_CELL 0x40
+#define FC_CO_FAST_FREE 0x80
+
+/* Modules/_collectionsmodule.c (3.11) */
+#define FC_BLOCKLEN 64
+typedef struct fc_block {
+    struct fc_block *leftlink;
+    PyObject *data[FC_BLOCKLEN];
+    struct fc_block *rightlink;
+} fc_block;
+
+typedef struct {
+    PyObject_VAR_HEAD
+    fc_block *leftblock;
+    fc_block *rightblock;
+    Py_ssize_t leftindex;
+    Py_ssize_t rightindex;
+    size_t state;
+    Py_ssize_t maxlen;
+} fc_deque;
+
+typedef struct {
+    PyDictObject dict;
+    PyObject *default_factory;
+} fc_defdict;
+
+/* ------------------------------------------------------------------ configuration from Python */
+
+static PyObject *Fallback;            /* _fingerprint.Fallback */
+static PyTypeObject *DequeType, *DefaultDictType, *CounterType, *UnorderedType, *EnumBase;
+static PyObject *NewObj;              /* copyreg.__newobj__ */
+static PyObject *ObjectClassDescr;    /* object.__dict__['__class__'] */
+static PyObject *TypeModuleDescr, *TypeQualnameDescr, *EnumNameDescr;
+static PyObject *ObjReduceEx, *ObjReduce, *ObjGetstate;  /* object's pickling methods */  /* type.__dict__[...], Enum.__dict__['name'] */
+static PyObject *S_fc_state, *S_reduce_ex, *S_module, *S_name, *S_qualname, *S_self, *S_newobj,
+    *S_items, *S_class, *S_name_, *S_reduce, *S_getstate, *S_getnewargs_ex, *S_getnewargs, *S_slotnames, *S_cr_await, *S_gi_yieldfrom, *S_ag_await, *S_dunder_name, *S_default_factory;
+
+#define MAX_DEPTH 4000
+
+/* ------------------------------------------------------------------ BLAKE2b (RFC 7693) */
+
+/* The digest of the Python walk (hashlib's blake2b, digest_size=16), computed here so
+   that hashing allocates nothing. */
+static const uint64_t B2_IV[8] = {
+    0x6a09e667f3bcc908ULL, 0xbb67ae8584caa73bULL, 0x3c6ef372fe94f82bULL, 0xa54ff53a5f1d36f1ULL,
+    0x510e527fade682d1ULL, 0x9b05688c2b3e6c1fULL, 0x1f83d9abfb41bd6bULL, 0x5be0cd19137e2179ULL};
+static const uint8_t B2_SIGMA[12][16] = {
+    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3},
+    {11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4}, {7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8},
+    {9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13}, {2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9},
+    {12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11}, {13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10},
+    {6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5}, {10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0},
+    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3}};
+
+static inline uint64_t rotr64(uint64_t x, int n) { return (x >> n) | (x << (64 - n)); }
+
+static inline uint64_t load64(const unsigned char *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+
+#define B2_G(a, b, c, d, x, y)                                                   \
+    do {                                                                         \
+        a = a + b + (x); d = rotr64(d ^ a, 32); c = c + d; b = rotr64(b ^ c, 24); \
+        a = a + b + (y); d = rotr64(d ^ a, 16); c = c + d; b = rotr64(b ^ c, 63); \
+    } while (0)
+
+static void b2_compress(uint64_t h[8], const unsigned char *block, uint64_t t, int last) {
+    uint64_t m[16], v[16];
+    for (int i = 0; i < 16; i++) m[i] = load64(block + 8 * i);
+    for (int i = 0; i < 8; i++) { v[i] = h[i]; v[i + 8] = B2_IV[i]; }
+    v[12] ^= t;  /* the high half of the 128-bit counter stays 0: inputs are below 2**64 bytes */
+    if (last) v[14] = ~v[14];
+    for (int r = 0; r < 12; r++) {
+        const uint8_t *s = B2_SIGMA[r];
+        B2_G(v[0], v[4], v[8], v[12], m[s[0]], m[s[1]]);
+        B2_G(v[1], v[5], v[9], v[13], m[s[2]], m[s[3]]);
+        B2_G(v[2], v[6], v[10], v[14], m[s[4]], m[s[5]]);
+        B2_G(v[3], v[7], v[11], v[15], m[s[6]], m[s[7]]);
+        B2_G(v[0], v[5], v[10], v[15], m[s[8]], m[s[9]]);
+        B2_G(v[1], v[6], v[11], v[12], m[s[10]], m[s[11]]);
+        B2_G(v[2], v[7], v[8], v[13], m[s[12]], m[s[13]]);
+        B2_G(v[3], v[4], v[9], v[14], m[s[14]], m[s[15]]);
+    }
+    for (int i = 0; i < 8; i++) h[i] ^= v[i] ^ v[i + 8];
+}
+
+static void blake2b16(unsigned char out[16], const unsigned char *data, size_t len) {
+    uint64_t h[8];
+    unsigned char block[128];
+    memcpy(h, B2_IV, sizeof h);
+    h[0] ^= 0x01010000ULL ^ 16;  /* no key, 16-byte digest */
+    uint64_t t = 0;
+    while (len > 128) {
+        t += 128;
+        b2_compress(h, data, t, 0);
+        data += 128;
+        len -= 128;
+    }
+    memset(block, 0, sizeof block);
+    if (len) memcpy(block, data, len);
+    t += len;
+    b2_compress(h, block, t, 1);
+    for (int i = 0; i < 16; i++) out[i] = (unsigned char)(h[i / 8] >> (8 * (i % 8)));
+}
+
+/* ------------------------------------------------------------------ scratch memory */
+
+/* Everything the walk allocates for itself comes from fresh anonymous mappings, unmapped
+   when the walk ends: malloc would hand out free chunks scattered over pages the snapshot
+   shares with its parent, and every one of them would be copied. */
+typedef struct chunk {
+    struct chunk *prev;
+    size_t size, used;
+    char data[];
+} chunk;
+
+typedef struct {
+    chunk *top, *spare;
+} arena_t;
+
+typedef struct {
+    chunk *top;
+    size_t used;
+} mark_t;
+
+static void *arena_alloc(arena_t *a, size_t n) {
+    n = (n + 15) & ~(size_t)15;
+    if (a->top == NULL || a->top->used + n > a->top->size) {
+        chunk *c = NULL;
+        if (a->spare && a->spare->size >= n) {
+            c = a->spare;
+            a->spare = c->prev;
+        } else {
+            size_t total = (n + sizeof(chunk) + (1 << 20) - 1) & ~(size_t)((1 << 20) - 1);
+            void *p = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (p == MAP_FAILED) { PyErr_NoMemory(); return NULL; }
+            c = p;
+            c->size = total - sizeof(chunk);
+        }
+        c->used = 0;
+        c->prev = a->top;
+        a->top = c;
+    }
+    void *p = a->top->data + a->top->used;
+    a->top->used += n;
+    return p;
+}
+
+static mark_t arena_mark(arena_t *a) { return (mark_t){a->top, a->top ? a->top->used : 0}; }
+
+static void arena_release(arena_t *a, mark_t m) {
+    while (a->top != m.top) {
+        chunk *c = a->top;
+        a->top = c->prev;
+        c->prev = a->spare;
+        a->spare = c;
+    }
+    if (a->top) a->top->used = m.used;
+}
+
+static void arena_free(arena_t *a) {
+    chunk *lists[2] = {a->top, a->spare};
+    for (int k = 0; k < 2; k++)
+        for (chunk *c = lists[k], *prev; c; c = prev) {
+            prev = c->prev;
+            munmap(c, c->size + sizeof(chunk));
+        }
+    a->top = a->spare = NULL;
+}
+
+/* ------------------------------------------------------------------ the walker */
+
+typedef struct {
+    PyObject **keys;
+    Py_ssize_t *vals;
+    Py_ssize_t cap, used;
+} memo_t;
+
+typedef struct {
+    arena_t own;      /* the token buffer and the memo: kept until the walk ends */
+    arena_t *scratch; /* short-lived arrays, released in stack order; shared with sub-walks */
+    char *buf;
+    size_t len, cap;
+    bool any;
+    memo_t memo;
+    PyObject *keep;   /* list of new references, alive until the walk ends; NULL until needed */
+    char inl[256];    /* the first tokens: a canonical key's walk usually needs no more */
+} walk_t;
+
+static int depth;  /* of the C recursion, across the walks of canonical keys */
+
+typedef struct {
+    PyObject_HEAD
+    arena_t scratch;
+    walk_t w;
+} WalkerObject;
+
+static int grow(walk_t *w, size_t extra) {
+    if (w->len + extra <= w->cap) return 0;
+    size_t cap = w->cap ? w->cap : 4096;
+    while (cap < w->len + extra) cap *= 2;
+    char *p = arena_alloc(&w->own, cap);  /* the old buffer stays in the arena until the walk ends */
+    if (p == NULL) return -1;
+    if (w->len) memcpy(p, w->buf, w->len);
+    w->buf = p;
+    w->cap = cap;
+    return 0;
+}
+
+static int put(walk_t *w, const char *s, size_t n) {
+    if (grow(w, n)) return -1;
+    memcpy(w->buf + w->len, s, n);
+    w->len += n;
+    return 0;
+}
+
+/* A new token: the separator, then its first characters. */
+static int tok(walk_t *w, const char *s) {
+    if (w->any && put(w, "\x1f", 1)) return -1;
+    w->any = true;
+    return put(w, s, strlen(s));
+}
+
+static int put_int(walk_t *w, long long v) {
+    char b[32];
+    int n = snprintf(b, sizeof b, "%lld", v);
+    return put(w, b, (size_t)n);
+}
+
+static int tok_int(walk_t *w, const char *prefix, long long v) {
+    if (tok(w, prefix)) return -1;
+    return put_int(w, v);
+}
+
+/* str's UTF-8 with lone surrogates passed through, as str.encode("utf-8", "surrogatepass"). */
+static int put_str(walk_t *w, PyObject *s) {
+    if (PyUnicode_IS_COMPACT_ASCII(s)) return put(w, (const char *)PyUnicode_DATA(s), (size_t)PyUnicode_GET_LENGTH(s));
+    PyObject *b = PyUnicode_AsEncodedString(s, "utf-8", "surrogatepass");
+    if (b == NULL) return -1;
+    int r = put(w, PyBytes_AS_STRING(b), (size_t)PyBytes_GET_SIZE(b));
+    Py_DECREF(b);
+    return r;
+}
+
+/* format(obj, ""), as an f-string field does */
+static int put_format(walk_t *w, PyObject *o) {
+    if (PyUnicode_CheckExact(o)) return put_str(w, o);
+    PyObject *s = PyObject_Format(o, NULL);
+    if (s == NULL) return -1;
+    int r = put_str(w, s);
+    Py_DECREF(s);
+    return r;
+}
+
+/* repr() of ASCII text as str.__repr__ and bytes.__repr__ write it (quotes, escapes),
+   without making the repr object; anything else goes through repr(). */
+static int put_quoted(walk_t *w, const unsigned char *s, Py_ssize_t n, bool is_bytes) {
+    bool squote = false, dquote = false;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (s[i] == '\'') squote = true;
+        else if (s[i] == '"') dquote = true;
+    }
+    char quote = squote && !dquote ? '"' : '\'';
+    if (grow(w, (size_t)n * 4 + 3)) return -1;
+    char *o = w->buf + w->len;
+    if (is_bytes) *o++ = 'b';
+    *o++ = quote;
+    static const char hex[] = "0123456789abcdef";
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = s[i];
+        if (c == quote || c == '\\') { *o++ = '\\'; *o++ = (char)c; }
+        else if (c == '\t') { *o++ = '\\'; *o++ = 't'; }
+        else if (c == '\n') { *o++ = '\\'; *o++ = 'n'; }
+        else if (c == '\r') { *o++ = '\\'; *o++ = 'r'; }
+        else if (c < ' ' || c >= 0x7f) { *o++ = '\\'; *o++ = 'x'; *o++ = hex[c >> 4]; *o++ = hex[c & 15]; }
+        else *o++ = (char)c;
+    }
+    *o++ = quote;
+    w->len = (size_t)(o - w->buf);
+    return 0;
+}
+
+static int put_repr(walk_t *w, PyObject *o) {
+    PyTypeObject *t = Py_TYPE(o);
+    if (t == &PyUnicode_Type && PyUnicode_IS_COMPACT_ASCII(o))
+        return put_quoted(w, (const unsigned char *)PyUnicode_DATA(o), PyUnicode_GET_LENGTH(o), false);
+    if (t == &PyBytes_Type)
+        return put_quoted(w, (const unsigned char *)PyBytes_AS_STRING(o), PyBytes_GET_SIZE(o), true);
+    if (t == &PyLong_Type) {
+        int overflow;
+        long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+        if (!overflow && !(v == -1 && PyErr_Occurred())) return put_int(w, v);
+        PyErr_Clear();
+    }
+    PyObject *s = PyObject_Repr(o);
+    if (s == NULL) return -1;
+    int r = put_str(w, s);
+    Py_DECREF(s);
+    return r;
+}
+
+static int keep(walk_t *w, PyObject *o) {  /* steals o */
+    if (w->keep == NULL && (w->keep = PyList_New(0)) == NULL) { Py_DECREF(o); return -1; }
+    int r = PyList_Append(w->keep, o);
+    Py_DECREF(o);
+    return r;
+}
+
+/* ---- memo: object address -> first-visit number */
+
+static inline size_t memo_slot(PyObject *o, Py_ssize_t cap) {
+    uint64_t x = (uint64_t)(uintptr_t)o;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    return (size_t)x & (size_t)(cap - 1);
+}
+
+static Py_ssize_t memo_get(memo_t *m, PyObject *o) {
+    if (!m->cap) return -1;
+    size_t mask = (size_t)m->cap - 1, i = memo_slot(o, m->cap);
+    while (m->keys[i]) {
+        if (m->keys[i] == o) return m->vals[i];
+        i = (i + 1) & mask;
+    }
+    return -1;
+}
+
+static int memo_put(walk_t *w, PyObject *o, Py_ssize_t v) {
+    memo_t *m = &w->memo;
+    if ((m->used + 1) * 2 > m->cap) {
+        Py_ssize_t cap = m->cap ? m->cap * 2 : 256;
+        memo_t n = {arena_alloc(&w->own, (size_t)cap * sizeof(PyObject *)), NULL, cap, 0};
+        if (n.keys == NULL || (n.vals = arena_alloc(&w->own, (size_t)cap * sizeof(Py_ssize_t))) == NULL) return -1;
+        memset(n.keys, 0, (size_t)cap * sizeof(PyObject *));
+        for (Py_ssize_t k = 0; k < m->cap; k++)
+            if (m->keys[k]) {
+                size_t i = memo_slot(m->keys[k], cap);
+                while (n.keys[i]) i = (i + 1) & (size_t)(cap - 1);
+                n.keys[i] = m->keys[k];
+                n.vals[i] = m->vals[k];
+                n.used++;
+            }
+        *m = n;  /* the old table stays in the arena until the walk ends */
+    }
+    size_t mask = (size_t)m->cap - 1, i = memo_slot(o, m->cap);
+    while (m->keys[i]) i = (i + 1) & mask;
+    m->keys[i] = o;
+    m->vals[i] = v;
+    m->used++;
+    return 0;
+}
+
+static void walk_start(walk_t *w, arena_t *scratch) {
+    memset(w, 0, offsetof(walk_t, inl));
+    w->scratch = scratch;
+    w->buf = w->inl;
+    w->cap = sizeof w->inl;
+}
+
+static void walk_end(walk_t *w) {
+    Py_CLEAR(w->keep);
+    arena_free(&w->own);
+    w->buf = w->inl;
+    w->len = 0;
+    w->cap = sizeof w->inl;
+    memset(&w->memo, 0, sizeof w->memo);
+}
+
+static void walk_digest(walk_t *w, unsigned char out[16]) { blake2b16(out, (const unsigned char *)w->buf, w->len); }
+
+static int h(walk_t *w, PyObject *o);
+
+/* ---- type names, as o.__module__ and o.__qualname__ of a type */
+
+/* isinstance(o, X) is type(o)'s subclass test unless o's class answers __class__ itself */
+static bool honest_class(PyTypeObject *t) {
+    return t->tp_getattro == PyObject_GenericGetAttr && _PyType_Lookup(t, S_class) == ObjectClassDescr;
+}
+
+static int is_instance(PyObject *o, PyTypeObject *cls) {
+    PyTypeObject *t = Py_TYPE(o);
+    if (t == cls || PyType_IsSubtype(t, cls)) return 1;
+    if (honest_class(t)) return 0;
+    return PyObject_IsInstance(o, (PyObject *)cls);
+}
+
+/* type.__module__ and type.__qualname__ as type's own getters compute them, read in place:
+   getattr would write the reference counts of the name strings */
+static bool plain_type_names(PyObject *tp) {
+    PyTypeObject *meta = Py_TYPE(tp);
+    return meta == &PyType_Type ||
+           (_PyType_Lookup(meta, S_module) == TypeModuleDescr && _PyType_Lookup(meta, S_qualname) == TypeQualnameDescr);
+}
+
+static int put_attr(walk_t *w, PyObject *o, PyObject *name) {
+    PyObject *v = PyObject_GetAttr(o, name);
+    if (v == NULL) return -1;
+    int r = put_format(w, v);
+    Py_DECREF(v);
+    return r;
+}
+
+static int put_type_name(walk_t *w, PyObject *tp) {
+    if (!plain_type_names(tp)) return put_attr(w, tp, S_module) || put(w, ".", 1) || put_attr(w, tp, S_qualname);
+    PyTypeObject *t = (PyTypeObject *)tp;
+    if (t->tp_flags & Py_TPFLAGS_HEAPTYPE) {
+        PyObject *mod = PyDict_GetItemWithError(t->tp_dict, S_module);
+        if (mod == NULL) {
+            if (PyErr_Occurred()) return -1;
+            return put_attr(w, tp, S_module);  /* raises AttributeError, as the Python walk does */
+        }
+        return put_format(w, mod) || put(w, ".", 1) || put_format(w, ((PyHeapTypeObject *)t)->ht_qualname);
+    }
+    const char *dot = strrchr(t->tp_name, '.');
+    if (dot == NULL) return put(w, "builtins.", 9) || put(w, t->tp_name, strlen(t->tp_name));
+    return put(w, t->tp_name, strlen(t->tp_name));  /* "module.qualname" as written in tp_name */
+}
+
+/* ---- canonical keys and unordered collections */
+
+typedef struct {
+    const char *key;  /* canonical_key(obj), in the scratch arena */
+    size_t keylen;
+    PyObject *obj;    /* borrowed */
+    PyObject *val;    /* borrowed, dicts only */
+    Py_ssize_t index;
+} keyed_t;
+
+static int set_key(walk_t *w, keyed_t *k, char prefix, const char *data, size_t n) {
+    char *p = arena_alloc(w->scratch, n + 1);
+    if (p == NULL) return -1;
+    p[0] = prefix;
+    memcpy(p + 1, data, n);
+    k->key = p;
+    k->keylen = n + 1;
+    return 0;
+}
+
+/* _fingerprint.canonical_key: b"s" + UTF-8 for str, b"i" + str(n) for int and bool,
+   the digest of a walk of its own for anything else */
+static int canonical_key(walk_t *w, keyed_t *k, PyObject *o) {
+    PyTypeObject *t = Py_TYPE(o);
+    if (t == &PyUnicode_Type) {
+        if (PyUnicode_IS_COMPACT_ASCII(o)) return set_key(w, k, 's', PyUnicode_DATA(o), (size_t)PyUnicode_GET_LENGTH(o));
+        PyObject *b = PyUnicode_AsEncodedString(o, "utf-8", "surrogatepass");
+        if (b == NULL) return -1;
+        int r = set_key(w, k, 's', PyBytes_AS_STRING(b), (size_t)PyBytes_GET_SIZE(b));
+        Py_DECREF(b);
+        return r;
+    }
+    if (t == &PyBool_Type) return o == Py_True ? set_key(w, k, 'i', "True", 4) : set_key(w, k, 'i', "False", 5);
+    if (t == &PyLong_Type) {
+        int overflow;
+        long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+        if (!overflow && !(v == -1 && PyErr_Occurred())) {
+            char b[32];
+            int n = snprintf(b, sizeof b, "%lld", v);
+            return set_key(w, k, 'i', b, (size_t)n);
+        }
+        PyErr_Clear();
+        PyObject *s = PyObject_Str(o);
+        if (s == NULL) return -1;
+        int r = set_key(w, k, 'i', PyUnicode_AsUTF8(s), (size_t)PyUnicode_GET_LENGTH(s));
+        Py_DECREF(s);
+        return r;
+    }
+    walk_t *sub = arena_alloc(w->scratch, sizeof *sub);  /* walk_t is big for the C stack of a deep walk */
+    if (sub == NULL) return -1;
+    walk_start(sub, w->scratch);
+    int r = h(sub, o);
+    unsigned char d[16];
+    if (!r) walk_digest(sub, d);
+    walk_end(sub);
+    if (r) return -1;
+    char *p = arena_alloc(w->scratch, 16);
+    if (p == NULL) return -1;
+    memcpy(p, d, 16);
+    k->key = p;
+    k->keylen = 16;
+    return 0;
+}
+
+static int cmp_keyed(const void *a, const void *b) {
+    const keyed_t *x = a, *y = b;
+    int c = memcmp(x->key, y->key, x->keylen < y->keylen ? x->keylen : y->keylen);
+    if (c) return c;
+    if (x->keylen != y->keylen) return x->keylen < y->keylen ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;  /* stable, as sorted() */
+}
+
+/* h.unordered(tag, items) */
+static int unordered(walk_t *w, const char *tag, PyObject **items, Py_ssize_t n) {
+    mark_t mark = arena_mark(w->scratch);
+    keyed_t *k = arena_alloc(w->scratch, sizeof *k * (size_t)(n ? n : 1));
+    int r = k == NULL;
+    for (Py_ssize_t i = 0; !r && i < n; i++) {
+        k[i].obj = items[i];
+        k[i].index = i;
+        r = canonical_key(w, &k[i], items[i]);
+    }
+    if (!r) {
+        qsort(k, (size_t)n, sizeof *k, cmp_keyed);
+        r = tok_int(w, tag, n);
+    }
+    for (Py_ssize_t i = 0; !r && i < n; i++) r = h(w, k[i].obj);
+    arena_release(w->scratch, mark);
+    return r;
+}
+
+static int unordered_set(walk_t *w, const char *tag, PyObject *s) {
+    Py_ssize_t n = PySet_GET_SIZE(s), pos = 0, i = 0;
+    Py_hash_t hash;
+    mark_t mark = arena_mark(w->scratch);
+    PyObject *key, **items = arena_alloc(w->scratch, sizeof(PyObject *) * (size_t)(n ? n : 1));
+    if (items == NULL) return -1;
+    while (i < n && _PySet_NextEntry(s, &pos, &key, &hash)) items[i++] = key;
+    int r = unordered(w, tag, items, i);
+    arena_release(w->scratch, mark);
+    return r;
+}
+
+static int walk_dict(walk_t *w, PyObject *o, const char *name) {
+    Py_ssize_t n = PyDict_GET_SIZE(o), pos = 0, i = 0;
+    PyObject *key, *val;
+    mark_t mark = arena_mark(w->scratch);
+    keyed_t *k = arena_alloc(w->scratch, sizeof *k * (size_t)(n ? n : 1));
+    int r = k == NULL;
+    while (!r && i < n && PyDict_Next(o, &pos, &key, &val)) {
+        k[i].obj = key;
+        k[i].val = val;
+        k[i].index = i;
+        r = canonical_key(w, &k[i], key);
+        i++;
+    }
+    if (!r) {
+        qsort(k, (size_t)i, sizeof *k, cmp_keyed);
+        r = tok(w, "{") || put(w, name, strlen(name)) || put_int(w, i);
+    }
+    for (Py_ssize_t j = 0; !r && j < i; j++) r = h(w, k[j].obj) || h(w, k[j].val);
+    arena_release(w->scratch, mark);
+    return r;
+}
+
+/* ---- frames of generators and coroutines: _Hasher.frame */
+
+static int walk_frame(walk_t *w, PyObject *gen, PyObject *awaited_attr) {
+    PyGenObject *g = (PyGenObject *)gen;
+    PyCodeObject *code = g->gi_code;
+    if (h(w, (PyObject *)code)) return -1;
+    if (g->gi_frame_state >= FC_FRAME_CLEARED) return tok(w, "<finished>");
+    fc_iframe *f = (fc_iframe *)g->gi_iframe;
+    int lasti = (int)(f->prev_instr - _PyCode_CODE(f->f_code));
+    if (lasti < 0 || f->f_code != code || f->stacktop < code->co_nlocalsplus) {
+        /* not a frame that reached RETURN_GENERATOR: frame.f_locals would initialise it */
+        PyErr_SetString(Fallback, "generator frame before its first instruction");
+        return -1;
+    }
+    if (tok_int(w, "L", (long long)lasti * (long long)sizeof(_Py_CODEUNIT))) return -1;
+    /* frame.f_locals: the named fast locals with a value, cells dereferenced (MAKE_CELL
+       and COPY_FREE_VARS run before RETURN_GENERATOR, so every cell slot holds its cell) */
+    int n = code->co_nlocalsplus;
+    const unsigned char *kinds = (const unsigned char *)PyBytes_AS_STRING(code->co_localspluskinds);
+    mark_t mark = arena_mark(w->scratch);
+    keyed_t *loc = arena_alloc(w->scratch, sizeof *loc * (size_t)(n ? n : 1));
+    if (loc == NULL) return -1;
+    Py_ssize_t m = 0;
+    for (int i = 0; i < n; i++) {
+        unsigned char kind = kinds[i];
+        if ((kind & FC_CO_FAST_FREE) && !(code->co_flags & CO_OPTIMIZED)) continue;
+        PyObject *v = f->localsplus[i];
+        if (v == NULL) continue;
+        if (kind & FC_CO_FAST_FREE) {
+            if (!PyCell_Check(v)) {
+                arena_release(w->scratch, mark);
+                PyErr_SetString(Fallback, "free variable without a cell");
+                return -1;
+            }
+            v = PyCell_GET(v);
+        } else if ((kind & FC_CO_FAST_CELL) && PyCell_Check(v)) {
+            v = PyCell_GET(v);
+        }
+        if (v == NULL) continue;  /* an empty cell: not in f_locals */
+        loc[m].obj = PyTuple_GET_ITEM(code->co_localsplusnames, i);
+        loc[m].val = v;
+        loc[m].index = m;
+        m++;
+    }
+    /* sorted(loc): names are str, compared by code point */
+    for (Py_ssize_t i = 1; i < m; i++) {
+        keyed_t x = loc[i];
+        Py_ssize_t j = i - 1;
+        while (j >= 0 && PyUnicode_Compare(loc[j].obj, x.obj) > 0) { loc[j + 1] = loc[j]; j--; }
+        loc[j + 1] = x;
+    }
+    int r = tok_int(w, "l", m);
+    for (Py_ssize_t i = 0; !r && i < m; i++) r = tok(w, "") || put_str(w, loc[i].obj) || h(w, loc[i].val);
+    arena_release(w->scratch, mark);
+    if (r) return -1;
+    /* gc.get_referents(gen) less f_locals, the code and frames: gen_traverse's order */
+    PyObject *refs[8];
+    int nr = 0;
+    PyObject *head[] = {g->gi_name, g->gi_qualname, (PyObject *)f->f_func};
+    for (int i = 0; i < 3; i++)
+        if (head[i] && head[i] != (PyObject *)code && Py_TYPE(head[i]) != &PyFrame_Type) refs[nr++] = head[i];
+    Py_ssize_t stack = 0;
+    for (int i = 0; i < f->stacktop; i++) {
+        PyObject *x = f->localsplus[i];
+        if (x && x != (PyObject *)code && x != f->f_locals && Py_TYPE(x) != &PyFrame_Type) stack++;
+    }
+    PyObject *exc = g->gi_exc_state.exc_value;
+    bool has_exc = exc && exc != (PyObject *)code && exc != f->f_locals && Py_TYPE(exc) != &PyFrame_Type;
+    if (tok_int(w, "r", nr + stack + has_exc)) return -1;
+    for (int i = 0; i < nr; i++)
+        if (h(w, refs[i])) return -1;
+    for (int i = 0; i < f->stacktop; i++) {
+        PyObject *x = f->localsplus[i];
+        if (x && x != (PyObject *)code && x != f->f_locals && Py_TYPE(x) != &PyFrame_Type && h(w, x)) return -1;
+    }
+    if (has_exc && h(w, exc)) return -1;
+    PyObject *aw = PyObject_GetAttr(gen, awaited_attr);
+    if (aw == NULL) return -1;
+    if (keep(w, Py_NewRef(aw))) { Py_DECREF(aw); return -1; }
+    r = h(w, aw);
+    Py_DECREF(aw);
+    return r;
+}
+
+/* ---- __reduce_ex__: _Hasher.reduced */
+
+#define FC_MANAGED_DICT (1UL << 4)  /* Py_TPFLAGS_MANAGED_DICT (3.11) */
+
+/* The instance dict of o: 1 and *dict (maybe NULL: none yet) when it can be read without
+   making one, 0 when 3.11 keeps o's attributes in a values array not yet made a dict. */
+static int instance_dict(PyObject *o, PyObject **dict) {
+    PyTypeObject *t = Py_TYPE(o);
+    if (t->tp_flags & FC_MANAGED_DICT) {
+        if (((void **)o)[-4] != NULL) return 0;
+        *dict = ((PyObject **)o)[-3];
+        return 1;
+    }
+    if (t->tp_dictoffset == 0) { *dict = NULL; return 1; }
+    if (t->tp_dictoffset < 0) return 0;
+    *dict = *(PyObject **)((char *)o + t->tp_dictoffset);
+    return 1;
+}
+
+/* o.__reduce_ex__(4) of an instance of a plain class (no pickling methods of its own, no
+   slots, no extra C fields) is (copyreg.__newobj__, (type(o),), o.__dict__ or None, None,
+   None): walked here as the Python walk walks it, without calling into Python.  Returns 1
+   when done, 0 when o is not such an instance. */
+static int plain_reduce(walk_t *w, PyObject *o, PyTypeObject *t) {
+    if (!(t->tp_flags & Py_TPFLAGS_HEAPTYPE) || t->tp_new == NULL || t->tp_itemsize != 0 ||
+        t->tp_getattro != PyObject_GenericGetAttr || PyList_Check(o) || PyDict_Check(o))
+        return 0;
+    if (_PyType_Lookup(t, S_reduce_ex) != ObjReduceEx || _PyType_Lookup(t, S_reduce) != ObjReduce ||
+        _PyType_Lookup(t, S_getstate) != ObjGetstate || _PyType_Lookup(t, S_getnewargs_ex) != NULL ||
+        _PyType_Lookup(t, S_getnewargs) != NULL)
+        return 0;
+    /* copyreg._slotnames caches __slotnames__ in the class at the first reduce: until then, Python's */
+    PyObject *slotnames = PyDict_GetItemWithError(t->tp_dict, S_slotnames);
+    if (slotnames == NULL) { PyErr_Clear(); return 0; }
+    if (slotnames != Py_None && !(PyList_CheckExact(slotnames) && PyList_GET_SIZE(slotnames) == 0)) return 0;
+    Py_ssize_t basic = PyBaseObject_Type.tp_basicsize;
+    if (t->tp_dictoffset && !(t->tp_flags & FC_MANAGED_DICT)) basic += sizeof(PyObject *);
+    if (t->tp_weaklistoffset) basic += sizeof(PyObject *);
+    if (t->tp_basicsize > basic) return 0;  /* "cannot pickle": Python's walk says so */
+    PyObject *dict;
+    if (!instance_dict(o, &dict)) return 0;
+    if (dict != NULL) {
+        if (!PyDict_CheckExact(dict)) return 0;
+        PyObject *names[] = {S_reduce_ex, S_reduce, S_getstate};
+        for (int i = 0; i < 3; i++) {
+            if (PyDict_GetItemWithError(dict, names[i]) != NULL) return 0;
+            if (PyErr_Occurred()) PyErr_Clear();
+        }
+        if (PyDict_GET_SIZE(dict) == 0) dict = NULL;
+    }
+    if (tok(w, "N") || put_type_name(w, (PyObject *)t) || tok_int(w, "(", 0)) return -1;
+    return h(w, dict ? dict : Py_None) ? -1 : 1;
+}
+
+static int walk_reduced(walk_t *w, PyObject *o, PyTypeObject *t) {
+    int plain = plain_reduce(w, o, t);
+    if (plain) return plain < 0 ? -1 : 0;
+    PyObject *rv = PyObject_CallMethod(o, "__reduce_ex__", "i", 4);
+    if (rv == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception)) return -1;
+        PyErr_Clear();
+        char addr[32];
+        snprintf(addr, sizeof addr, "@%lx", (unsigned long)(uintptr_t)o);
+        return tok(w, "?") || put_type_name(w, (PyObject *)t) || put(w, addr, strlen(addr));
+    }
+    if (keep(w, Py_NewRef(rv))) { Py_DECREF(rv); return -1; }
+    Py_DECREF(rv);  /* kept alive by the keep list */
+    if (PyUnicode_Check(rv)) return tok(w, "g") || put_format(w, rv);
+    Py_ssize_t len = PyObject_Length(rv);
+    if (len < 0) return -1;
+    PyObject *fn = PySequence_GetItem(rv, 0);
+    if (fn == NULL || keep(w, fn)) return -1;
+    PyObject *args;
+    if (len > 1) {
+        if ((args = PySequence_GetItem(rv, 1)) == NULL || keep(w, args)) return -1;
+    } else {
+        args = PyTuple_New(0);
+        if (args == NULL || keep(w, args)) return -1;
+    }
+    int newobj = fn == NewObj;
+    if (!newobj) {
+        PyObject *name = PyObject_GetAttr(fn, S_dunder_name);
+        if (name == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_AttributeError)) return -1;
+            PyErr_Clear();
+        } else {
+            newobj = PyObject_RichCompareBool(name, S_newobj, Py_EQ);
+            Py_DECREF(name);
+            if (newobj < 0) return -1;
+        }
+    }
+    if (newobj) {
+        if (tok(w, "N") || put_type_name(w, (PyObject *)t)) return -1;
+        PyObject *rest = PySequence_GetSlice(args, 1, PY_SSIZE_T_MAX);
+        if (rest == NULL || keep(w, rest)) return -1;
+        args = rest;
+    } else if (h(w, fn)) {
+        return -1;
+    }
+    if (h(w, args)) return -1;
+    if (len > 2) {
+        PyObject *state = PySequence_GetItem(rv, 2);
+        if (state == NULL || keep(w, state) || h(w, state)) return -1;
+    } else if (h(w, Py_None)) {
+        return -1;
+    }
+    if (len > 3) {
+        PyObject *li = PySequence_GetItem(rv, 3);
+        if (li == NULL || keep(w, li)) return -1;
+        if (li != Py_None) {
+            if (tok(w, "li")) return -1;
+            PyObject *it = PyObject_GetIter(li);
+            if (it == NULL) return -1;
+            PyObject *x;
+            while ((x = PyIter_Next(it)) != NULL) {
+                if (keep(w, x) || h(w, x)) { Py_DECREF(it); return -1; }
+            }
+            Py_DECREF(it);
+            if (PyErr_Occurred()) return -1;
+        }
+    }
+    if (len > 4) {
+        PyObject *di = PySequence_GetItem(rv, 4);
+        if (di == NULL || keep(w, di)) return -1;
+        if (di != Py_None) {
+            if (tok(w, "di")) return -1;
+            PyObject *d = PyObject_CallOneArg((PyObject *)&PyDict_Type, di);
+            if (d == NULL || keep(w, d) || h(w, d)) return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- the dispatch: _Hasher.h */
+
+static int h_inner(walk_t *w, PyObject *o) {
+    PyTypeObject *t = Py_TYPE(o);
+    if (o == Py_None) return tok(w, "NNone");
+    if (t == &PyBool_Type) return tok(w, o == Py_True ? "bTrue" : "bFalse");
+    if (t == &PyLong_Type) return tok(w, "i") || put_repr(w, o);
+    if (t == &PyUnicode_Type) return tok(w, "s") || put_repr(w, o);
+    if (t == &PyFloat_Type) return tok(w, "f") || put_repr(w, o);
+    if (t == &PyComplex_Type) return tok(w, "c") || put_repr(w, o);
+    if (t == &PyBytes_Type) return tok(w, "b") || put_repr(w, o);
+    if (t == &PyTuple_Type) {
+        Py_ssize_t n = PyTuple_GET_SIZE(o);
+        if (tok_int(w, "(", n)) return -1;
+        for (Py_ssize_t i = 0; i < n; i++)
+            if (h(w, PyTuple_GET_ITEM(o, i))) return -1;
+        return 0;
+    }
+    if (t == &PyFrozenSet_Type) return unordered_set(w, "F", o);
+    if (t == UnorderedType) {
+        PyObject *items = PyObject_GetAttr(o, S_items);
+        if (items == NULL || keep(w, items)) return -1;
+        if (!PyList_CheckExact(items)) { PyErr_SetString(Fallback, "Unordered.items is not a list"); return -1; }
+        return unordered(w, "U", ((PyListObject *)items)->ob_item, PyList_GET_SIZE(items));
+    }
+    int istype = is_instance(o, &PyType_Type);
+    if (istype < 0) return -1;
+    if (istype) return tok(w, "T") || put_type_name(w, o);
+    if (t == &PyModule_Type) {
+        PyObject *name = PyObject_GetAttr(o, S_dunder_name);
+        if (name == NULL) return -1;
+        int r = tok(w, "M") || put_format(w, name);
+        Py_DECREF(name);
+        return r;
+    }
+    if (t == &PyCode_Type) {
+        PyCodeObject *c = (PyCodeObject *)o;
+        Py_ssize_t at = PyUnicode_FindChar(c->co_filename, '/', 0, PyUnicode_GET_LENGTH(c->co_filename), -1);
+        if (at == -2) return -1;
+        PyObject *base = PyUnicode_Substring(c->co_filename, at + 1, PyUnicode_GET_LENGTH(c->co_filename));
+        if (base == NULL) return -1;
+        int r = tok(w, "C") || put_str(w, base) || put(w, ":", 1) || put_str(w, c->co_qualname) || put(w, ":", 1)
+                || put_int(w, c->co_firstlineno);
+        Py_DECREF(base);
+        return r;
+    }
+    if (t == &PyFrame_Type) return tok(w, "f");
+    Py_ssize_t seen = memo_get(&w->memo, o);
+    if (seen >= 0) return tok_int(w, "@", seen);
+    if (memo_put(w, o, w->memo.used)) return -1;
+    if (t == &PyList_Type) {
+        if (tok_int(w, "[", PyList_GET_SIZE(o))) return -1;
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(o); i++)
+            if (h(w, PyList_GET_ITEM(o, i))) return -1;
+        return 0;
+    }
+    if (t == &PyDict_Type) return walk_dict(w, o, "dict");
+    if (t == DefaultDictType) {
+        PyObject *df = ((fc_defdict *)o)->default_factory;
+        return h(w, df ? df : Py_None) || walk_dict(w, o, "defaultdict");
+    }
+    if (t == CounterType) return walk_dict(w, o, "Counter");
+    if (t == &PySet_Type) return unordered_set(w, "S", o);
+    if (t == DequeType) {
+        fc_deque *d = (fc_deque *)o;
+        Py_ssize_t n = Py_SIZE(d);
+        if (tok(w, "Q")) return -1;
+        if (d->maxlen < 0 ? put(w, "None", 4) : put_int(w, d->maxlen)) return -1;
+        if (put(w, ":", 1) || put_int(w, n)) return -1;
+        fc_block *b = d->leftblock;
+        Py_ssize_t idx = d->leftindex;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (h(w, b->data[idx])) return -1;
+            if (++idx == FC_BLOCKLEN) { b = b->rightlink; idx = 0; }
+        }
+        return 0;
+    }
+    if (t == &PyByteArray_Type) {
+        PyObject *b = PyBytes_FromStringAndSize(PyByteArray_AS_STRING(o), PyByteArray_GET_SIZE(o));
+        if (b == NULL) return -1;
+        int r = tok(w, "B") || put_repr(w, b);
+        Py_DECREF(b);
+        return r;
+    }
+    if (t == &PyCoro_Type) return walk_frame(w, o, S_cr_await);
+    if (t == &PyGen_Type) return walk_frame(w, o, S_gi_yieldfrom);
+    if (t == &PyAsyncGen_Type) return walk_frame(w, o, S_ag_await);
+    if (t == &PyFunction_Type) {
+        PyFunctionObject *f = (PyFunctionObject *)o;
+        PyObject *parts[] = {f->func_code, f->func_defaults, f->func_kwdefaults, f->func_closure};
+        for (int i = 0; i < 4; i++)
+            if (h(w, parts[i] ? parts[i] : Py_None)) return -1;
+        return 0;
+    }
+    if (t == &PyCell_Type) {
+        PyObject *v = PyCell_GET(o);
+        return v ? h(w, v) : tok(w, "<empty>");
+    }
+    if (t == &PyMethod_Type) return h(w, PyMethod_GET_FUNCTION(o)) || h(w, PyMethod_GET_SELF(o));
+    if (t == &PyCFunction_Type) {
+        PyObject *q = PyObject_GetAttr(o, S_qualname);
+        if (q == NULL) return -1;
+        int r = tok(w, "b") || put_format(w, q);
+        Py_DECREF(q);
+        if (r) return -1;
+        PyObject *s = PyCFunction_GET_SELF(o);
+        if (s != NULL && s != Py_None && Py_TYPE(s) != &PyModule_Type) return h(w, s);
+        return 0;
+    }
+    int isenum = is_instance(o, EnumBase);
+    if (isenum < 0) return -1;
+    if (isenum) {
+        /* Enum.name returns _name_; read it without calling the property */
+        PyObject *name = _PyType_Lookup(t, S_name) == EnumNameDescr ? PyObject_GenericGetAttr(o, S_name_)
+                                                                     : PyObject_GetAttr(o, S_name);
+        if (name == NULL) return -1;
+        int r = tok(w, "E") || put_type_name(w, (PyObject *)t) || put(w, ".", 1) || put_format(w, name);
+        Py_DECREF(name);
+        return r;
+    }
+    if (_PyType_Lookup(t, S_fc_state) != NULL || _PyType_Lookup(Py_TYPE(t), S_fc_state) != NULL) {
+        PyObject *hook = PyObject_GetAttr((PyObject *)t, S_fc_state);
+        if (hook == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_AttributeError)) return -1;
+            PyErr_Clear();
+        } else if (hook != Py_None) {
+            PyObject *q = PyObject_GetAttr((PyObject *)t, S_qualname);
+            int r = q == NULL || tok(w, "H") || put_format(w, q);
+            Py_XDECREF(q);
+            if (r) { Py_DECREF(hook); return -1; }
+            PyObject *state = PyObject_CallOneArg(hook, o);
+            Py_DECREF(hook);
+            if (state == NULL || keep(w, Py_NewRef(state))) { Py_XDECREF(state); return -1; }
+            r = h(w, state);
+            Py_DECREF(state);
+            return r;
+        } else {
+            Py_DECREF(hook);
+        }
+    }
+    return walk_reduced(w, o, t);
+}
+
+static int h(walk_t *w, PyObject *o) {
+    if (++depth > MAX_DEPTH) {
+        depth--;
+        PyErr_SetString(Fallback, "state nested too deeply for the C walk");
+        return -1;
+    }
+    int r = h_inner(w, o);
+    depth--;
+    return r;
+}
+
+/* ---- _global_items(g) walked as in state_fingerprint: name, then value */
+
+static int is_dunder(PyObject *name) {
+    if (!PyUnicode_Check(name)) return 0;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(name);  /* startswith("__") and endswith("__") */
+    return n >= 2 && PyUnicode_READ_CHAR(name, 0) == '_' && PyUnicode_READ_CHAR(name, 1) == '_' &&
+           PyUnicode_READ_CHAR(name, n - 1) == '_' && PyUnicode_READ_CHAR(name, n - 2) == '_';
+}
+
+static int walk_globals(walk_t *w, PyObject *g) {
+    if (!PyDict_CheckExact(g)) { PyErr_SetString(Fallback, "globals are not a dict"); return -1; }
+    Py_ssize_t n = PyDict_GET_SIZE(g), pos = 0, m = 0;
+    PyObject *key, *val;
+    mark_t mark = arena_mark(w->scratch);
+    keyed_t *items = arena_alloc(w->scratch, sizeof *items * (size_t)(n ? n : 1));
+    if (items == NULL) return -1;
+    while (m < n && PyDict_Next(g, &pos, &key, &val)) {
+        if (!PyUnicode_CheckExact(key)) {
+            arena_release(w->scratch, mark);
+            PyErr_SetString(Fallback, "a global whose name is not a str");
+            return -1;
+        }
+        items[m].obj = key;
+        items[m].val = val;
+        m++;
+    }
+    for (Py_ssize_t i = 1; i < m; i++) {  /* sorted(g) */
+        keyed_t x = items[i];
+        Py_ssize_t j = i - 1;
+        while (j >= 0 && PyUnicode_Compare(items[j].obj, x.obj) > 0) { items[j + 1] = items[j]; j--; }
+        items[j + 1] = x;
+    }
+    PyObject *modname = PyDict_GetItemWithError(g, S_dunder_name);
+    int r = 0;
+    for (Py_ssize_t i = 0; !r && i < m; i++) {
+        PyObject *name = items[i].obj, *v = items[i].val;
+        if (is_dunder(name)) continue;
+        int ismod = is_instance(v, &PyModule_Type);
+        if (ismod < 0) { r = -1; break; }
+        if (ismod) continue;
+        if (tok(w, "") || put_str(w, name)) { r = -1; break; }
+        int istype = is_instance(v, &PyType_Type);
+        if (istype < 0) { r = -1; break; }
+        if (istype) {
+            PyObject *vm = PyObject_GetAttr(v, S_module);
+            if (vm == NULL) { r = -1; break; }
+            int same = PyObject_RichCompareBool(vm, modname ? modname : Py_None, Py_EQ);
+            Py_DECREF(vm);
+            if (same < 0) { r = -1; break; }
+            istype = same;
+        }
+        if (!istype) { r = h(w, v); continue; }
+        /* a class of the model's own module: (class, {its mutable class attributes}) */
+        PyObject *attrs = PyDict_New();
+        if (attrs == NULL || keep(w, attrs)) { r = -1; break; }
+        PyObject *cd = ((PyTypeObject *)v)->tp_dict, *k, *a;
+        Py_ssize_t p = 0;
+        while (PyDict_Next(cd, &p, &k, &a)) {
+            if (is_dunder(k) || PyCallable_Check(a)) continue;
+            if (PyObject_TypeCheck(a, &PyClassMethod_Type) || PyObject_TypeCheck(a, &PyStaticMethod_Type) ||
+                PyObject_TypeCheck(a, &PyProperty_Type)) continue;
+            if (PyDict_SetItem(attrs, k, a)) { r = -1; break; }
+        }
+        if (r) break;
+        r = tok_int(w, "(", 2) || h(w, v) || h(w, attrs);
+    }
+    arena_release(w->scratch, mark);
+    return r;
+}
+
+/* ------------------------------------------------------------------ the Python type */
+
+static int Walker_init(WalkerObject *self, PyObject *args, PyObject *kw) {
+    if (!PyArg_ParseTuple(args, ":Walker")) return -1;
+    if (Fallback == NULL) { PyErr_SetString(PyExc_RuntimeError, "_cfingerprint.configure() was not called (a bug)"); return -1; }
+    walk_end(&self->w);
+    arena_free(&self->scratch);
+    walk_start(&self->w, &self->scratch);
+    return 0;
+}
+
+static void Walker_dealloc(WalkerObject *self) {
+    walk_end(&self->w);
+    arena_free(&self->scratch);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Walker_emit(WalkerObject *self, PyObject *s) {
+    if (!PyUnicode_Check(s)) { PyErr_SetString(PyExc_TypeError, "emit() takes a str"); return NULL; }
+    if (tok(&self->w, "") || put_str(&self->w, s)) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Walker_h(WalkerObject *self, PyObject *o) {
+    if (h(&self->w, o)) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Walker_globals(WalkerObject *self, PyObject *g) {
+    if (walk_globals(&self->w, g)) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Walker_digest(WalkerObject *self, PyObject *unused) {
+    unsigned char d[16];
+    walk_digest(&self->w, d);
+    return PyBytes_FromStringAndSize((const char *)d, 16);
+}
+
+static PyObject *Walker_stream(WalkerObject *self, PyObject *unused) {
+    return PyBytes_FromStringAndSize(self->w.buf ? self->w.buf : "", (Py_ssize_t)self->w.len);
+}
+
+static PyMethodDef Walker_methods[] = {
+    {"emit", (PyCFunction)Walker_emit, METH_O, "Append one token."},
+    {"h", (PyCFunction)Walker_h, METH_O, "Walk one object."},
+    {"globals", (PyCFunction)Walker_globals, METH_O, "Walk a module's globals as state_fingerprint does."},
+    {"digest", (PyCFunction)Walker_digest, METH_NOARGS, "The 16-byte BLAKE2b digest of the tokens."},
+    {"stream", (PyCFunction)Walker_stream, METH_NOARGS, "The tokens joined by \\x1f, encoded (for tests)."},
+    {NULL},
+};
+
+static PyTypeObject WalkerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "forkcheck._cfingerprint.Walker",
+    .tp_basicsize = sizeof(WalkerObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Walker_init,
+    .tp_dealloc = (destructor)Walker_dealloc,
+    .tp_methods = Walker_methods,
+    .tp_doc = "The fingerprint walk of _fingerprint._Hasher, reading objects without writing them.",
+};
+
+static PyObject *configure(PyObject *mod, PyObject *args) {
+    PyObject *deque, *dd, *counter, *unord, *en;
+    if (!PyArg_ParseTuple(args, "OOOOOOO:configure", &Fallback, &deque, &dd, &counter, &unord, &en, &NewObj))
+        return NULL;
+    PyObject *objs[] = {Fallback, deque, dd, counter, unord, en, NewObj};
+    for (int i = 0; i < 7; i++) Py_INCREF(objs[i]);
+    DequeType = (PyTypeObject *)deque;
+    DefaultDictType = (PyTypeObject *)dd;
+    CounterType = (PyTypeObject *)counter;
+    UnorderedType = (PyTypeObject *)unord;
+    EnumBase = (PyTypeObject *)en;
+    EnumNameDescr = _PyType_Lookup(EnumBase, S_name);
+    Py_XINCREF(EnumNameDescr);
+    Py_RETURN_NONE;
+}
+
+static PyObject *blake2b16_py(PyObject *mod, PyObject *arg) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE)) return NULL;
+    unsigned char d[16];
+    blake2b16(d, view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    return PyBytes_FromStringAndSize((const char *)d, 16);
+}
+
+static PyMethodDef module_methods[] = {
+    {"blake2b16", blake2b16_py, METH_O, "BLAKE2b with a 16-byte digest, as the walk hashes (for tests)."},
+    {"configure", configure, METH_VARARGS, "Hand over the Python objects the walk compares against."},
+    {NULL},
+};
+
+static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "forkcheck._cfingerprint", NULL, -1, module_methods};
+
+PyMODINIT_FUNC PyInit__cfingerprint(void) {
+    struct { PyObject **slot; const char *s; } names[] = {
+        {&S_fc_state, "__fc_state__"}, {&S_reduce_ex, "__reduce_ex__"}, {&S_module, "__module__"},
+        {&S_name, "name"}, {&S_qualname, "__qualname__"}, {&S_self, "__self__"}, {&S_newobj, "__newobj__"},
+        {&S_items, "items"}, {&S_reduce, "__reduce__"}, {&S_getstate, "__getstate__"}, {&S_getnewargs_ex, "__getnewargs_ex__"}, {&S_getnewargs, "__getnewargs__"}, {&S_slotnames, "__slotnames__"}, {&S_name_, "_name_"}, {&S_class, "__class__"}, {&S_cr_await, "cr_await"}, {&S_gi_yieldfrom, "gi_yieldfrom"}, {&S_ag_await, "ag_await"},
+        {&S_dunder_name, "__name__"}, {&S_default_factory, "default_factory"},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if ((*names[i].slot = PyUnicode_InternFromString(names[i].s)) == NULL) return NULL;
+    ObjectClassDescr = _PyType_Lookup(&PyBaseObject_Type, S_class);
+    Py_XINCREF(ObjectClassDescr);
+    PyObject **objm[] = {&ObjReduceEx, &ObjReduce, &ObjGetstate};
+    PyObject *objn[] = {S_reduce_ex, S_reduce, S_getstate};
+    for (int i = 0; i < 3; i++) {
+        *objm[i] = _PyType_Lookup(&PyBaseObject_Type, objn[i]);
+        if (*objm[i] == NULL) { PyErr_SetString(PyExc_ImportError, "object lacks a pickling method"); return NULL; }
+        Py_INCREF(*objm[i]);
+    }
+    TypeModuleDescr = _PyType_Lookup(&PyType_Type, S_module);
+    Py_XINCREF(TypeModuleDescr);
+    TypeQualnameDescr = _PyType_Lookup(&PyType_Type, S_qualname);
+    Py_XINCREF(TypeQualnameDescr);
+    if (PyType_Ready(&WalkerType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&moduledef);
+    if (m == NULL) return NULL;
+    Py_INCREF(&WalkerType);
+    if (PyModule_AddObject(m, "Walker", (PyObject *)&WalkerType) < 0) return NULL;
+    return m;
+}

@@ -1,0 +1,9 @@
+"""The one compiled part: the C fingerprint walk (forkcheck/_cfingerprint.c).
+
+It is optional: where it does not build (no C compiler, a Python other than
+3.11), forkcheck uses the Python walk, which gives the same fingerprints.
+"""
+
+from setuptools import Extension, setup
+
+setup(ext_modules=[Extension("forkcheck._cfingerprint", ["forkcheck/_cfingerprint.c"], optional=True)])

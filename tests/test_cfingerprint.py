@@ -1,0 +1,247 @@
+"""The C fingerprint walk: the Python walk's tokens exactly, on every kind of object and every state.
+
+The C walk (``forkcheck/_cfingerprint.c``) exists so that a snapshot computes its
+fingerprint without writing the objects it reads (see docs/design.md, "Cheap
+snapshots"); these tests hold it to the Python walk's output token for token.
+"""
+
+from __future__ import annotations
+
+import collections
+import copyreg
+import enum
+import functools
+import hashlib
+import operator
+import os
+import sys
+import types
+
+import pytest
+
+import forkcheck as fc
+from forkcheck import _fingerprint
+from test_fingerprint import walks
+
+C = _fingerprint._cfingerprint
+
+
+def test_the_c_walk_is_built_and_used():
+    # setup.py builds it optional, so that installs without a compiler still work: a build that
+    # broke would go unnoticed but for this test.
+    assert C is not None, "forkcheck._cfingerprint did not build: run `pip install -e .` with a C compiler"
+    assert _fingerprint.C_WALK
+
+
+def test_the_environment_can_force_the_python_walk():
+    import subprocess
+
+    probe = [sys.executable, "-c", "from forkcheck import _fingerprint; print(_fingerprint.C_WALK)"]
+    env = dict(os.environ, FORKCHECK_PURE_PYTHON_WALK="1")
+    assert subprocess.run(probe, env=env, capture_output=True, text=True, check=True).stdout.strip() == "False"
+    env.pop("FORKCHECK_PURE_PYTHON_WALK")
+    assert subprocess.run(probe, env=env, capture_output=True, text=True, check=True).stdout.strip() == "True"
+
+
+def test_blake2b_matches_hashlib():
+    for n in (0, 1, 127, 128, 129, 255, 256, 257, 1000, 65536 + 3):
+        data = os.urandom(n)
+        assert C.blake2b16(data) == hashlib.blake2b(data, digest_size=16).digest(), n
+
+
+class Color(enum.Enum):
+    RED = 1
+    BLUE = 2
+
+
+class Hooked:
+    def __init__(self, v):
+        self.v = v
+
+    def __fc_state__(self):
+        return ("hooked", self.v, [self.v])
+
+
+class Plain:
+    def __init__(self):
+        self.a = [1, 2]
+        self.b = {"k": (1, 2.5, None)}
+
+
+class Empty:
+    pass
+
+
+class Slots:
+    __slots__ = ("x", "y")
+
+    def __init__(self):
+        self.x = 1
+
+
+class FailsToReduce:
+    def __reduce_ex__(self, protocol):
+        raise TypeError("no")
+
+
+class ReducesToName:
+    def __reduce_ex__(self, protocol):
+        return "ReducesToName"
+
+
+class WithItems:
+    def __reduce_ex__(self, protocol):
+        return (WithItems, (), None, iter([1, 2]), iter([("a", 1), ("b", [2])]))
+
+
+class Shadowed:
+    """An instance attribute named like a pickling method changes what reduce does."""
+
+    def __init__(self):
+        self.__reduce_ex__ = lambda protocol: ("shadowed",)
+
+
+class OwnGetstate:
+    def __getstate__(self):
+        return {"state": 1}
+
+
+class Listish(list):
+    pass
+
+
+def _gen(n):
+    x = [n]
+
+    def inner():
+        return x
+
+    for i in range(n):
+        yield i
+
+
+async def _coro(a, *, k=3):
+    q = collections.deque([1, 2])
+    try:
+        raise ValueError("v")
+    except ValueError:
+        await types.coroutine(lambda: (yield "inner"))()
+    return q
+
+
+async def _agen():
+    yield 1
+
+
+def zoo():
+    g1 = _gen(3)
+    next(g1)
+    g3 = _gen(1)
+    list(g3)
+    c1 = _coro(1)
+    c1.send(None)
+    big = collections.deque(range(200), maxlen=300)
+    big.rotate(37)
+    for _ in range(10):
+        big.popleft()
+    shared = [1]
+    plain = Plain()
+    return [
+        None, True, False, 0, -5, 2 ** 70, -(2 ** 64), 1.5, float("nan"), -0.0, 1e300, 1 + 2j,
+        "", "s", "it's", "\"q\" and 'q'", "tab\tnl\ncr\r\x00\x7f\\", "é\ud800", "日本", b"", b"\x00b'\"\xff", bytearray(b"ab"),
+        (1, (2, [3])), frozenset({1, "a", (2,)}), _fingerprint.Unordered([3, 1, [2]]), {3, 1, 2}, set(),
+        {"b": 1, "a": [2], 3: "x", (1, 2): None, True: 0, frozenset(): 1, 2 ** 80: 2, "é": 3},
+        collections.defaultdict(list, {"a": [1]}), collections.defaultdict(None), collections.Counter("abca"),
+        collections.deque([1, [2]], maxlen=4), big, collections.OrderedDict(a=1),
+        int, Plain, type(None), types, _fingerprint, Color.RED, Color, Hooked(5), plain, plain, plain.__dict__,
+        Empty(), Slots(), FailsToReduce(), ReducesToName(), WithItems(), Shadowed(), OwnGetstate(), Listish([1, 2]),
+        _gen.__code__, g1, _gen(2), g3, c1, _coro(2), _agen(), len, [].append, shared, shared,
+        lambda x=[1], *, y=(2,): (x, y), functools.partial(max, 1), operator.itemgetter(1), iter([1, 2, 3]),
+        plain.__init__, "x".upper, dict.fromkeys, range(3), slice(1, 2), print, copyreg.__newobj__, sys.maxsize,
+    ]
+
+
+def test_every_kind_of_object_gives_the_python_tokens():
+    objects = zoo()
+    for i, obj in enumerate(objects):
+        py, c = walks(obj)
+        assert c == py, f"object {i} ({obj!r:.80}):\n  python {py[1][:300]!r}\n  c      {c[1][:300]!r}"
+    py, c = walks(objects)  # all at once: back-references across objects
+    assert c == py
+    for obj in objects:
+        if isinstance(obj, types.CoroutineType):
+            obj.close()
+
+
+def test_a_plain_object_first_walked_without_its_dict_then_with_it():
+    # Python 3.11 keeps a fresh instance's attributes outside a dict until something asks for
+    # one: the C walk leaves such objects to Python's pickling the first time.
+    p = Plain()
+    first = walks(p)
+    assert first[1] == first[0]
+    second = walks(p)
+    assert second[1] == second[0] == first[0]
+
+
+def test_nesting_deeper_than_the_c_walk_goes_falls_back_to_python():
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(30000)
+    try:
+        deep = []
+        for _ in range(6000):
+            deep = [deep]
+        w = C.Walker()
+        with pytest.raises(_fingerprint.Fallback):
+            w.h(deep)
+        h = _fingerprint._Hasher()
+        h.h(deep)
+        world = types.SimpleNamespace(actors=[], globals_roots=[], view=deep, invariants=[], liveness=[])
+        assert _fingerprint.state_fingerprint(world) == _fingerprint.state_fingerprint(world, "python")
+    finally:
+        sys.setrecursionlimit(old)
+
+
+@fc.model
+def kinds():
+    """A model whose state holds many kinds of objects, changing as it runs."""
+    box = {"log": [], "seen": set(), "q": collections.deque(maxlen=3), "count": collections.Counter(),
+           "by": collections.defaultdict(list), "color": Color.RED, "obj": Plain(), "hook": Hooked(0)}
+
+    async def worker(i):
+        it = iter(range(2))
+        for k in it:
+            v = await fc.choose([i, -i])
+            box["log"].append((i, v))
+            box["seen"].add(frozenset({i, k}))
+            box["q"].append(v)
+            box["count"][i] += 1
+            box["by"][v].append(k)
+            box["color"] = Color.BLUE if v < 0 else Color.RED
+            box["obj"].a.append(v)
+            box["hook"] = Hooked(v)
+
+    for i in (1, 2):
+        fc.spawn(worker, i)
+    fc.invariant(lambda: len(box["log"]) <= 4)
+    return box
+
+
+@pytest.mark.parametrize("name", ["kinds", "die_hard", "tcommit", "two_phase", "philosophers", "peterson"])
+def test_the_c_walk_gives_the_same_state_graph_as_the_python_walk(name, monkeypatch):
+    from dining_philosophers import philosophers
+    from models import die_hard, tcommit
+    from mutex import peterson
+    from two_phase import two_phase
+
+    model = {"kinds": kinds, "die_hard": die_hard, "tcommit": tcommit, "two_phase": two_phase,
+             "philosophers": philosophers, "peterson": peterson}[name]
+
+    def graph():
+        r = model.check(max_states=3000)
+        return ({d["fingerprint"] for _, d in r.graph.nodes(data=True)}, r.stats.states, r.stats.transitions)
+
+    c = graph()
+    monkeypatch.setenv("FORKCHECK_PURE_PYTHON_WALK", "1")  # read by the root snapshot process at import
+    py = graph()
+    assert c == py
+    assert c[1] > 3
