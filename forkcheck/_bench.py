@@ -248,15 +248,17 @@ def _frames(pid: int, regions: list[tuple[int, int]], bufs: list[bytearray]) -> 
 
 def written_pages_by_phase(mib: int = 1) -> dict | None:
     """Pages a snapshot of ``lattice(mib)`` writes: right after its fork, after its transition,
-    after its report.  A page counts when its frame differs from the parent's before the fork
-    (frame numbers need CAP_SYS_ADMIN: None without them).  Runs in a fresh interpreter prepared
-    like a root snapshot."""
+    after its report, and after its report computed with the Python fingerprint walk instead of
+    the C walk.  A page counts when its frame differs from the parent's before the fork (frame
+    numbers need CAP_SYS_ADMIN: None without them).  Runs in a fresh interpreter prepared like a
+    root snapshot (``_run_worker(..., root_env=True)``)."""
     import ctypes  # noqa: F401 - loaded before the fork, as in a snapshot
     import gc
     import signal
     import struct
 
-    from . import _snapshot
+    from . import _fingerprint, _snapshot
+    from ._hugepages import collapse
     from ._runtime import World
 
     _snapshot._prepare_process(root=False)
@@ -265,8 +267,10 @@ def written_pages_by_phase(mib: int = 1) -> dict | None:
     world = World()
     world.setup(model.fn, model.args, model.kwargs)
     _snapshot.make_report(world)
+    _fingerprint.state_fingerprint(world)  # as the root does
     gc.collect()
     gc.freeze()
+    collapse()
     regions, names = [], []
     with open("/proc/self/maps") as f:
         for line in f:
@@ -279,8 +283,10 @@ def written_pages_by_phase(mib: int = 1) -> dict | None:
     after = [bytearray(len(x)) for x in before]
     page = bytearray(4096)
     pfn = (1 << 55) - 1
-    out = {}
-    for phase in ("fork", "transition", "report"):
+    python_walk = _snapshot.state_fingerprint
+    out: dict[str, Any] = {"c_walk": _fingerprint.C_WALK}
+    for phase in ("fork", "transition", "report", "report_python_walk"):
+        _snapshot._settle_malloc()  # as a snapshot does before it waits
         _frames(os.getpid(), regions, before)
         r, w = os.pipe()
         r2, w2 = os.pipe()
@@ -288,7 +294,9 @@ def written_pages_by_phase(mib: int = 1) -> dict | None:
         if pid == 0:
             if phase != "fork":
                 world.execute(0)
-            if phase == "report":
+            if phase == "report_python_walk":
+                _snapshot.state_fingerprint = lambda w: python_walk(w, "python")
+            if phase.startswith("report"):
                 _snapshot.make_report(world)
             os.write(w, b"x")
             os.read(r2, 1)
@@ -326,6 +334,58 @@ def written_pages_by_phase(mib: int = 1) -> dict | None:
         out[phase] = len(written)
         out[phase + "_unchanged"] = same
     return out
+
+
+def child_memory_floor(mib: int, width: int) -> dict:
+    """Private memory of a bare Python parent and ``width`` children, each of which took one request.
+
+    No forkcheck in the children: each unpickles a request, updates a dict, sends a
+    pickled reply and waits.  The parent holds a heap of ``mib`` MiB on huge pages
+    and forks as snapshots do (libc's ``fork``, the root's allocator environment:
+    run it through ``_run_worker(..., root_env=True)``).  What any Python process
+    pays per child, next to what a snapshot pays (``fan``).
+    """
+    import ctypes
+    import gc
+    import pickle
+    import signal
+    import socket
+
+    from ._hugepages import collapse
+    from ._memory import sample
+
+    heap = build_heap(mib)  # noqa: F841 - held while forking
+    state = {"x": None}
+    fork = ctypes.PyDLL(None).fork
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    gc.collect()
+    gc.freeze()
+    collapse()
+    park_r, park_w = os.pipe()
+    kids, socks = [], []
+    for i in range(width):
+        ours, theirs = socket.socketpair()
+        pid = fork()
+        if pid == 0:
+            os.close(park_w)
+            state["x"] = pickle.loads(theirs.recv(1 << 16))
+            theirs.sendall(pickle.dumps(("report", os.getpid(), state["x"], [("chooser", str(i), "fan.py:1")])))
+            os.read(park_r, 1)
+            os._exit(0)
+        theirs.close()
+        ours.sendall(pickle.dumps(i))
+        ours.recv(1 << 16)
+        kids.append(pid)
+        socks.append(ours)
+    m = sample([os.getpid()] + kids, limit=None)
+    os.close(park_w)
+    for pid in kids:
+        os.waitpid(pid, 0)
+    for x in socks:
+        x.close()
+    os.close(park_r)
+    return {"heap_mib": mib, "processes": m.processes, "private_bytes": m.private_bytes,
+            "private_per_process": m.private_bytes // m.processes, "sharing": m.sharing}
 
 
 def chain_fork_floor(depth: int, samples: int) -> float:
@@ -370,6 +430,8 @@ def _worker(argv: list[str]) -> int:
         out = copy_explore(int(argv[1]), int(argv[2]), argv[3], float(argv[4]))
     elif kind == "phases":
         out = {"phases": written_pages_by_phase()}
+    elif kind == "child-memory":
+        out = child_memory_floor(int(argv[1]), int(argv[2]))
     elif kind == "chain-floor":
         out = {"floor_seconds": chain_fork_floor(int(argv[1]), int(argv[2]))}
     else:
@@ -378,9 +440,12 @@ def _worker(argv: list[str]) -> int:
     return 0
 
 
-def _run_worker(*args: Any) -> dict:
+def _run_worker(*args: Any, root_env: bool = False) -> dict:
+    from ._hugepages import root_env as allocator_env
+
+    env = allocator_env(dict(os.environ)) if root_env else None
     proc = subprocess.run([sys.executable, "-m", "forkcheck._bench", "--worker", *map(str, args)],
-                          capture_output=True, text=True, check=True)
+                          capture_output=True, text=True, check=True, env=env)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -508,13 +573,13 @@ def bench_cow(cfg: dict, say) -> dict:
         "fork copies): " + ", ".join(f"depth {d} {t * 1e3:.2f} ms" for d, t in chain.items()))
 
     lo, hi = cfg["cow_sizes"][0], cfg["cow_sizes"][-1]
-    say(f"a. time per transition with a big heap (lattice, depth 10, DFS): {hi} MiB against {lo} MiB "
+    say(f"a. time per transition with a big heap (lattice, depth {cfg['cow_depth']}, DFS): {hi} MiB against {lo} MiB "
         "(target: 512 MiB within 1.5 x of 16 MiB)")
     rows = []
     for huge in (True, False):
         per = {}
         for mib in cfg["cow_sizes"]:
-            r = fc_run(lattice(mib=mib, depth=10), strategy="dfs", huge_pages=huge)
+            r = fc_run(lattice(mib=mib, depth=cfg["cow_depth"]), strategy="dfs", huge_pages=huge)
             per[mib] = (r["seconds"] - r["setup_seconds"]) / r["transitions"]
             rows.append({"huge_pages": huge, "heap_mib": mib, "seconds_per_transition": per[mib], **r})
         say(f"  huge_pages={huge!s:<5}  " + "  ".join(f"{m} MiB {per[m] * 1e3:6.2f} ms" for m in per)
@@ -535,6 +600,10 @@ def bench_cow(cfg: dict, say) -> dict:
     width = cfg["fan_width"]
     say(f"c-d. memory of the root and its {width} children, each one small transition away (a dict update) "
         "(targets: at most 128 KiB per snapshot; sharing at least 99.9 % with a 256 MiB heap and 64 snapshots)")
+    floor = _run_worker("child-memory", 1, width, root_env=True)
+    out["child_memory_floor"] = floor
+    say(f"  floor: a bare Python process (1 MiB heap, huge pages) and {width} children, each of which unpickled a "
+        f"request, updated a dict and pickled a reply: {floor['private_per_process'] / 1024:.0f} KiB private each")
     rows = []
     for mib, huge in ((1, True), (1, False), (cfg["fan_heap"], True), (cfg["fan_heap"], False)):
         m = trio.run(_fan_memory, mib, width, huge)
@@ -543,16 +612,17 @@ def bench_cow(cfg: dict, say) -> dict:
             f"snapshots, private {_mib(m['private_bytes'])} MiB = {m['private_per_snapshot'] / 1024:.0f} KiB each, "
             f"logical {_mib(m['logical_bytes'])} MiB, sharing {m['sharing']:.2%}")
     out["fan"] = rows
-    phases = _run_worker("phases")["phases"]
+    phases = _run_worker("phases", root_env=True)["phases"]
     out["phases"] = phases
     if phases is None:
         say("  pages written per phase: not measured (frame numbers need CAP_SYS_ADMIN)")
     else:
+        walk = "C" if phases["c_walk"] else "Python (the C walk is not built)"
         say(f"  pages a child of lattice(1 MiB) copies (its frame changed): {phases['fork']} after fork() alone, "
-            f"{phases['transition']} with its transition, {phases['report']} with its report "
-            f"({phases['report'] * 4} KiB); of which with the parent's contents (written back, e.g. reference "
-            f"counts up and down): {phases['fork_unchanged']}, {phases['transition_unchanged']}, "
-            f"{phases['report_unchanged']}")
+            f"{phases['transition']} with its transition, {phases['report']} with its report, {walk} fingerprint "
+            f"walk ({phases['report'] * 4} KiB), {phases['report_python_walk']} with the Python walk instead; of which "
+            f"with the parent's contents (written back, e.g. reference counts up and down): {phases['fork_unchanged']}, "
+            f"{phases['transition_unchanged']}, {phases['report_unchanged']}, {phases['report_python_walk_unchanged']}")
     return out
 
 
@@ -668,11 +738,11 @@ def plots(data: dict, out: Path) -> list[str]:
 
 MODES = {
     "smoke": {"sizes": [1], "depths": [10], "copy_budget": 2.0, "floor_samples": 20, "pan_runs": 3, "scaling": False,
-              "cow": True, "cow_sizes": [1, 4], "fan_width": 4, "fan_heap": 4, "two_phase_n": 2},
+              "cow": True, "cow_sizes": [1, 4], "cow_depth": 10, "fan_width": 4, "fan_heap": 4, "two_phase_n": 2},
     "quick": {"sizes": [1, 64], "depths": [10], "copy_budget": 3.0, "floor_samples": 50, "pan_runs": 5, "scaling": True,
-              "cow": True, "cow_sizes": [16, 64], "fan_width": 63, "fan_heap": 64, "two_phase_n": 3},
+              "cow": True, "cow_sizes": [16, 64], "cow_depth": 40, "fan_width": 63, "fan_heap": 64, "two_phase_n": 3},
     "full": {"sizes": [1, 64, 512], "depths": [10, 50], "copy_budget": 15.0, "floor_samples": 100, "pan_runs": 10,
-             "scaling": True, "cow": True, "cow_sizes": [16, 512], "fan_width": 63, "fan_heap": 256, "two_phase_n": 3},
+             "scaling": True, "cow": True, "cow_sizes": [16, 512], "cow_depth": 40, "fan_width": 63, "fan_heap": 256, "two_phase_n": 3},
 }
 
 

@@ -290,7 +290,10 @@ def _walk(h, world) -> None:
     h.h(world.view)
     # Properties observe the state through their closures: what only they can see is state too.
     emit("P")
-    h.h([pred for _, pred in world.invariants])
+    preds = []
+    for _, pred in world.invariants:  # a loop: a comprehension would make a function object (pages copied)
+        preds.append(pred)
+    h.h(preds)
     h.h(world.liveness)
 
 

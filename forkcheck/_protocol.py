@@ -116,9 +116,13 @@ class Report:
 
     def to_wire(self) -> tuple:
         """The fields as builtins only, for ``marshal``."""
-        return (self.pid, self.fingerprint, [(t.actor, t.label, t.where) for t in self.transitions],
-                [(v.kind, v.name, v.message, v.details) for v in self.violations], self.all_done, self.blocked,
-                self.model_error, self.labels, self.properties)
+        transitions, violations = [], []
+        for t in self.transitions:  # loops: comprehensions make function objects, copying pages in a snapshot
+            transitions.append((t.actor, t.label, t.where))
+        for v in self.violations:
+            violations.append((v.kind, v.name, v.message, v.details))
+        return (self.pid, self.fingerprint, transitions, violations, self.all_done, self.blocked, self.model_error,
+                self.labels, self.properties)
 
     @classmethod
     def from_wire(cls, t: tuple) -> Report:

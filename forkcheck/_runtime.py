@@ -91,7 +91,10 @@ class _Choose(Request):
         return opts
 
     def options(self, world, actor):
-        return [(f"choose {short_repr(o)}", o) for o in self._evaluate()]
+        out = []
+        for o in self._evaluate():  # a loop: a comprehension would make a function object per state
+            out.append((f"choose {short_repr(o)}", o))
+        return out
 
     def describe(self):
         return "choose"
@@ -407,7 +410,10 @@ class World:
         return "deadlock: no actor can move; " + "; ".join(parts)
 
     def all_done(self) -> bool:
-        return all(a.done for a in self.actors)
+        for a in self.actors:  # a loop: a generator expression would make a function object per state
+            if not a.done:
+                return False
+        return True
 
 
 # --------------------------------------------------------------------------- public API used in setup

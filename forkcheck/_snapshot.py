@@ -18,7 +18,7 @@ import pickle
 import signal
 import socket
 import sys
-import threading
+import _thread
 import time
 
 from . import _protocol as P
@@ -94,7 +94,7 @@ def _reseed(random) -> None:
 def make_report(world: World) -> P.Report:
     """Check the current state and describe it for the explorer."""
     pid = os.getpid()
-    if world.model_error is None and threading.active_count() > 1:
+    if world.model_error is None and _thread._count() > 0:  # threading.active_count() runs Python code
         world.model_error = ("UsageError", "an actor started a thread: a snapshot process must stay single-threaded "
                              "to be forked; model concurrency with actors (fc.spawn) instead", "")
     if world.model_error is None:
@@ -102,11 +102,15 @@ def make_report(world: World) -> P.Report:
     enabled = world.enabled() if world.model_error is None else []
     if world.model_error is not None:
         return P.Report(pid, b"", [], [], False, model_error=world.model_error)
-    transitions = [
-        P.TransitionInfo(t.actor.name if t.actor is not None else t.request.name, t.label,
-                         t.actor.where() if t.actor is not None else "")
-        for t in enabled
-    ]
+    # Loops, not comprehensions, on this path: in Python 3.11 each comprehension makes a function
+    # object, writing the reference counts of its code, name and globals (pages a snapshot copies).
+    transitions = []
+    for t in enabled:
+        actor = t.actor
+        if actor is not None:
+            transitions.append(P.TransitionInfo(actor.name, t.label, actor.where()))
+        else:
+            transitions.append(P.TransitionInfo(t.request.name, t.label, ""))
     blocked = ""
     if not enabled and not world.all_done() and not any(a.failed for a in world.actors):
         blocked = world.blocked_message()

@@ -55,8 +55,12 @@ def test_bench_smoke(tmp_path):
     assert len(cow["fan"]) == 4
     for r in cow["fan"]:  # the root and its 4 children, all sharing most of their pages
         assert r["snapshots"] == 5 and 0 < r["private_bytes"] < r["logical_bytes"] and 0 < r["sharing"] < 1
+    floor = cow["child_memory_floor"]
+    assert floor["processes"] == 5 and 0 < floor["private_per_process"] and 0 < floor["sharing"] < 1
     if cow["phases"] is not None:  # frame numbers are visible (CAP_SYS_ADMIN)
         assert 0 < cow["phases"]["fork"] < cow["phases"]["transition"] < cow["phases"]["report"]
+        if cow["phases"]["c_walk"]:  # the C walk reads the state without copying its pages
+            assert cow["phases"]["report"] < cow["phases"]["report_python_walk"]
         assert "5. Cheap snapshots" in stdout
 
     if importlib.util.find_spec("matplotlib") is not None:
