@@ -162,12 +162,22 @@ def fan(mib=1, width=63):
 
 # --------------------------------------------------------------------------- floors
 
-def py_fork_floor(mib: int, samples: int, libc: bool = False) -> float:
+def py_fork_floor(mib: int, samples: int, libc: bool = False, huge: bool = False) -> float:
     """Median seconds of fork + one byte through a pipe + exit + wait, with the heap allocated.
 
     ``libc`` forks with libc's ``fork()`` through ctypes, as snapshots do (no after-fork hooks).
+    ``huge`` collapses the heap into huge pages first, as the root snapshot does (run it
+    through ``_run_worker(..., root_env=True)`` so that malloc allocates on them).
     """
     heap = build_heap(mib)  # noqa: F841 - held while forking
+    if huge:
+        import gc
+
+        from ._hugepages import collapse
+
+        gc.collect()
+        gc.freeze()
+        collapse()
     fork = os.fork
     if libc:
         import ctypes
@@ -388,6 +398,31 @@ def child_memory_floor(mib: int, width: int) -> dict:
             "private_per_process": m.private_bytes // m.processes, "sharing": m.sharing}
 
 
+def walk_times(model: fc.Model, samples: int = 200) -> dict:
+    """Median seconds of one state fingerprint of ``model``'s initial state, by each walk."""
+    from . import _fingerprint
+    from ._runtime import World
+
+    world = World()
+    world.setup(model.fn, model.args, model.kwargs)
+    out: dict[str, float | None] = {}
+    for walk in ("c", "python"):
+        if walk == "c" and _fingerprint._cfingerprint is None:
+            out["c_seconds"] = None
+            continue
+        _fingerprint.state_fingerprint(world, walk)
+        times = []
+        for _ in range(samples):
+            t = time.perf_counter()
+            _fingerprint.state_fingerprint(world, walk)
+            times.append(time.perf_counter() - t)
+        out[f"{walk}_seconds"] = statistics.median(times)
+    for actor in world.actors:
+        if actor.coro is not None:
+            actor.coro.close()
+    return out
+
+
 def chain_fork_floor(depth: int, samples: int) -> float:
     """The libc fork round trip of a Python process at the end of a chain of ``depth`` live ancestors
     (each a fork of the previous one, parked): forkcheck's snapshots at that depth pay the same."""
@@ -435,7 +470,8 @@ def _worker(argv: list[str]) -> int:
     elif kind == "chain-floor":
         out = {"floor_seconds": chain_fork_floor(int(argv[1]), int(argv[2]))}
     else:
-        out = {"floor_seconds": py_fork_floor(int(argv[1]), int(argv[2]), libc=kind == "libc-floor")}
+        out = {"floor_seconds": py_fork_floor(int(argv[1]), int(argv[2]), libc=kind in ("libc-floor", "huge-floor"),
+                                              huge=kind == "huge-floor")}
     print(json.dumps(out))
     return 0
 
@@ -575,6 +611,12 @@ def bench_cow(cfg: dict, say) -> dict:
     lo, hi = cfg["cow_sizes"][0], cfg["cow_sizes"][-1]
     say(f"a. time per transition with a big heap (lattice, depth {cfg['cow_depth']}, DFS): {hi} MiB against {lo} MiB "
         "(target: 512 MiB within 1.5 x of 16 MiB)")
+    huge_floor = {mib: _run_worker("huge-floor", mib, cfg["floor_samples"], root_env=True)["floor_seconds"]
+                  for mib in cfg["cow_sizes"]}
+    out["floors"]["huge_libc_fork_seconds"] = huge_floor
+    say("  floor: libc fork round trip of a process holding the heap on huge pages (as the root does): "
+        + "  ".join(f"{m} MiB {t * 1e3:.2f} ms" for m, t in huge_floor.items())
+        + f"   ratio {huge_floor[hi] / huge_floor[lo]:.2f}")
     rows = []
     for huge in (True, False):
         per = {}
@@ -612,6 +654,13 @@ def bench_cow(cfg: dict, say) -> dict:
             f"snapshots, private {_mib(m['private_bytes'])} MiB = {m['private_per_snapshot'] / 1024:.0f} KiB each, "
             f"logical {_mib(m['logical_bytes'])} MiB, sharing {m['sharing']:.2%}")
     out["fan"] = rows
+    walks = walk_times(two_phase(n=n))
+    out["walk_times"] = walks
+    if walks["c_seconds"] is None:
+        say("  fingerprint walk: the C walk is not built (no C compiler at install time, or not CPython 3.11)")
+    else:
+        say(f"  fingerprint of the initial state of two_phase(n={n}): C walk {walks['c_seconds'] * 1e6:.0f} us, "
+            f"Python walk {walks['python_seconds'] * 1e6:.0f} us")
     phases = _run_worker("phases", root_env=True)["phases"]
     out["phases"] = phases
     if phases is None:

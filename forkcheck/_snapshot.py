@@ -62,9 +62,8 @@ def _settle_malloc() -> None:
 
     glibc files the chunks freed since the last request of a large block (1 KiB
     or more) only at the next one, writing the headers of chunks all over the
-    heap.  A child that did it would copy those pages, every child again: about
-    40 pages each (``forkcheck bench``, section 5).  One large request here does
-    it once, in the process the children share.
+    heap.  A child that did it would copy those pages, every child again.  One
+    large request here does it once, in the process the children share.
     """
     if _malloc is not None:
         _free(_malloc(4096))

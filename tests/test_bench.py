@@ -48,6 +48,8 @@ def test_bench_smoke(tmp_path):
     cow = data["cow"]
     assert cow["floors"]["os_fork_seconds"] > 0 and cow["floors"]["libc_fork_seconds"] > 0
     assert set(cow["floors"]["chain_libc_fork_seconds"]) == {"0", "10", "50"}
+    assert set(cow["floors"]["huge_libc_fork_seconds"]) == {"1", "4"}
+    assert all(t > 0 for t in cow["floors"]["huge_libc_fork_seconds"].values())
     assert {(r["huge_pages"], r["heap_mib"]) for r in cow["heap"]} == {(h, m) for h in (True, False) for m in (1, 4)}
     assert all(r["states"] == 21 and r["seconds_per_transition"] > 0 for r in cow["heap"])
     assert [r["jobs"] for r in cow["two_phase"]] == [1, 2]
@@ -55,6 +57,10 @@ def test_bench_smoke(tmp_path):
     assert len(cow["fan"]) == 4
     for r in cow["fan"]:  # the root and its 4 children, all sharing most of their pages
         assert r["snapshots"] == 5 and 0 < r["private_bytes"] < r["logical_bytes"] and 0 < r["sharing"] < 1
+    walks = cow["walk_times"]
+    assert walks["python_seconds"] > 0
+    if walks["c_seconds"] is not None:
+        assert 0 < walks["c_seconds"] < walks["python_seconds"]
     floor = cow["child_memory_floor"]
     assert floor["processes"] == 5 and 0 < floor["private_per_process"] and 0 < floor["sharing"] < 1
     if cow["phases"] is not None:  # frame numbers are visible (CAP_SYS_ADMIN)
