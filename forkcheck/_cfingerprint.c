@@ -928,7 +928,10 @@ static int h_inner(walk_t *w, PyObject *o) {
         Py_DECREF(name);
         return r;
     }
-    if (_PyType_Lookup(t, S_fc_state) != NULL || _PyType_Lookup(Py_TYPE(t), S_fc_state) != NULL) {
+    /* getattr(type(o), "__fc_state__", None): looked up without getattr when the metaclass has no
+       attribute hooks of its own (getattr would make and clear an AttributeError for most objects) */
+    if (Py_TYPE(t)->tp_getattro != PyType_Type.tp_getattro || _PyType_Lookup(t, S_fc_state) != NULL ||
+        _PyType_Lookup(Py_TYPE(t), S_fc_state) != NULL) {
         PyObject *hook = PyObject_GetAttr((PyObject *)t, S_fc_state);
         if (hook == NULL) {
             if (!PyErr_ExceptionMatches(PyExc_AttributeError)) return -1;

@@ -245,3 +245,20 @@ def test_the_c_walk_gives_the_same_state_graph_as_the_python_walk(name, monkeypa
     py = graph()
     assert c == py
     assert c[1] > 3
+
+
+class _HookingMeta(type):
+    def __getattr__(cls, name):
+        if name == "__fc_state__":
+            return lambda self: ("from the metaclass", 1)
+        raise AttributeError(name)
+
+
+class ViaMeta(metaclass=_HookingMeta):
+    pass
+
+
+def test_a_hook_given_by_a_metaclass_getattr_is_used_by_both_walks():
+    py, c = walks(ViaMeta())
+    assert c == py
+    assert b"from the metaclass" in py[1]
