@@ -11,6 +11,7 @@ process group.
 
 from __future__ import annotations
 
+import _thread
 import ctypes
 import gc
 import os
@@ -18,8 +19,8 @@ import pickle
 import signal
 import socket
 import sys
-import _thread
 import time
+from _signal import getsignal as _getsignal  # signal.getsignal runs Python code
 
 from . import _protocol as P
 from ._fingerprint import _global_items, state_fingerprint
@@ -265,7 +266,10 @@ def serve(sock: socket.socket, world: World, root: bool, reserve: int | None) ->
                     sock = _watch(socket.socket(fileno=fd))
                 else:
                     os.close(fd)
-                signal.setitimer(signal.ITIMER_REAL, 1.0, 1.0)  # _watchdog
+                # A model that installed a SIGALRM handler of its own goes without the watchdog.
+                watched = _getsignal(signal.SIGALRM) is _watchdog
+                if watched:
+                    signal.setitimer(signal.ITIMER_REAL, 1.0, 1.0)
                 for k, index in enumerate(msg.path):
                     if k and (world.model_error is not None or world.violations):
                         break  # a rebuild path never goes through violating states; stop defensively
@@ -274,7 +278,8 @@ def serve(sock: socket.socket, world: World, root: bool, reserve: int | None) ->
                 if reserve is None and world.model_error is None:
                     world.model_error = _NO_DESCRIPTOR
                 report = make_report(world)
-                signal.setitimer(signal.ITIMER_REAL, 0)
+                if watched:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
                 P.send(sock, report)
                 continue
             if pid > 0:

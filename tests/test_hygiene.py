@@ -91,3 +91,68 @@ def test_the_root_is_a_fresh_interpreter_not_a_fork_of_the_caller():
     rep = fc.replay(m, fc.Trace().token)  # the empty trace: just the initial state
     assert "forkcheck/_snapshot.py'" in rep.initial.view  # started as `python -m forkcheck._snapshot`
     assert f"'ppid': {os.getpid()}" in rep.initial.view
+
+
+SPINNING = textwrap.dedent("""
+    import forkcheck as fc
+
+    @fc.model
+    def spin():
+        async def a():
+            if await fc.choose([0, 1]):
+                while True:  # user code that never returns to forkcheck
+                    pass
+        fc.spawn(a)
+
+    spin.check(transition_timeout=600)
+""")
+
+
+def _stat(pid: int) -> tuple[str, int]:
+    """(state, parent pid) of ``pid``."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return "gone", 0
+    return fields[0].decode(), int(fields[1])
+
+
+def test_a_snapshot_stuck_in_user_code_exits_when_its_explorer_and_root_are_gone(tmp_path):
+    # The root kills every snapshot when its channel closes, and the explorer kills the process
+    # group when the root dies; with both gone at once (the explorer stopped, the root killed, then
+    # the explorer killed), a snapshot running user code that never returns is left alone: its
+    # watchdog (SIGALRM, every second) notices that its own channel has closed and exits.
+    script = tmp_path / "spin.py"
+    script.write_text(SPINNING)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        busy = []
+        while not busy and time.monotonic() < deadline:
+            time.sleep(0.05)
+            ours = [pid for pid, _ in snapshot_processes(owner=proc.pid)]
+            # running, and not the root (which runs too while it starts)
+            busy = [pid for pid in ours if _stat(pid)[0] == "R" and _stat(pid)[1] != proc.pid]
+            if busy:
+                time.sleep(0.3)  # still running: the model's endless loop
+                busy = [pid for pid in busy if _stat(pid)[0] == "R"]
+        assert busy, "no snapshot process got stuck in the model's loop"
+        root = [pid for pid, _ in snapshot_processes(owner=proc.pid) if _stat(pid)[1] == proc.pid]
+        proc.send_signal(signal.SIGSTOP)
+        for pid in root:
+            os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+        assert [pid for pid in busy if _stat(pid)[0] == "R"], "the stuck snapshot ended with its root"
+        proc.kill()
+        proc.wait()
+        t0 = time.monotonic()
+        left = wait_for_no_snapshots(timeout=5, owner=proc.pid)
+        assert not left, f"survivors {time.monotonic() - t0:.1f}s after the explorer and the root died: {left}"
+        assert root, "the root snapshot process was not found"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pid, _ in snapshot_processes(owner=proc.pid):
+            os.kill(pid, signal.SIGKILL)
