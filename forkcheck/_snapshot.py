@@ -49,25 +49,17 @@ except ImportError:  # pragma: no cover - a Python without _random
     _random_seed = None
 
 
-try:
-    _libc = ctypes.CDLL(None)
-    _malloc, _free = _libc.malloc, _libc.free
-    _malloc.restype, _malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
-    _free.restype, _free.argtypes = None, [ctypes.c_void_p]
-except (OSError, AttributeError):  # pragma: no cover - not glibc
-    _malloc = None
-
-
 def _settle_malloc() -> None:
     """Let glibc's malloc put its free chunks in order now, before this process is forked.
 
     glibc files the chunks freed since the last request of a large block (1 KiB
     or more) only at the next one, writing the headers of chunks all over the
     heap.  A child that did it would copy those pages, every child again.  One
-    large request here does it once, in the process the children share.
+    large request here does it once, in the process the children share.  A
+    4 KiB ``bytes`` is such a request under either allocator (pymalloc passes
+    blocks over 512 bytes to malloc), made and freed at once by one C call.
     """
-    if _malloc is not None:
-        _free(_malloc(4096))
+    bytes(4096)
 
 
 def _fork(reseed: bool = False) -> int:
