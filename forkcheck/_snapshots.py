@@ -208,7 +208,7 @@ class SnapshotTree:
         with trio.move_on_after(self.transition_timeout * len(path)):
             try:
                 return await P.arecv(child.sock)
-            except (EOFError, OSError, pickle.UnpicklingError):
+            except (EOFError, OSError, ValueError, pickle.UnpicklingError):  # ValueError: bad marshal data
                 return self._fault(parent, path, info, "crash",
                                    f"the snapshot process died while actor {info.actor} took '{info.label}' "
                                    "(os._exit, a signal such as a segfault, out of memory, or killed)")
