@@ -79,8 +79,8 @@ static PyObject *NewObj;              /* copyreg.__newobj__ */
 static PyObject *ObjectClassDescr;    /* object.__dict__['__class__'] */
 static PyObject *TypeModuleDescr, *TypeQualnameDescr, *EnumNameDescr;
 static PyObject *ObjReduceEx, *ObjReduce, *ObjGetstate;  /* object's pickling methods */  /* type.__dict__[...], Enum.__dict__['name'] */
-static PyObject *S_fc_state, *S_reduce_ex, *S_module, *S_name, *S_qualname, *S_self, *S_newobj,
-    *S_items, *S_class, *S_name_, *S_reduce, *S_getstate, *S_getnewargs_ex, *S_getnewargs, *S_slotnames, *S_cr_await, *S_gi_yieldfrom, *S_ag_await, *S_dunder_name, *S_default_factory;
+static PyObject *S_fc_state, *S_reduce_ex, *S_module, *S_name, *S_qualname, *S_newobj,
+    *S_items, *S_class, *S_name_, *S_reduce, *S_getstate, *S_getnewargs_ex, *S_getnewargs, *S_slotnames, *S_cr_await, *S_gi_yieldfrom, *S_ag_await, *S_dunder_name;
 
 #define MAX_DEPTH 4000
 
@@ -1135,9 +1135,9 @@ static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "forkcheck._cfinge
 PyMODINIT_FUNC PyInit__cfingerprint(void) {
     struct { PyObject **slot; const char *s; } names[] = {
         {&S_fc_state, "__fc_state__"}, {&S_reduce_ex, "__reduce_ex__"}, {&S_module, "__module__"},
-        {&S_name, "name"}, {&S_qualname, "__qualname__"}, {&S_self, "__self__"}, {&S_newobj, "__newobj__"},
+        {&S_name, "name"}, {&S_qualname, "__qualname__"}, {&S_newobj, "__newobj__"},
         {&S_items, "items"}, {&S_reduce, "__reduce__"}, {&S_getstate, "__getstate__"}, {&S_getnewargs_ex, "__getnewargs_ex__"}, {&S_getnewargs, "__getnewargs__"}, {&S_slotnames, "__slotnames__"}, {&S_name_, "_name_"}, {&S_class, "__class__"}, {&S_cr_await, "cr_await"}, {&S_gi_yieldfrom, "gi_yieldfrom"}, {&S_ag_await, "ag_await"},
-        {&S_dunder_name, "__name__"}, {&S_default_factory, "default_factory"},
+        {&S_dunder_name, "__name__"},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if ((*names[i].slot = PyUnicode_InternFromString(names[i].s)) == NULL) return NULL;

@@ -31,6 +31,15 @@ def without_sys_admin() -> list[str]:
     return prefix
 
 
+def proc_stat(pid: int | str) -> list[bytes] | None:
+    """The fields of ``/proc/PID/stat`` after the command name (state, ppid, pgrp, ...), or None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def snapshot_processes(owner: int | None = None) -> list[tuple[int, str]]:
     """Live snapshot processes of explorer ``owner`` (default: this process), and zombie children of this process.
 
@@ -46,9 +55,10 @@ def snapshot_processes(owner: int | None = None) -> list[tuple[int, str]]:
         try:
             with open(f"/proc/{name}/cmdline", "rb") as f:
                 cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-            with open(f"/proc/{name}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
         except OSError:
+            continue
+        fields = proc_stat(name)
+        if fields is None:
             continue
         state, ppid = fields[0].decode(), int(fields[1])
         mine = False

@@ -105,3 +105,15 @@ def two_phase_spec_bfs(n: int = 3) -> tuple[int, int, int]:
                 depth[nxt] = depth[st] + 1
                 queue.append(nxt)
     return len(depth), transitions, max(depth.values())
+
+
+@fc.model
+def spinning():
+    """One actor whose second step never returns to forkcheck (an endless loop in user code)."""
+
+    async def spinner():
+        await fc.checkpoint()
+        while True:
+            pass
+
+    fc.spawn(spinner)

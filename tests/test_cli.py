@@ -24,7 +24,7 @@ from typing import Sequence
 
 import networkx as nx
 import pytest
-from conftest import wait_for_no_snapshots
+from conftest import proc_stat, wait_for_no_snapshots
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = "tests/cli_models.py"
@@ -542,14 +542,13 @@ def _snapshot_children(pid: int) -> list[int]:
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
+        fields = proc_stat(name)
         try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
             with open(f"/proc/{name}/cmdline", "rb") as f:
                 cmd = f.read()
-        except (OSError, IndexError, ValueError):
+        except OSError:
             continue
-        if ppid == pid and b"forkcheck._snapshot" in cmd:
+        if fields is not None and int(fields[1]) == pid and b"forkcheck._snapshot" in cmd:
             found.append(int(name))
     return found
 

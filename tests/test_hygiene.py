@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import snapshot_processes, wait_for_no_snapshots
+from conftest import proc_stat, snapshot_processes, wait_for_no_snapshots
 
 LONG_RUN = textwrap.dedent("""
     import sys
@@ -110,12 +110,8 @@ SPINNING = textwrap.dedent("""
 
 def _stat(pid: int) -> tuple[str, int]:
     """(state, parent pid) of ``pid``."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-    except OSError:
-        return "gone", 0
-    return fields[0].decode(), int(fields[1])
+    fields = proc_stat(pid)
+    return ("gone", 0) if fields is None else (fields[0].decode(), int(fields[1]))
 
 
 def test_a_snapshot_stuck_in_user_code_exits_when_its_explorer_and_root_are_gone(tmp_path):

@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 import forkcheck as fc
-from conftest import ROOT, snapshot_processes
+from conftest import ROOT, proc_stat, snapshot_processes
 from dining_philosophers import philosophers
 from mutex import broken
 from two_phase import two_phase
@@ -57,10 +57,8 @@ def group_members(pgid: int) -> list[int]:
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except OSError:
+        fields = proc_stat(name)
+        if fields is None:
             continue
         if int(fields[2]) == pgid and fields[0] != b"Z":
             out.append(int(name))

@@ -297,22 +297,14 @@ def test_a_hung_snapshot_is_killed_at_its_timeout():
 
     from forkcheck._model import as_model
     from forkcheck._snapshots import SnapshotTree
-
-    @fc.model
-    def m():
-        async def spinner():
-            await fc.checkpoint()
-            while True:
-                pass
-
-        fc.spawn(spinner)
+    from models import spinning
 
     def children(pid):
         with open(f"/proc/{pid}/task/{pid}/children") as f:
             return [int(x) for x in f.read().split()]
 
     async def main():
-        tree = SnapshotTree(as_model(m), transition_timeout=0.5)
+        tree = SnapshotTree(as_model(spinning), transition_timeout=0.5)
         try:
             root = await tree.start()
             child = await tree.step(root, 0)

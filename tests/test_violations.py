@@ -134,16 +134,9 @@ def test_sys_exit_in_an_actor_is_a_crash():
 
 
 def test_timeout_of_a_transition_that_never_returns():
-    @fc.model
-    def m():
-        async def spinner():
-            await fc.checkpoint()
-            while True:
-                pass
+    from models import spinning
 
-        fc.spawn(spinner)
-
-    (v,) = m.check(transition_timeout=0.5).violations
+    (v,) = spinning.check(transition_timeout=0.5).violations
     assert (v.kind, v.name) == ("timeout", "spinner")
     assert "0.5s" in v.message
 
