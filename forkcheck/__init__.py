@@ -26,10 +26,13 @@ from ._errors import (
     Interrupted,
     ModelError,
     NondeterminismError,
+    OpaqueStateError,
+    OpaqueStateWarning,
     PropertyViolation,
     UsageError,
 )
 from ._liveness import LivenessNotChecked, always_eventually, eventually, leads_to, sometimes
+from ._fingerprint import register_state
 from ._model import Model, ModelFactory, model
 from ._primitives import Event, Lock, Mailbox, Network, Semaphore
 from ._results import CheckResult, MemoryStats, Stats, Violation
@@ -74,6 +77,8 @@ __all__ = [
     "Network",
     "Node",
     "NondeterminismError",
+    "OpaqueStateError",
+    "OpaqueStateWarning",
     "PropertyViolation",
     "Replay",
     "ReplayStep",
@@ -90,6 +95,7 @@ __all__ = [
     "invariant",
     "leads_to",
     "model",
+    "register_state",
     "replay",
     "sometimes",
     "spawn",

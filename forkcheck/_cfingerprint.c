@@ -74,6 +74,9 @@ typedef struct {
 /* ------------------------------------------------------------------ configuration from Python */
 
 static PyObject *Fallback;            /* _fingerprint.Fallback */
+static PyObject *Opaque;              /* _fingerprint.Opaque */
+static PyObject *ReducerCache;        /* _fingerprint._REDUCER_CACHE: type -> reducer or None */
+static PyObject *ResolveReducer;      /* _fingerprint.resolve_reducer, for a type not in the cache */
 static PyTypeObject *DequeType, *DefaultDictType, *CounterType, *UnorderedType, *EnumBase;
 static PyObject *NewObj;              /* copyreg.__newobj__ */
 static PyObject *ObjectClassDescr;    /* object.__dict__['__class__'] */
@@ -231,6 +234,7 @@ typedef struct {
     char *buf;
     size_t len, cap;
     bool any;
+    bool key_mode;    /* the walk of a canonical key: unordered containers ordered by shallow keys */
     memo_t memo;
     PyObject *keep;   /* list of new references, alive until the walk ends; NULL until needed */
     char inl[256];    /* the first tokens: a canonical key's walk usually needs no more */
@@ -517,6 +521,7 @@ static int canonical_key(walk_t *w, keyed_t *k, PyObject *o) {
     walk_t *sub = arena_alloc(w->scratch, sizeof *sub);  /* walk_t is big for the C stack of a deep walk */
     if (sub == NULL) return -1;
     walk_start(sub, w->scratch);
+    sub->key_mode = true;
     int r = h(sub, o);
     unsigned char d[16];
     if (!r) walk_digest(sub, d);
@@ -530,6 +535,26 @@ static int canonical_key(walk_t *w, keyed_t *k, PyObject *o) {
     return 0;
 }
 
+static int shallow(walk_t *w, PyObject *o);
+static int unordered_set(walk_t *w, const char *tag, PyObject *s);
+static int enum_token(walk_t *w, PyObject *o, PyTypeObject *t);
+
+/* _fingerprint.shallow_key: written into a walk of its own, then copied to the scratch arena */
+static int shallow_key(walk_t *w, keyed_t *k, PyObject *o) {
+    walk_t *sub = arena_alloc(w->scratch, sizeof *sub);
+    if (sub == NULL) return -1;
+    walk_start(sub, w->scratch);
+    int r = shallow(sub, o);
+    char *p = r ? NULL : arena_alloc(w->scratch, sub->len ? sub->len : 1);
+    if (p != NULL) {
+        memcpy(p, sub->buf, sub->len);
+        k->key = p;
+        k->keylen = sub->len;
+    }
+    walk_end(sub);
+    return p == NULL ? -1 : 0;
+}
+
 static int cmp_keyed(const void *a, const void *b) {
     const keyed_t *x = a, *y = b;
     int c = memcmp(x->key, y->key, x->keylen < y->keylen ? x->keylen : y->keylen);
@@ -538,7 +563,7 @@ static int cmp_keyed(const void *a, const void *b) {
     return x->index < y->index ? -1 : x->index > y->index;  /* stable, as sorted() */
 }
 
-/* h.unordered(tag, items) */
+/* h.unordered(tag, items); in a key's walk, the sorted shallow keys stand for the elements */
 static int unordered(walk_t *w, const char *tag, PyObject **items, Py_ssize_t n) {
     mark_t mark = arena_mark(w->scratch);
     keyed_t *k = arena_alloc(w->scratch, sizeof *k * (size_t)(n ? n : 1));
@@ -546,14 +571,51 @@ static int unordered(walk_t *w, const char *tag, PyObject **items, Py_ssize_t n)
     for (Py_ssize_t i = 0; !r && i < n; i++) {
         k[i].obj = items[i];
         k[i].index = i;
-        r = canonical_key(w, &k[i], items[i]);
+        r = w->key_mode ? shallow_key(w, &k[i], items[i]) : canonical_key(w, &k[i], items[i]);
     }
     if (!r) {
         qsort(k, (size_t)n, sizeof *k, cmp_keyed);
         r = tok_int(w, tag, n);
     }
-    for (Py_ssize_t i = 0; !r && i < n; i++) r = h(w, k[i].obj);
+    if (w->key_mode)
+        for (Py_ssize_t i = 0; !r && i < n; i++) r = tok(w, "") || put(w, k[i].key, k[i].keylen);
+    else
+        for (Py_ssize_t i = 0; !r && i < n; i++) r = h(w, k[i].obj);
     arena_release(w->scratch, mark);
+    return r;
+}
+
+/* _fingerprint.shallow_key's tokens: atoms as h writes them, tuples and frozensets of them,
+   type and enum names; anything else its type's name.  No memo, no cycle. */
+static int shallow(walk_t *w, PyObject *o) {
+    PyTypeObject *t = Py_TYPE(o);
+    if (o == Py_None || t == &PyBool_Type || t == &PyLong_Type || t == &PyUnicode_Type || t == &PyFloat_Type ||
+        t == &PyComplex_Type || t == &PyBytes_Type)
+        return h(w, o);
+    if (++depth > MAX_DEPTH) {
+        depth--;
+        PyErr_SetString(Fallback, "state nested too deeply for the C walk");
+        return -1;
+    }
+    int r;
+    if (t == &PyTuple_Type) {
+        Py_ssize_t n = PyTuple_GET_SIZE(o);
+        r = tok_int(w, "(", n);
+        for (Py_ssize_t i = 0; !r && i < n; i++) r = shallow(w, PyTuple_GET_ITEM(o, i));
+    } else if (t == &PyFrozenSet_Type) {
+        bool was = w->key_mode;
+        w->key_mode = true;  /* unordered() then sorts shallow keys, as shallow_key sorts its parts */
+        r = unordered_set(w, "F", o);
+        w->key_mode = was;
+    } else {
+        int istype = is_instance(o, &PyType_Type), isenum = 0;
+        if (istype < 0) r = -1;
+        else if (istype) r = tok(w, "T") || put_type_name(w, o);
+        else if ((isenum = is_instance(o, EnumBase)) < 0) r = -1;
+        else if (isenum) r = enum_token(w, o, t);
+        else r = tok(w, "t") || put_type_name(w, (PyObject *)t);
+    }
+    depth--;
     return r;
 }
 
@@ -569,26 +631,14 @@ static int unordered_set(walk_t *w, const char *tag, PyObject *s) {
     return r;
 }
 
+/* in insertion order, as _Hasher.h walks a dict */
 static int walk_dict(walk_t *w, PyObject *o, const char *name) {
-    Py_ssize_t n = PyDict_GET_SIZE(o), pos = 0, i = 0;
+    Py_ssize_t n = PyDict_GET_SIZE(o), pos = 0;
     PyObject *key, *val;
-    mark_t mark = arena_mark(w->scratch);
-    keyed_t *k = arena_alloc(w->scratch, sizeof *k * (size_t)(n ? n : 1));
-    int r = k == NULL;
-    while (!r && i < n && PyDict_Next(o, &pos, &key, &val)) {
-        k[i].obj = key;
-        k[i].val = val;
-        k[i].index = i;
-        r = canonical_key(w, &k[i], key);
-        i++;
-    }
-    if (!r) {
-        qsort(k, (size_t)i, sizeof *k, cmp_keyed);
-        r = tok(w, "{") || put(w, name, strlen(name)) || put_int(w, i);
-    }
-    for (Py_ssize_t j = 0; !r && j < i; j++) r = h(w, k[j].obj) || h(w, k[j].val);
-    arena_release(w->scratch, mark);
-    return r;
+    if (tok(w, "{") || put(w, name, strlen(name)) || put_int(w, n)) return -1;
+    while (PyDict_Next(o, &pos, &key, &val))
+        if (h(w, key) || h(w, val)) return -1;
+    return 0;
 }
 
 /* ---- frames of generators and coroutines: _Hasher.frame */
@@ -734,11 +784,20 @@ static int walk_reduced(walk_t *w, PyObject *o, PyTypeObject *t) {
     if (plain) return plain < 0 ? -1 : 0;
     PyObject *rv = PyObject_CallMethod(o, "__reduce_ex__", "i", 4);
     if (rv == NULL) {
+        /* never the object's identity instead: a fork keeps every address (see _Hasher.reduced) */
         if (!PyErr_ExceptionMatches(PyExc_Exception)) return -1;
-        PyErr_Clear();
-        char addr[32];
-        snprintf(addr, sizeof addr, "@%lx", (unsigned long)(uintptr_t)o);
-        return tok(w, "?") || put_type_name(w, (PyObject *)t) || put(w, addr, strlen(addr));
+        PyObject *et, *ev, *etb;
+        PyErr_Fetch(&et, &ev, &etb);
+        PyErr_NormalizeException(&et, &ev, &etb);
+        PyObject *exc = PyObject_CallFunctionObjArgs(Opaque, o, ev ? ev : Py_None, NULL);
+        Py_XDECREF(et);
+        Py_XDECREF(ev);
+        Py_XDECREF(etb);
+        if (exc != NULL) {
+            PyErr_SetObject(Opaque, exc);
+            Py_DECREF(exc);
+        }
+        return -1;
     }
     if (keep(w, Py_NewRef(rv))) { Py_DECREF(rv); return -1; }
     Py_DECREF(rv);  /* kept alive by the keep list */
@@ -806,6 +865,17 @@ static int walk_reduced(walk_t *w, PyObject *o, PyTypeObject *t) {
         }
     }
     return 0;
+}
+
+/* E<module>.<qualname>.<name> */
+static int enum_token(walk_t *w, PyObject *o, PyTypeObject *t) {
+    /* Enum.name returns _name_; read it without calling the property */
+    PyObject *name = _PyType_Lookup(t, S_name) == EnumNameDescr ? PyObject_GenericGetAttr(o, S_name_)
+                                                                 : PyObject_GetAttr(o, S_name);
+    if (name == NULL) return -1;
+    int r = tok(w, "E") || put_type_name(w, (PyObject *)t) || put(w, ".", 1) || put_format(w, name);
+    Py_DECREF(name);
+    return r;
 }
 
 /* ---- the dispatch: _Hasher.h */
@@ -919,13 +989,20 @@ static int h_inner(walk_t *w, PyObject *o) {
     }
     int isenum = is_instance(o, EnumBase);
     if (isenum < 0) return -1;
-    if (isenum) {
-        /* Enum.name returns _name_; read it without calling the property */
-        PyObject *name = _PyType_Lookup(t, S_name) == EnumNameDescr ? PyObject_GenericGetAttr(o, S_name_)
-                                                                     : PyObject_GetAttr(o, S_name);
-        if (name == NULL) return -1;
-        int r = tok(w, "E") || put_type_name(w, (PyObject *)t) || put(w, ".", 1) || put_format(w, name);
-        Py_DECREF(name);
+    if (isenum) return enum_token(w, o, t);
+    /* a function that gives the state of t's objects (register_state, _reducers.py) */
+    PyObject *reducer = PyDict_GetItemWithError(ReducerCache, (PyObject *)t);
+    if (reducer == NULL) {
+        if (PyErr_Occurred()) return -1;
+        reducer = PyObject_CallOneArg(ResolveReducer, (PyObject *)t);
+        if (reducer == NULL || keep(w, reducer)) return -1;  /* kept: the cache may be cleared meanwhile */
+    }
+    if (reducer != Py_None) {
+        if (tok(w, "R") || put_type_name(w, (PyObject *)t)) return -1;
+        PyObject *state = PyObject_CallOneArg(reducer, o);
+        if (state == NULL || keep(w, Py_NewRef(state))) { Py_XDECREF(state); return -1; }
+        int r = h(w, state);
+        Py_DECREF(state);
         return r;
     }
     /* getattr(type(o), "__fc_state__", None): looked up without getattr when the metaclass has no
@@ -1101,10 +1178,11 @@ static PyTypeObject WalkerType = {
 
 static PyObject *configure(PyObject *mod, PyObject *args) {
     PyObject *deque, *dd, *counter, *unord, *en;
-    if (!PyArg_ParseTuple(args, "OOOOOOO:configure", &Fallback, &deque, &dd, &counter, &unord, &en, &NewObj))
+    if (!PyArg_ParseTuple(args, "OOOOOOOOO!O:configure", &Fallback, &deque, &dd, &counter, &unord, &en, &NewObj,
+                          &Opaque, &PyDict_Type, &ReducerCache, &ResolveReducer))
         return NULL;
-    PyObject *objs[] = {Fallback, deque, dd, counter, unord, en, NewObj};
-    for (int i = 0; i < 7; i++) Py_INCREF(objs[i]);
+    PyObject *objs[] = {Fallback, deque, dd, counter, unord, en, NewObj, Opaque, ReducerCache, ResolveReducer};
+    for (int i = 0; i < 10; i++) Py_INCREF(objs[i]);
     DequeType = (PyTypeObject *)deque;
     DefaultDictType = (PyTypeObject *)dd;
     CounterType = (PyTypeObject *)counter;

@@ -155,6 +155,9 @@ def _add_check_options(p: argparse.ArgumentParser) -> Any:
     g.add_argument("--snapshot", choices=["fork", "replay"], default=None,
                    help="how states are kept: fork (a process per state, default) or replay (every state rebuilt "
                         "from the root: a reference mode)")
+    g.add_argument("--opaque", choices=["error", "distinct"], default=None,
+                   help="a state holding an object whose contents forkcheck cannot see: error (default) or "
+                        "distinct (keep each such state apart from every other; a warning says so)")
     g.add_argument("--no-huge-pages", action="store_true",
                    help="keep the model's heap on 4 KiB pages (forks of a big heap are then slower)")
     o = p.add_argument_group("output")
@@ -854,7 +857,7 @@ def _check_options(args: argparse.Namespace, progress: Callable[[dict], None] | 
         "deadlock": not args.no_deadlock, "seed": args.seed, "fingerprint": args.fingerprint,
     }
     # Passed only when given, so that check()'s own defaults apply otherwise.
-    for name in ("walks", "max_states", "time_limit", "fairness", "snapshot"):
+    for name in ("walks", "max_states", "time_limit", "fairness", "snapshot", "opaque"):
         if getattr(args, name) is not None:
             opts[name] = getattr(args, name)
     if args.no_huge_pages:

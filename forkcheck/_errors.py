@@ -6,6 +6,8 @@ __all__ = [
     "ForkcheckError",
     "UsageError",
     "ModelError",
+    "OpaqueStateError",
+    "OpaqueStateWarning",
     "NondeterminismError",
     "PropertyViolation",
     "InternalError",
@@ -30,6 +32,26 @@ class UsageError(ForkcheckError, ValueError):
 
 class ModelError(ForkcheckError):
     """The model itself is malformed: its setup failed, an invariant raised, ..."""
+
+
+class OpaqueStateError(ModelError):
+    """The state holds an object whose contents the fingerprint cannot see.
+
+    Without them, two states that differ only inside the object would be taken
+    for one, and the search would stop early: a "no violation" that is not
+    true.  The message names the object's type, where the state holds it, and
+    the fixes: a ``__fc_state__`` method, :func:`forkcheck.register_state`, or
+    ``check(opaque="distinct")``.
+    """
+
+
+class OpaqueStateWarning(UserWarning):
+    """With ``check(opaque="distinct")``: states hold an object the fingerprint cannot see.
+
+    Each such state is kept apart from every other (it is never merged), so
+    the counts grow and a search of a loop may not end without ``max_depth``,
+    ``max_states`` or ``time_limit``.
+    """
 
 
 class NondeterminismError(ForkcheckError):

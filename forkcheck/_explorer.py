@@ -15,6 +15,7 @@ import resource
 import signal
 import threading
 import time
+import warnings
 from collections import OrderedDict
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ import networkx as nx
 import trio
 
 from . import _protocol as P
-from ._errors import Interrupted, ModelError, NondeterminismError, UsageError
+from ._errors import Interrupted, ModelError, NondeterminismError, OpaqueStateWarning, UsageError
 from ._model import Model, as_model
 from ._pages import PageFingerprinter
 from ._results import CheckResult, Stats, Violation
@@ -35,7 +36,7 @@ from ._trace import Replay, ReplayStep, Step, Trace
 _OPTIONS = {
     "strategy", "max_depth", "jobs", "deadlock", "seed", "fingerprint", "stop_on_violation", "walks",
     "max_states", "transition_timeout", "time_limit", "progress", "determinism_checks", "fairness",
-    "max_snapshots", "snapshot", "memory_limit", "huge_pages",
+    "max_snapshots", "snapshot", "memory_limit", "huge_pages", "opaque",
 }
 
 
@@ -59,6 +60,7 @@ class Options:
     snapshot: str = "fork"
     memory_limit: int | None = None
     huge_pages: bool | None = None  # None: on, except with fingerprint="pages"
+    opaque: str = "error"  # a state holding an object the fingerprint cannot see: "error" or "distinct"
 
     @classmethod
     def parse(cls, **kw: Any) -> Options:
@@ -90,6 +92,9 @@ class Options:
             v = getattr(o, name)
             if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0 or math.isnan(v)):
                 raise UsageError(f"{name}={v!r}: give a number of seconds > 0")
+        if o.opaque not in ("error", "distinct"):
+            raise UsageError(f"opaque={o.opaque!r}: use 'error' (refuse a state holding an object the fingerprint "
+                             "cannot see) or 'distinct' (keep each such state apart from every other)")
         if o.fairness not in ("weak", "strong", "none"):
             raise UsageError(f"fairness={o.fairness!r} is not a fairness assumption; use 'weak', 'strong' or 'none'")
         if o.determinism_checks is None:
@@ -152,6 +157,7 @@ class Search:
         self.evictions = 0
         self.rebuilds = 0
         self.rebuild_steps = 0
+        self._opaque_warned: set[str] = set()
         tree.on_fork_failure = self._shrink
         self._started = time.monotonic()
         self._next_progress = self._started
@@ -380,6 +386,12 @@ class Search:
         return node
 
     def _add_state(self, report: P.Report, key: bytes) -> int:
+        if report.opaque and report.opaque not in self._opaque_warned:
+            self._opaque_warned.add(report.opaque)
+            warnings.warn(OpaqueStateWarning(
+                f"states hold a {report.opaque}: with opaque='distinct' each of them is kept apart from every "
+                "other state (never merged), so the counts grow and a loop is explored until max_depth, "
+                "max_states or time_limit stops it"), stacklevel=2)
         sid = len(self.seen)
         self.seen[key] = sid
         self.graph.add_node(
@@ -610,7 +622,7 @@ def check(model: Any, **kw: Any) -> CheckResult:
     """Explore ``model``; see :meth:`forkcheck.Model.check` for the options."""
     model = as_model(model)
     opts = Options.parse(**kw)
-    tree = SnapshotTree(model, opts.transition_timeout, huge_pages=opts.huge_pages)
+    tree = SnapshotTree(model, opts.transition_timeout, huge_pages=opts.huge_pages, opaque=opts.opaque)
     tree.memory_limit = opts.memory_limit
     search = Search(tree, model, opts)
     start = time.perf_counter()

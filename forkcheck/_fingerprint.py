@@ -12,10 +12,20 @@ docs/design.md, "Fingerprints"):
 * mutable objects carry identity: the first visit numbers the object, later
   visits emit a back-reference, so two names for one list differ from two
   equal lists;
-* dicts and sets are canonical regardless of insertion order (as ``==``);
+* dicts are walked in insertion order (a program sees it); sets and
+  frozensets are canonical regardless of it (their order is arbitrary in
+  Python, and changes with the hash seed);
 * hidden state is reached through ``__reduce_ex__`` (iterators expose their
   position) and through the frames of generators and coroutines;
-* objects may define ``__fc_state__()`` to say what their state is.
+* objects may define ``__fc_state__()`` to say what their state is, and
+  :func:`register_state` gives a type from elsewhere a function that does;
+  common standard-library types that cannot be pickled come with one
+  (``_reducers.py``);
+* an object whose state the walk cannot see (it cannot be reduced, nor has a
+  registered function) is never hashed by identity: :class:`Opaque` is raised,
+  and the snapshot reports an :class:`~forkcheck.OpaqueStateError` naming the
+  object's type and where the state holds it, or, with ``opaque="distinct"``,
+  the state gets a fingerprint of its own path (it is never merged).
 
 Two walks emit the same tokens: the C walk of ``_cfingerprint.c`` (CPython
 3.11, built when the package is installed), which reads the state without
@@ -34,7 +44,7 @@ import enum
 import gc
 import os
 import types
-from typing import Any
+from typing import Any, Callable
 
 _ATOMS = (type(None), bool, int, float, complex, str, bytes)
 _BATCH = 64
@@ -48,6 +58,17 @@ _SKIP_GLOBAL_TYPES = (types.ModuleType,)
 
 class Fallback(Exception):
     """Raised by the C walk for a state only the Python walk reproduces exactly."""
+
+
+class Opaque(Exception):
+    """The state holds ``obj``, whose state the walk cannot see (``reason`` says why)."""
+
+    def __init__(self, obj: Any, reason: str | BaseException) -> None:
+        if isinstance(reason, BaseException):  # why __reduce_ex__ failed
+            reason = _one_line(reason)
+        super().__init__(reason)
+        self.obj = obj
+        self.reason = reason
 
 
 class Unordered:
@@ -67,15 +88,18 @@ class _Hasher:
     of the whole joined stream.
     """
 
-    __slots__ = ("out", "memo", "keep", "hash", "flushed", "stream_parts")
+    __slots__ = ("out", "memo", "keep", "hash", "flushed", "stream_parts", "key_mode")
 
-    def __init__(self) -> None:
+    def __init__(self, key_mode: bool = False) -> None:
         self.out: list[str] = []
         self.memo: dict[int, int] = {}
         self.keep: list = []  # keeps visited objects alive so ids stay unique during the walk
         self.hash = _blake2b(digest_size=16)
         self.flushed = False
         self.stream_parts: list[bytes] | None = None  # a list when a test asks for the stream
+        # The walk of a canonical key (canonical_key): it orders the unordered containers it
+        # meets by shallow keys, so that a key never needs the key of another object.
+        self.key_mode = key_mode
 
     def flush(self) -> None:
         data = "\x1f".join(self.out).encode("utf-8", "surrogatepass")
@@ -101,6 +125,16 @@ class _Hasher:
         return self.hash.digest()
 
     def unordered(self, tag: str, items) -> None:
+        if self.key_mode:
+            # Inside a key: the elements' shallow keys, sorted, stand for the container (no walk of
+            # the elements, so that keys of objects that know each other through sets terminate).
+            keys = []
+            for x in items:
+                keys.append(shallow_key(x))
+            keys.sort()
+            self.out.append(f"{tag}{len(keys)}")
+            self.out.extend(keys)
+            return
         keyed = sorted(((canonical_key(x), i) for i, x in enumerate(items)))
         self.out.append(f"{tag}{len(keyed)}")
         items = list(items)
@@ -152,11 +186,12 @@ class _Hasher:
         elif t is dict or t is collections.defaultdict or t is collections.Counter:
             if t is collections.defaultdict:
                 self.h(o.default_factory)
-            keys = sorted(((canonical_key(k), k) for k in o), key=lambda p: p[0])
-            out.append(f"{{{t.__name__}{len(keys)}")
-            for _, k in keys:
+            # In insertion order: a program sees it (iteration, next(iter(d)), popitem), so two
+            # dicts that differ only in it are different states.
+            out.append(f"{{{t.__name__}{len(o)}")
+            for k, v in o.items():
                 self.h(k)
-                self.h(o[k])
+                self.h(v)
         elif t is set:
             self.unordered("S", o)
         elif t is collections.deque:
@@ -194,6 +229,15 @@ class _Hasher:
         elif isinstance(o, enum.Enum):
             out.append(f"E{t.__module__}.{t.__qualname__}.{o.name}")
         else:
+            fn = _REDUCER_CACHE.get(t, _MISSING)
+            if fn is _MISSING:
+                fn = resolve_reducer(t)
+            if fn is not None:
+                out.append(f"R{t.__module__}.{t.__qualname__}")
+                state = fn(o)
+                self.keep.append(state)
+                self.h(state)
+                return
             hook = getattr(t, "__fc_state__", None)
             if hook is not None:
                 out.append(f"H{t.__qualname__}")
@@ -222,10 +266,10 @@ class _Hasher:
     def reduced(self, o, t) -> None:
         try:
             rv = o.__reduce_ex__(4)
-        except Exception:  # noqa: BLE001 - some C objects cannot be reduced: fall back to identity
-            # Identity is sound (never merges different states) but may split equal ones.
-            self.out.append(f"?{t.__module__}.{t.__qualname__}@{id(o):x}")
-            return
+        except Exception as exc:  # noqa: BLE001 - some C objects cannot be reduced
+            # Never its identity instead: a fork keeps every address, so the state after a
+            # transition would hash like the one before it whatever changed inside the object.
+            raise Opaque(o, exc) from None
         if isinstance(rv, str):
             self.out.append(f"g{rv}")
             return
@@ -249,15 +293,153 @@ class _Hasher:
 
 
 def canonical_key(obj: Any) -> bytes:
-    """A content hash of ``obj`` alone, used to order unordered containers."""
+    """A content hash of ``obj`` alone, used to order unordered containers.
+
+    It is a walk of ``obj`` with a memo of its own, in which the unordered
+    containers met are ordered by :func:`shallow_key`: a key never needs the
+    key of another object, so objects that hold each other in sets (rings,
+    cliques) have keys, and a key does not depend on insertion orders.  Any
+    order of equal keys gives a sound fingerprint (the walk emits every
+    element in full); keys only decide which equal states meet.
+    """
     t = type(obj)
     if t is str:
         return b"s" + obj.encode("utf-8", "surrogatepass")
     if t is int or t is bool:
         return b"i" + str(obj).encode()
-    h = _Hasher()
+    h = _Hasher(key_mode=True)
     h.h(obj)
     return h.digest()
+
+
+def shallow_key(o: Any) -> str:
+    """The key of ``o`` inside a canonical key: its value for atoms (and tuples and frozensets
+    of them), its type's name for anything else; never a walk, so never a cycle."""
+    t = type(o)
+    if t in _ATOMS:
+        return f"{t.__name__[0]}{o!r}"
+    if t is tuple:
+        parts = [f"({len(o)}"]
+        for x in o:
+            parts.append(shallow_key(x))
+        return "\x1f".join(parts)
+    if t is frozenset:
+        parts = []
+        for x in o:
+            parts.append(shallow_key(x))
+        parts.sort()
+        return "\x1f".join([f"F{len(o)}"] + parts)
+    if t is type or isinstance(o, type):
+        return f"T{o.__module__}.{o.__qualname__}"
+    if isinstance(o, enum.Enum):
+        return f"E{t.__module__}.{t.__qualname__}.{o.name}"
+    return f"t{t.__module__}.{t.__qualname__}"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+# --------------------------------------------------------------------------- the state of opaque types
+
+_MISSING = object()
+#: Functions registered with register_state, by type: what a model or a test added.
+_USER_REDUCERS: dict[type, Callable[[Any], Any]] = {}
+#: type -> the function that gives its state, or None: the resolved lookup, for every type met.
+_REDUCER_CACHE: dict[type, Callable[[Any], Any] | None] = {}
+
+
+def resolve_reducer(t: type) -> Callable[[Any], Any] | None:
+    """The function that gives the state of instances of ``t``, or None: the walk reduces them.
+
+    A function registered for ``t`` or its nearest base wins; then
+    ``copyreg.dispatch_table`` (how pickle reduces ``re.Pattern``, say); then
+    the built-in table of ``_reducers.py`` (looked up by type name, so that no
+    module is imported to build it).  The answer is cached per type.
+    """
+    fn = None
+    for base in t.__mro__:
+        fn = _USER_REDUCERS.get(base)
+        if fn is not None:
+            break
+        fn = copyreg.dispatch_table.get(base)
+        if fn is not None:
+            break
+        if base is not object:
+            fn = builtin_reducer(base)
+            if fn is not None:
+                break
+    _REDUCER_CACHE[t] = fn
+    return fn
+
+
+_WALKED_TYPES = (list, dict, set, frozenset, tuple, collections.deque, collections.defaultdict,
+                 collections.Counter, bytearray, types.FunctionType, types.CodeType, types.ModuleType,
+                 types.CoroutineType, types.GeneratorType, types.AsyncGeneratorType, types.CellType,
+                 types.MethodType, types.BuiltinFunctionType, type) + _ATOMS
+
+
+def register_state(cls: type, fn: Callable[[Any], Any] | None) -> None:
+    """Tell forkcheck what the state of instances of ``cls`` is: ``fn(obj)``.
+
+    Use it for objects the fingerprint cannot see into (C types that cannot be
+    pickled) or whose pickled form leaves out what their behaviour depends on,
+    when the class is not yours to give a ``__fc_state__`` method.  ``fn``
+    returns plain data (or objects forkcheck walks) that is equal for two
+    objects exactly when they behave alike from now on: return *everything*
+    their future depends on, since what ``fn`` leaves out, forkcheck cannot
+    tell apart.  It applies to subclasses too; ``fn=None`` removes it.
+
+    Register before calling ``check()`` (the registry travels to the snapshot
+    processes with the model), or in the model's setup function.
+
+    Examples
+    --------
+    >>> import forkcheck as fc, zlib
+    >>> class Box:                    # a class that cannot be pickled
+    ...     def __init__(self): self.items = []
+    ...     def __reduce_ex__(self, protocol): raise TypeError("no pickling")
+    >>> fc.register_state(Box, lambda box: box.items)
+    >>> @fc.model
+    ... def boxes():
+    ...     box = Box()
+    ...     async def put():
+    ...         for i in range(3):
+    ...             await fc.checkpoint()
+    ...             box.items.append(i)
+    ...     fc.spawn(put)
+    >>> boxes.check().stats.states
+    4
+    >>> fc.register_state(Box, None)
+    """
+    from ._errors import UsageError
+
+    if not isinstance(cls, type):
+        raise UsageError(f"fc.register_state() needs a class first, got {type(cls).__name__} {cls!r}: "
+                         "write fc.register_state(TheClass, lambda obj: ...)")
+    if cls in _WALKED_TYPES or cls is object:
+        raise UsageError(f"fc.register_state({cls.__qualname__}, ...): forkcheck walks {cls.__qualname__} objects "
+                         "itself; register a subclass, or give your own class a __fc_state__ method")
+    if fn is None:
+        _USER_REDUCERS.pop(cls, None)
+    elif not callable(fn):
+        raise UsageError(f"fc.register_state({cls.__qualname__}, ...) needs a function of one object, "
+                         f"got {type(fn).__name__}: write fc.register_state({cls.__qualname__}, lambda obj: ...)")
+    else:
+        _USER_REDUCERS[cls] = fn
+    _REDUCER_CACHE.clear()
+
+
+def user_reducers() -> dict[type, Callable[[Any], Any]]:
+    """The functions registered so far (sent to the snapshot processes with the model)."""
+    return dict(_USER_REDUCERS)
+
+
+def install_reducers(reducers: dict[type, Callable[[Any], Any]]) -> None:
+    """In a new root interpreter: the explorer's registrations."""
+    _USER_REDUCERS.update(reducers)
+    _REDUCER_CACHE.clear()
 
 
 def _global_items(g: dict):
@@ -297,13 +479,16 @@ def _walk(h, world) -> None:
     h.h(world.liveness)
 
 
+# Imported now, not at the first type met: a model may have used up its file descriptors by then.
+from ._reducers import builtin_reducer  # noqa: E402 - it needs Opaque, defined above
+
 try:
     from . import _cfingerprint
 except ImportError:  # not built: no C compiler at install time, or not CPython 3.11
     _cfingerprint = None
 else:
     _cfingerprint.configure(Fallback, collections.deque, collections.defaultdict, collections.Counter,
-                            Unordered, enum.Enum, copyreg.__newobj__)
+                            Unordered, enum.Enum, copyreg.__newobj__, Opaque, _REDUCER_CACHE, resolve_reducer)
 
 C_WALK = _cfingerprint is not None and os.environ.get("FORKCHECK_PURE_PYTHON_WALK", "") in ("", "0")
 
@@ -312,9 +497,19 @@ def state_fingerprint(world, walk: str = "auto") -> bytes:
     """The canonical fingerprint of a :class:`~forkcheck._runtime.World`.
 
     ``walk`` is ``"auto"`` (the C walk where built and not disabled), ``"c"`` or
-    ``"python"``.
+    ``"python"``.  A state holding an object whose state the walk cannot see
+    raises :class:`Opaque`.
     """
     return walk_stream(world, walk)[0]
+
+
+def distinct_fingerprint(world) -> bytes:
+    """The fingerprint of a state that must never meet another (``opaque="distinct"``).
+
+    The hash of its path from the initial state: no other state has it, and
+    the same state rebuilt or replayed along that path has it again.
+    """
+    return _blake2b(repr(world.path).encode(), digest_size=16, person=b"fc-distinct").digest()
 
 
 def walk_stream(world, walk: str = "auto", stream: bool = False) -> tuple[bytes, bytes | None]:
@@ -336,3 +531,94 @@ def walk_stream(world, walk: str = "auto", stream: bool = False) -> tuple[bytes,
     _walk(h, world)
     digest = h.digest()
     return digest, (b"".join(h.stream_parts) if stream else None)
+
+
+# --------------------------------------------------------------------------- where an object sits in the state
+
+
+def locate(world, target: Any, limit: int = 200_000) -> str:
+    """Where the state holds ``target``, for error messages: ``actor 'a', local 'h'``.
+
+    A breadth-first search from the fingerprint's roots, in the walk's order,
+    that follows the references the walk follows (plus ``gc.get_referents``
+    where it cannot name them), so the path it returns is the shortest one it
+    finds.  Only for reporting: it runs once, when a walk has failed.
+    """
+    from collections import deque as _deque
+
+    queue: _deque = _deque()
+    for actor in world.actors:
+        if actor.done or actor.failed:
+            continue
+        queue.append((actor.coro, f"actor {actor.name!r}", ""))
+    for g in world.globals_roots:
+        for name, v in _global_items(g):
+            queue.append((v, f"global {name!r} of module {g.get('__name__', '?')}", ""))
+    queue.append((world.view, "the value the setup function returned", ""))
+    for name, pred in world.invariants:
+        queue.append((pred, f"invariant {name!r}", ""))
+    for prop in world.liveness:
+        queue.append((prop, f"property {getattr(prop, 'name', '?')!r}", ""))
+    seen: set[int] = set()
+    while queue and len(seen) < limit:
+        obj, root, path = queue.popleft()
+        if obj is target:
+            return f"{root}, {path.lstrip('.')}" if path else root
+        if id(obj) in seen or type(obj) in _ATOMS:
+            continue
+        seen.add(id(obj))
+        for label, child in _children(obj):
+            queue.append((child, root, path + label))
+    return "somewhere in the state"
+
+
+def _children(o: Any):
+    """(label, child) pairs of ``o``: how ``locate`` names each step of a path."""
+    t = type(o)
+    if t in (types.CoroutineType, types.GeneratorType, types.AsyncGeneratorType):
+        frame = getattr(o, "cr_frame", None) or getattr(o, "gi_frame", None) or getattr(o, "ag_frame", None)
+        if frame is not None:
+            where = f" of {frame.f_code.co_name}()"
+            for name, v in frame.f_locals.items():
+                yield f".local {name!r}{where}", v
+            for v in gc.get_referents(o):
+                if v is not frame.f_locals and type(v) is not types.FrameType:
+                    yield f".a value on the stack{where}", v
+        awaited = getattr(o, "cr_await", None) or getattr(o, "gi_yieldfrom", None) or getattr(o, "ag_await", None)
+        if awaited is not None:
+            yield "", awaited
+        return
+    if t in (list, tuple, collections.deque):
+        for i, v in enumerate(o):
+            yield f"[{i}]", v
+        return
+    if isinstance(o, dict):
+        for k, v in list(o.items()):
+            yield ".<a dict key>", k
+            yield f"[{k!r}]" if type(k) in _ATOMS else ".<a dict value>", v
+        return
+    if isinstance(o, (set, frozenset)):
+        for v in o:
+            yield ".<a set element>", v
+        return
+    if t is types.FunctionType:
+        names = o.__code__.co_freevars
+        for name, cell in zip(names, o.__closure__ or ()):
+            try:
+                yield f".<closure variable {name!r} of {o.__qualname__}>", cell.cell_contents
+            except ValueError:
+                pass
+        return
+    if t is types.MethodType:
+        yield ".__self__", o.__self__
+        return
+    d = getattr(o, "__dict__", None)
+    if isinstance(d, dict):
+        for k, v in list(d.items()):
+            yield f".{k}", v
+    for k in getattr(t, "__slots__", ()) if isinstance(getattr(t, "__slots__", ()), (tuple, list)) else ():
+        if hasattr(o, k):
+            yield f".{k}", getattr(o, k)
+    for v in gc.get_referents(o):
+        if v is not d and not isinstance(v, type):
+            yield ".<inside>", v

@@ -74,7 +74,11 @@ class Model:
             "none"), ``max_snapshots``, ``snapshot`` ("fork" or "replay"),
             ``memory_limit`` (bytes), ``huge_pages`` (default on, off with
             ``fingerprint="pages"``: the snapshots' heap on 2 MiB pages, so that
-            big heaps fork fast), ``progress`` (a callable).  See docs/guide.md.
+            big heaps fork fast), ``opaque`` ("error", the default: a state
+            holding an object whose contents the fingerprint cannot see is an
+            :class:`forkcheck.OpaqueStateError`; "distinct": such states are
+            never merged, with an :class:`forkcheck.OpaqueStateWarning`),
+            ``progress`` (a callable).  See docs/guide.md.
 
         Returns
         -------

@@ -266,14 +266,18 @@ class Explorer:
     """
 
     def __init__(self, model: Any, *, deadlock: bool = True, transition_timeout: float = 30.0,
-                 memory_limit: int | None = None, huge_pages: bool = True) -> None:
+                 memory_limit: int | None = None, huge_pages: bool = True, opaque: str = "error") -> None:
+        from ._explorer import Options
+
+        Options.parse(opaque=opaque)  # one message for a bad value, as check() gives
         self.model = as_model(model)
+        self.opaque = opaque
         self.deadlock = bool(deadlock)
         self.graph = nx.DiGraph()
         self._sids: dict[str, int] = {}
         self._closed = False
         self._loop = _Loop()
-        self._tree = SnapshotTree(self.model, transition_timeout, huge_pages=bool(huge_pages))
+        self._tree = SnapshotTree(self.model, transition_timeout, huge_pages=bool(huge_pages), opaque=opaque)
         self._tree.memory_limit = memory_limit
         self._finalizer = weakref.finalize(self, _shutdown, self._loop, self._tree)
         try:
@@ -433,6 +437,9 @@ class Explorer:
         options.setdefault("deadlock", self.deadlock)
         if options.get("memory_limit") is not None:
             raise UsageError("memory_limit applies to the processes of the explorer: give it to Explorer(...)")
+        if options.setdefault("opaque", self.opaque) != self.opaque:
+            raise UsageError(f"opaque={options['opaque']!r} differs from the Explorer's opaque={self.opaque!r}: "
+                             "the snapshot processes were started with it; give it to Explorer(...)")
         opts = Options.parse(strategy=strategy, **options)
         if start.snap.report.pid == 0 or start.snap.closed:
             raise UsageError(f"{start!r} has no process to explore from (its transition crashed or timed out)")

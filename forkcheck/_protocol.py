@@ -48,12 +48,13 @@ _MARSHALLED = 1 << 63  # in the length: the body is Report.to_wire() marshalled,
 class Load:
     """Load a model into a fresh root interpreter and run its setup."""
 
-    model: bytes  # cloudpickle of the Model
+    model: bytes  # cloudpickle of (Model, the functions of fc.register_state): one pickle, so they share classes
     sys_path: list[str]
     cwd: str
     by_value_modules: list[str] = field(default_factory=list)
     memory_limit: int | None = None  # bytes of address space per snapshot process (RLIMIT_AS)
     huge_pages: bool = True  # collapse the heap into huge pages after setup (_hugepages.collapse)
+    opaque: str = "error"  # a state holding an object the fingerprint cannot see: "error" or "distinct"
 
 
 @dataclass
@@ -113,6 +114,7 @@ class Report:
     model_error: tuple[str, str, str] | None = None  # (error class, message, traceback)
     labels: dict[str, bool] = field(default_factory=dict)  # truth of state predicates (liveness)
     properties: list = field(default_factory=list)  # liveness properties declared by setup: their spec()
+    opaque: str = ""  # opaque="distinct": the type of an object the fingerprint could not see, and why
 
     def to_wire(self) -> tuple:
         """The fields as builtins only, for ``marshal``."""
@@ -122,13 +124,13 @@ class Report:
         for v in self.violations:
             violations.append((v.kind, v.name, v.message, v.details))
         return (self.pid, self.fingerprint, transitions, violations, self.all_done, self.blocked, self.model_error,
-                self.labels, self.properties)
+                self.labels, self.properties, self.opaque)
 
     @classmethod
     def from_wire(cls, t: tuple) -> Report:
-        pid, fingerprint, transitions, violations, all_done, blocked, model_error, labels, properties = t
+        pid, fingerprint, transitions, violations, all_done, blocked, model_error, labels, properties, opaque = t
         return cls(pid, fingerprint, [TransitionInfo(*x) for x in transitions], [ViolationInfo(*x) for x in violations],
-                   all_done, blocked, None if model_error is None else tuple(model_error), labels, properties)
+                   all_done, blocked, None if model_error is None else tuple(model_error), labels, properties, opaque)
 
 
 @dataclass

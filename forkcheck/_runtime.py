@@ -243,6 +243,7 @@ class World:
         self._enabled: list[Transition] | None = None
         self._names: dict[str, int] = {}
         self.counters: dict[str, int] = {}
+        self.path: list[int] = []  # the transitions taken from the initial state (distinct_fingerprint)
 
     # -- building -------------------------------------------------------------
 
@@ -374,6 +375,7 @@ class World:
         t = self.enabled()[index]
         self._enabled = None
         self.violations = []
+        self.path.append(index)
         if t.actor is None:
             t.apply()
         else:

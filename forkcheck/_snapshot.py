@@ -23,7 +23,8 @@ import time
 from _signal import getsignal as _getsignal  # signal.getsignal runs Python code
 
 from . import _protocol as P
-from ._fingerprint import _global_items, state_fingerprint
+from . import _fingerprint
+from ._fingerprint import Opaque, _global_items, distinct_fingerprint, locate, state_fingerprint
 from ._hugepages import collapse
 from ._runtime import World, short_repr
 
@@ -113,16 +114,44 @@ def make_report(world: World) -> P.Report:
         except BaseException as exc:  # noqa: BLE001
             return P.Report(pid, b"", [], [], False, model_error=(
                 "PropertyError", f"the predicate of property {prop.name!r} raised {type(exc).__name__}: {exc}", ""))
+    opaque = ""
+    try:
+        fingerprint = state_fingerprint(world)
+    except Opaque as exc:
+        if _OPAQUE[0] != "distinct":
+            return P.Report(pid, b"", [], [], False, model_error=("OpaqueStateError", opaque_message(world, exc), ""))
+        fingerprint = distinct_fingerprint(world)
+        opaque = f"{_type_name(exc.obj)} ({exc.reason})"
     return P.Report(
         pid=pid,
-        fingerprint=state_fingerprint(world),
+        fingerprint=fingerprint,
         transitions=transitions,
         violations=[P.ViolationInfo(*v) for v in world.violations],
         all_done=world.all_done(),
         blocked=blocked,
         labels=labels,
         properties=[prop.spec() for prop in world.liveness],
+        opaque=opaque,
     )
+
+
+_OPAQUE = ["error"]  # Load.opaque: what a state holding an object the fingerprint cannot see gets
+
+
+def _type_name(obj) -> str:
+    t = type(obj)
+    return t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
+
+
+def opaque_message(world: World, exc: Opaque) -> str:
+    """The error for a state holding an object whose state the fingerprint cannot see."""
+    name = _type_name(exc.obj)
+    article = "an" if name[:1].lower() in "aeiou" else "a"
+    return (f"the state holds {article} {name} object ({locate(world, exc.obj)}) and forkcheck cannot see its "
+            f"contents ({exc.reason}), so it would take states that differ inside it for one. Fix: give its class "
+            f"a __fc_state__ method, or call fc.register_state({name}, fn) with fn(obj) returning everything its "
+            "behaviour depends on; or check(opaque='distinct') to keep every state that holds it apart "
+            "(never merged: the search may not end)")
 
 
 def describe(world: World) -> P.Description:
@@ -381,15 +410,17 @@ def main(argv: list[str]) -> None:
         pass
     import cloudpickle
 
+    _OPAQUE[0] = load.opaque
     world = World()
     try:
-        model = cloudpickle.loads(load.model)
+        model, reducers = cloudpickle.loads(load.model)
+        _fingerprint.install_reducers(reducers)
     except BaseException as exc:  # noqa: BLE001
         world.model_error = ("LoadError", f"the model could not be loaded in the snapshot process: {type(exc).__name__}: {exc}", "")
     else:
         world.setup(model.fn, model.args, model.kwargs)
     report = make_report(world)
-    if report.model_error is None:
+    if report.model_error is None and not report.opaque:
         # The first walk caches what pickling caches (copyreg's __slotnames__ on classes), which
         # resets the attribute caches of those classes; a second walk fills them again here,
         # where every snapshot shares them, not in each child of the root.

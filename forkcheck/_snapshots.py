@@ -22,7 +22,7 @@ import trio
 
 from . import _hugepages, _pickle
 from . import _protocol as P
-from ._errors import ForkcheckError, InternalError, ModelError, UsageError
+from ._errors import ForkcheckError, InternalError, ModelError, OpaqueStateError, UsageError
 from ._memory import MemoryTracker
 from ._model import Model
 
@@ -51,8 +51,10 @@ def model_blob(model: Model) -> tuple[bytes, list[str]]:
         mod = sys.modules.get(modname or "")
         if mod is not None and modname != "__main__" and getattr(mod, "__forkcheck_by_value__", False):
             by_value.append(modname)
+    from ._fingerprint import user_reducers
+
     try:
-        return _pickle.dumps(model), by_value
+        return _pickle.dumps((model, user_reducers())), by_value
     except Exception as exc:  # noqa: BLE001
         raise UsageError(f"the model {model!r} cannot be sent to the snapshot process: {type(exc).__name__}: {exc}; "
                          "model arguments must be picklable (plain data, not open files, locks or sockets)") from None
@@ -61,8 +63,10 @@ def model_blob(model: Model) -> tuple[bytes, list[str]]:
 class SnapshotTree:
     """The root snapshot process, its descendants, and the explorer's handles on them."""
 
-    def __init__(self, model: Model, transition_timeout: float = 30.0, huge_pages: bool = True) -> None:
+    def __init__(self, model: Model, transition_timeout: float = 30.0, huge_pages: bool = True,
+                 opaque: str = "error") -> None:
         self.model = model
+        self.opaque = opaque  # Load.opaque
         self.transition_timeout = transition_timeout
         self.proc: subprocess.Popen | None = None
         self.live: set[Snapshot] = set()
@@ -98,7 +102,7 @@ class SnapshotTree:
             theirs.close()
         root = self.root = self._adopt(self.proc.pid, ours)
         await P.asend(root.sock, P.Load(blob, list(sys.path), os.getcwd(), memory_limit=self.memory_limit,
-                                           huge_pages=self.huge_pages))
+                                           huge_pages=self.huge_pages, opaque=self.opaque))
         try:
             root.report = await P.arecv(root.sock)
         except (EOFError, OSError):
@@ -272,6 +276,8 @@ def raise_model_error(report: P.Report, model: Model) -> None:
     cls_name, message, tb = report.model_error
     if cls_name == "UsageError":
         raise UsageError(message)
+    if cls_name == "OpaqueStateError":
+        raise OpaqueStateError(f"{model!r}: {message}")
     if cls_name in ("InvariantError", "PropertyError", "LoadError", "ResourceError"):
         raise ModelError(f"{model!r}: {message}")
     raise ModelError(f"the setup function of {model!r} raised {cls_name}: {message}\n{tb}".rstrip())

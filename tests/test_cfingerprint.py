@@ -7,15 +7,21 @@ snapshots"); these tests hold it to the Python walk's output token for token.
 
 from __future__ import annotations
 
+import _thread
 import collections
 import copyreg
 import enum
 import functools
 import hashlib
+import itertools
+import mmap
 import operator
 import os
+import re
+import sqlite3
 import sys
 import types
+import weakref
 
 import pytest
 
@@ -154,11 +160,46 @@ def zoo():
         collections.defaultdict(list, {"a": [1]}), collections.defaultdict(None), collections.Counter("abca"),
         collections.deque([1, [2]], maxlen=4), big, collections.OrderedDict(a=1),
         int, Plain, type(None), types, _fingerprint, Color.RED, Color, Hooked(5), plain, plain, plain.__dict__,
-        Empty(), Slots(), FailsToReduce(), ReducesToName(), WithItems(), Shadowed(), OwnGetstate(), Listish([1, 2]),
+        Empty(), Slots(), ReducesToName(), WithItems(), Shadowed(), OwnGetstate(), Listish([1, 2]),
         _gen.__code__, g1, _gen(2), g3, c1, _coro(2), _agen(), len, [].append, shared, shared,
         lambda x=[1], *, y=(2,): (x, y), functools.partial(max, 1), operator.itemgetter(1), iter([1, 2, 3]),
         plain.__init__, "x".upper, dict.fromkeys, range(3), slice(1, 2), print, copyreg.__newobj__, sys.maxsize,
+        # unordered containers inside canonical keys, and cycles through them
+        {(1, frozenset({"a", (2, Color.RED)})), (1, frozenset({"b"}))}, {frozenset({frozenset({1}), int})},
+        [{"k": {Plain(), Empty()}}], {Peer("a"), Peer("b")}, ring(4), clique(4), {Peer("x"): {Peer("y")}},
+        # objects given a state by _reducers.py
+        hashlib.md5(b"x"), hashlib.sha256(), hashlib.blake2b(b"y"), hashlib.shake_128(b"z"), itertools.count(3, 2),
+        {"a": 1}.keys(), {"a": 1}.values(), {"a": [1]}.items(), weakref.ref(Color), memoryview(b"abc"),
+        re.match("a(b)", "abc"), _thread.allocate_lock(), _thread.RLock(), sqlite3.connect(":memory:"),
+        mmap.mmap(-1, 16, flags=mmap.MAP_PRIVATE),
     ]
+
+
+class Peer:
+    """A node that knows its peers through a set, hashed by name: cycles through sets."""
+
+    def __init__(self, name):
+        self.name = name
+        self.peers = set()
+
+    def __hash__(self):
+        return hash(self.name)
+
+
+def ring(n, order=None):
+    nodes = [Peer(f"n{i}") for i in range(n)]
+    for i in (order or range(n)):
+        nodes[i].peers.add(nodes[(i + 1) % n])
+        nodes[(i + 1) % n].peers.add(nodes[i])
+    return nodes[0]
+
+
+def clique(n, order=None):
+    nodes = [Peer(f"n{i}") for i in range(n)]
+    pairs = [(i, j) for i in range(n) for j in range(n) if i != j]
+    for i, j in (order or pairs):
+        nodes[i].peers.add(nodes[j])
+    return set(nodes)
 
 
 def test_every_kind_of_object_gives_the_python_tokens():
@@ -171,6 +212,14 @@ def test_every_kind_of_object_gives_the_python_tokens():
     for obj in objects:
         if isinstance(obj, types.CoroutineType):
             obj.close()
+
+
+def test_an_object_that_cannot_be_reduced_is_opaque_to_both_walks():
+    obj = FailsToReduce()
+    for walker in (_fingerprint._Hasher(), C.Walker()):
+        with pytest.raises(_fingerprint.Opaque) as info:
+            walker.h([1, {"k": obj}])
+        assert info.value.obj is obj and info.value.reason == "no"
 
 
 def test_a_plain_object_first_walked_without_its_dict_then_with_it():

@@ -168,6 +168,9 @@ async def _written_page_checks():
         await pages.calibrate(tree, root)
         span = await tree.eval(root, _buffer_span)
         before, first = _pagemap_of_buffer(root, span)
+        # A buffer that does not start on a page (glibc's dynamic mmap threshold may put it in the
+        # heap) shares its first page with other objects, which the child may write: not ours.
+        partial = {0} if span[0] % PAGE else set()
         out = []
         for i, target in enumerate((0, 5, 40)):
             child = await tree.step(root, i)
@@ -176,7 +179,7 @@ async def _written_page_checks():
             # The written byte sits at offset 123 of page `target` of the buffer
             # (the buffer is not page aligned: find the page that holds it).
             written = (span[0] + target * PAGE + 123) // PAGE - first
-            out.append((written, before, after))
+            out.append((written, before, after, partial))
             tree.release(child)
         return out, pages.frames_visible
     finally:
@@ -187,8 +190,8 @@ def written_page_report() -> dict:
     """The facts test_child_writes_get_a_new_frame_and_the_exclusive_bit checks (also run unprivileged)."""
     results, frames_visible = trio.run(_written_page_checks)
     facts = {"frames_visible": bool(frames_visible), "cases": []}
-    for written, before, after in results:
-        others = [k for k in range(len(after)) if k != written and after[k] & _PRESENT]
+    for written, before, after, partial in results:
+        others = [k for k in range(len(after)) if k != written and k not in partial and after[k] & _PRESENT]
         facts["cases"].append({
             "written_exclusive": bool(after[written] & _EXCLUSIVE),
             "written_new_frame": (after[written] & _PFN) != (before[written] & _PFN),

@@ -1,0 +1,174 @@
+"""The state of standard-library objects that cannot be pickled: what their behaviour depends on.
+
+Runs inside the snapshot process, for the fingerprint walk (``_fingerprint.py``).
+The walk reaches hidden state through ``__reduce_ex__``; the types below
+cannot be reduced (or, like ``itertools`` objects, will not be in Python 3.14),
+so each gets a function that returns exactly what its future behaviour depends
+on.  A type whose state cannot be read exactly (a compressor's window, a
+cursor's pending rows, ``itertools.cycle``'s saved items) gets no partial
+view: :func:`refuse` raises :class:`~forkcheck._fingerprint.Opaque`, which the
+snapshot turns into an error naming the object (or, with
+``opaque="distinct"``, a state that is never merged).
+
+The table is keyed by ``module.qualname`` and resolved on first use, so that
+no module is imported to build it (a snapshot maps fewer pages).
+"""
+
+from __future__ import annotations
+
+import gc
+import re
+from typing import Any, Callable
+
+from ._fingerprint import Opaque
+
+
+def refuse(why: str) -> Callable[[Any], Any]:
+    """A reducer for a type whose state cannot be read exactly: it raises Opaque."""
+
+    def reducer(obj: Any) -> Any:
+        raise Opaque(obj, why)
+
+    reducer.refuses = why  # type: ignore[attr-defined]
+    return reducer
+
+
+def _hash(h: Any) -> Any:
+    # A hash object's future digests depend on its algorithm and internal state; the digest
+    # (computed on a copy: the object is not finalised) stands for that state.
+    size = h.digest_size
+    return ("hash", h.name, h.digest() if size else h.digest(64))
+
+
+def _mmap(m: Any) -> Any:
+    if m.closed:
+        return ("mmap", "closed")
+    if _shared_mapping(m):
+        raise Opaque(m, "it is a shared mapping (MAP_SHARED, the default of mmap.mmap): every snapshot process "
+                        "writes the same memory, so states cannot be kept apart; map it with "
+                        "flags=mmap.MAP_PRIVATE")
+    return ("mmap", len(m), m.tell(), m[:])
+
+
+def _shared_mapping(m: Any) -> bool:
+    """Whether a writable mmap is MAP_SHARED, read from /proc/self/maps (mmap does not say)."""
+    import ctypes
+
+    try:
+        buf = ctypes.c_char.from_buffer(m)
+    except TypeError:  # read-only: no writes through it can reach another snapshot
+        return False
+    addr = ctypes.addressof(buf)
+    del buf
+    with open("/proc/self/maps") as f:
+        for line in f:
+            span, perms = line.split(None, 2)[:2]
+            lo, hi = (int(x, 16) for x in span.split("-"))
+            if lo <= addr < hi:
+                return perms[3] == "s"
+    return False
+
+
+def _sqlite(conn: Any) -> Any:
+    try:
+        files = [row[2] for row in conn.execute("PRAGMA database_list")]
+    except Exception as exc:  # noqa: BLE001 - a closed connection
+        return ("sqlite3", "unusable", type(exc).__name__)
+    if any(files):
+        raise Opaque(conn, "it is connected to a database file, which is outside the snapshot process "
+                           "(every state would share it): connect to ':memory:' in the model")
+    # iterdump runs SELECTs only: reading the contents changes nothing a model can observe.
+    return ("sqlite3", conn.in_transaction, conn.isolation_level, conn.row_factory, conn.text_factory,
+            conn.total_changes, list(conn.iterdump()))
+
+
+def _lock(lock: Any) -> Any:
+    return ("lock", lock.locked())
+
+
+_RLOCK_COUNT = re.compile(r"count=(\d+)")
+
+
+def _rlock(lock: Any) -> Any:
+    count = getattr(lock, "_recursion_count", None)
+    n = count() if count is not None else int(_RLOCK_COUNT.search(repr(lock)).group(1))
+    return ("rlock", lock._is_owned(), n)
+
+
+def _weakref(ref: Any) -> Any:
+    extra = getattr(ref, "__dict__", None)
+    slots = tuple(getattr(ref, name, None) for name in getattr(type(ref), "__slots__", ()) if isinstance(name, str))
+    return ("weakref", ref(), ref.__callback__, slots, extra)
+
+
+def _dict_view(view: Any) -> Any:
+    # The view's only state is its dict (its referent), walked with identity.
+    return (type(view).__name__, gc.get_referents(view))
+
+
+def _count(c: Any) -> Any:
+    # repr(itertools.count) shows its next value and step: exact, without __reduce__.
+    return ("count", repr(c))
+
+
+def _memoryview(m: Any) -> Any:
+    if m.c_contiguous:
+        data = m.tobytes()
+    else:
+        data = m.tobytes("A")
+    return ("memoryview", m.obj, m.format, m.itemsize, m.shape, m.strides, m.readonly, data)
+
+
+def _match(m: Any) -> Any:
+    return ("match", m.re, m.string, m.pos, m.endpos, m.regs)
+
+
+_ITERTOOLS_WHY = ("forkcheck cannot see its position without __reduce__, which Python 3.12 deprecates and 3.14 "
+                  "removes: iterate over a list (list(itertools....)), or write a generator function "
+                  "(forkcheck walks generators through their frames)")
+
+_TABLE: dict[str, Callable[[Any], Any]] = {
+    "_thread.lock": _lock,
+    "_thread.RLock": _rlock,
+    "mmap.mmap": _mmap,
+    "sqlite3.Connection": _sqlite,
+    "sqlite3.Cursor": refuse("a cursor's pending rows cannot be read without consuming them: fetch the rows "
+                             "(cursor.fetchall()) before the next await"),
+    "sqlite3.Blob": refuse("an open blob handle is outside what forkcheck can read: close it before the next await"),
+    "weakref.ReferenceType": _weakref,
+    "builtins.memoryview": _memoryview,
+    "re.Match": _match,
+    "builtins.dict_keys": _dict_view,
+    "builtins.dict_values": _dict_view,
+    "builtins.dict_items": _dict_view,
+    "builtins.odict_keys": _dict_view,
+    "builtins.odict_values": _dict_view,
+    "builtins.odict_items": _dict_view,
+    "itertools.count": _count,
+    "functools._lru_cache_wrapper": refuse(
+        "its cache and hit counts are hidden state: if the function is pure, register what matters, e.g. "
+        "fc.register_state(functools._lru_cache_wrapper, lambda f: f.__wrapped__)"),
+    "zlib.Compress": refuse("a compressor's internal window cannot be read"),
+    "zlib.Decompress": refuse("a decompressor's internal window cannot be read"),
+    "_bz2.BZ2Compressor": refuse("a compressor's internal state cannot be read"),
+    "_bz2.BZ2Decompressor": refuse("a decompressor's internal state cannot be read"),
+    "_lzma.LZMACompressor": refuse("a compressor's internal state cannot be read"),
+    "_lzma.LZMADecompressor": refuse("a decompressor's internal state cannot be read"),
+}
+for _name in ("accumulate", "batched", "chain", "combinations", "combinations_with_replacement", "compress",
+              "cycle", "dropwhile", "filterfalse", "groupby", "_grouper", "islice", "pairwise", "permutations",
+              "product", "repeat", "starmap", "takewhile", "_tee", "_tee_dataobject", "zip_longest"):
+    _TABLE[f"itertools.{_name}"] = refuse(_ITERTOOLS_WHY)
+
+_HASH_MODULES = {"_hashlib", "_blake2", "_md5", "_sha1", "_sha256", "_sha512", "_sha2", "_sha3"}
+
+
+def builtin_reducer(t: type) -> Callable[[Any], Any] | None:
+    """The table's function for exactly the type ``t`` (no base classes), or None."""
+    module = getattr(t, "__module__", None)
+    if not isinstance(module, str):
+        return None
+    if module in _HASH_MODULES and hasattr(t, "digest") and hasattr(t, "copy"):
+        return _hash
+    return _TABLE.get(f"{module}.{t.__qualname__}")
+
