@@ -83,7 +83,7 @@ static PyObject *ObjectClassDescr;    /* object.__dict__['__class__'] */
 static PyObject *TypeModuleDescr, *TypeQualnameDescr, *EnumNameDescr;
 static PyObject *ObjReduceEx, *ObjReduce, *ObjGetstate;  /* object's pickling methods */  /* type.__dict__[...], Enum.__dict__['name'] */
 static PyObject *S_fc_state, *S_reduce_ex, *S_module, *S_name, *S_qualname, *S_newobj,
-    *S_items, *S_class, *S_name_, *S_reduce, *S_getstate, *S_getnewargs_ex, *S_getnewargs, *S_slotnames, *S_cr_await, *S_gi_yieldfrom, *S_ag_await, *S_dunder_name;
+    *S_items, *S_class, *S_name_, *S_reduce, *S_getstate, *S_getnewargs_ex, *S_getnewargs, *S_slotnames, *S_cr_await, *S_gi_yieldfrom, *S_ag_await, *S_dunder_name, *S_locals;
 
 #define MAX_DEPTH 4000
 
@@ -878,6 +878,40 @@ static int enum_token(walk_t *w, PyObject *o, PyTypeObject *t) {
     return r;
 }
 
+static int is_dunder(PyObject *name);
+
+/* _fingerprint.class_attrs(cls): a new dict */
+static PyObject *class_attrs(PyObject *cls) {
+    PyObject *attrs = PyDict_New(), *k, *a;
+    if (attrs == NULL) return NULL;
+    Py_ssize_t p = 0;
+    while (PyDict_Next(((PyTypeObject *)cls)->tp_dict, &p, &k, &a)) {
+        if (is_dunder(k) || PyCallable_Check(a)) continue;
+        if (PyObject_TypeCheck(a, &PyClassMethod_Type) || PyObject_TypeCheck(a, &PyStaticMethod_Type) ||
+            PyObject_TypeCheck(a, &PyProperty_Type)) continue;
+        if (PyDict_SetItem(attrs, k, a)) { Py_DECREF(attrs); return NULL; }
+    }
+    return attrs;
+}
+
+/* T<module>.<qualname>; a class the model's code made (<locals> in its name): _Hasher.local_class */
+static int walk_type(walk_t *w, PyObject *o) {
+    if (tok(w, "T") || put_type_name(w, o)) return -1;
+    if (!PyType_Check(o) || !(((PyTypeObject *)o)->tp_flags & Py_TPFLAGS_HEAPTYPE)) return 0;
+    PyObject *q = plain_type_names(o) ? Py_NewRef(((PyHeapTypeObject *)o)->ht_qualname) : PyObject_GetAttr(o, S_qualname);
+    if (q == NULL) return -1;
+    int local = PyUnicode_Check(q) ? PyUnicode_Find(q, S_locals, 0, PyUnicode_GET_LENGTH(q), 1) : -1;
+    Py_DECREF(q);
+    if (local == -2) return -1;
+    if (local < 0) return 0;
+    Py_ssize_t seen = memo_get(&w->memo, o);
+    if (seen >= 0) return tok_int(w, "@", seen);
+    if (memo_put(w, o, w->memo.used)) return -1;
+    PyObject *attrs = class_attrs(o);
+    if (attrs == NULL || keep(w, attrs)) return -1;
+    return h(w, attrs);
+}
+
 /* ---- the dispatch: _Hasher.h */
 
 static int h_inner(walk_t *w, PyObject *o) {
@@ -905,7 +939,7 @@ static int h_inner(walk_t *w, PyObject *o) {
     }
     int istype = is_instance(o, &PyType_Type);
     if (istype < 0) return -1;
-    if (istype) return tok(w, "T") || put_type_name(w, o);
+    if (istype) return walk_type(w, o);
     if (t == &PyModule_Type) {
         PyObject *name = PyObject_GetAttr(o, S_dunder_name);
         if (name == NULL) return -1;
@@ -1095,17 +1129,8 @@ static int walk_globals(walk_t *w, PyObject *g) {
         }
         if (!istype) { r = h(w, v); continue; }
         /* a class of the model's own module: (class, {its mutable class attributes}) */
-        PyObject *attrs = PyDict_New();
+        PyObject *attrs = class_attrs(v);
         if (attrs == NULL || keep(w, attrs)) { r = -1; break; }
-        PyObject *cd = ((PyTypeObject *)v)->tp_dict, *k, *a;
-        Py_ssize_t p = 0;
-        while (PyDict_Next(cd, &p, &k, &a)) {
-            if (is_dunder(k) || PyCallable_Check(a)) continue;
-            if (PyObject_TypeCheck(a, &PyClassMethod_Type) || PyObject_TypeCheck(a, &PyStaticMethod_Type) ||
-                PyObject_TypeCheck(a, &PyProperty_Type)) continue;
-            if (PyDict_SetItem(attrs, k, a)) { r = -1; break; }
-        }
-        if (r) break;
         r = tok_int(w, "(", 2) || h(w, v) || h(w, attrs);
     }
     arena_release(w->scratch, mark);
@@ -1215,7 +1240,7 @@ PyMODINIT_FUNC PyInit__cfingerprint(void) {
         {&S_fc_state, "__fc_state__"}, {&S_reduce_ex, "__reduce_ex__"}, {&S_module, "__module__"},
         {&S_name, "name"}, {&S_qualname, "__qualname__"}, {&S_newobj, "__newobj__"},
         {&S_items, "items"}, {&S_reduce, "__reduce__"}, {&S_getstate, "__getstate__"}, {&S_getnewargs_ex, "__getnewargs_ex__"}, {&S_getnewargs, "__getnewargs__"}, {&S_slotnames, "__slotnames__"}, {&S_name_, "_name_"}, {&S_class, "__class__"}, {&S_cr_await, "cr_await"}, {&S_gi_yieldfrom, "gi_yieldfrom"}, {&S_ag_await, "ag_await"},
-        {&S_dunder_name, "__name__"},
+        {&S_dunder_name, "__name__"}, {&S_locals, "<locals>"},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if ((*names[i].slot = PyUnicode_InternFromString(names[i].s)) == NULL) return NULL;

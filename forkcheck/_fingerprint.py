@@ -161,7 +161,10 @@ class _Hasher:
             self.unordered("U", o.items)
             return
         if t is type or isinstance(o, type):
-            out.append(f"T{o.__module__}.{o.__qualname__}")
+            qualname = o.__qualname__
+            out.append(f"T{o.__module__}.{qualname}")
+            if "<locals>" in qualname and issubclass(t, type) and _TYPE_FLAGS(o) & _HEAPTYPE:
+                self.local_class(o)
             return
         if t is types.ModuleType:
             out.append(f"M{o.__name__}")
@@ -244,6 +247,18 @@ class _Hasher:
                 self.h(hook(o))
             else:
                 self.reduced(o, t)
+
+    def local_class(self, cls: type) -> None:
+        """A class made by the model's code (``<locals>`` in its name): its class attributes are state."""
+        i = self.memo.get(id(cls))
+        if i is not None:
+            self.out.append(f"@{i}")
+            return
+        self.memo[id(cls)] = len(self.memo)
+        self.keep.append(cls)
+        attrs = class_attrs(cls)
+        self.keep.append(attrs)
+        self.h(attrs)
 
     def frame(self, gen, code, frame, awaited) -> None:
         self.h(code)
@@ -451,11 +466,23 @@ def _global_items(g: dict):
             continue
         if isinstance(v, type) and v.__module__ == g.get("__name__"):
             # A class of the model's own module: its mutable class attributes are state.
-            attrs = {k: a for k, a in vars(v).items() if not (k.startswith("__") and k.endswith("__"))
-                     and not callable(a) and not isinstance(a, (classmethod, staticmethod, property))}
-            yield name, (v, attrs)
+            yield name, (v, class_attrs(v))
             continue
         yield name, v
+
+
+_TYPE_FLAGS = type.__dict__["__flags__"].__get__  # a metaclass cannot answer for it
+_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: made by a class statement, not by C
+
+
+def class_attrs(cls: type) -> dict:
+    """The class attributes of ``cls`` that can be state: not dunders, methods or properties."""
+    attrs = {}
+    for k, a in vars(cls).items():
+        if (k.startswith("__") and k.endswith("__")) or callable(a) or isinstance(a, (classmethod, staticmethod, property)):
+            continue
+        attrs[k] = a
+    return attrs
 
 
 def _walk(h, world) -> None:

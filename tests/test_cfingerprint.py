@@ -172,7 +172,25 @@ def zoo():
         {"a": 1}.keys(), {"a": 1}.values(), {"a": [1]}.items(), weakref.ref(Color), memoryview(b"abc"),
         re.match("a(b)", "abc"), _thread.allocate_lock(), _thread.RLock(), sqlite3.connect(":memory:"),
         mmap.mmap(-1, 16, flags=mmap.MAP_PRIVATE),
+        # classes made by code: their class attributes are state, cycles through them end
+        local_class(), [local_class()] * 2, local_class().Inner,
     ]
+
+
+def local_class():
+    class Local:
+        count = [0]
+        label = "x"
+
+        class Inner:
+            again = None
+
+        def method(self):
+            return self
+
+    Local.Inner.again = Local  # a cycle through class attributes
+    Local.me = Local()
+    return Local
 
 
 class Peer:

@@ -354,3 +354,22 @@ def test_a_dicts_order_is_state(walk):
     # {"a", "b"} and {"b", "a"} are different states: merging them hid the assertion
     r = first_come.check()
     assert [v.kind for v in r.violations] == ["assertion"], r.summary()
+
+
+@fc.model
+def local_class():
+    class Tally:  # made by the setup function: its class attributes are state
+        n = 0
+
+    async def bump():
+        while True:
+            await fc.checkpoint()
+            Tally.n += 1
+            assert Tally.n < 3, "three bumps"
+
+    fc.spawn(bump)
+
+
+def test_class_attributes_of_a_class_made_in_setup_are_state(walk):
+    r = local_class.check()
+    assert [v.kind for v in r.violations] == ["assertion"], r.summary()
