@@ -304,6 +304,59 @@ def test_replay_with_other_arguments_is_nondeterminism_exit_1(die_hard_bfs):
     assert "same TARGET and --arg values" in lines[0]
 
 
+def test_replay_of_a_token_that_reaches_a_raising_invariant_reports_the_model_error(tmp_path):
+    model = write(tmp_path, "raising.py", """
+        import forkcheck as fc
+
+        @fc.model
+        def raising():
+            s = {"n": 0}
+            async def a():
+                await fc.checkpoint()
+                s["n"] += 1
+                await fc.checkpoint()
+                s["n"] += 1
+            fc.spawn(a)
+            fc.invariant(lambda: 1 / (2 - s["n"]), name="finite")
+    """)
+    found = forkcheck("check", str(model))
+    token = re.search(r"reached by (fc1:[^)\s]+)\)", assert_one_line_error(found, "invariant 'finite' raised")).group(1)
+    proc = forkcheck("replay", str(model), token)
+    assert_one_line_error(proc, "step 2 of the trace ('a: checkpoint'): ",
+                                 "invariant 'finite' raised ZeroDivisionError")
+    assert "No violation" not in proc.stdout
+    assert "Step 1. a: checkpoint" in proc.stdout and "Step 2." not in proc.stdout, proc.stdout  # the steps before it
+
+
+def test_replay_of_a_lasso_marks_the_loop_and_exits_1(tmp_path):
+    hog = write(tmp_path, "hog.py", """
+        import forkcheck as fc
+
+        @fc.model
+        def hog():
+            s = {"done": False}
+            async def spinner():
+                while True:
+                    await fc.checkpoint()
+            async def worker():
+                await fc.checkpoint()
+                s["done"] = True
+            fc.spawn(spinner)
+            fc.spawn(worker)
+            fc.eventually(lambda: s["done"], name="worker done")
+    """)
+    found = forkcheck("check", str(hog), "--fairness", "none")
+    assert found.returncode == 1, found.stderr
+    cmd = shlex.split(replay_line(found.stdout))
+    proc = forkcheck(*cmd[1:])
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "Replaying 1 step of hog() (a lasso: steps 1-1 loop forever)"
+    assert lines[lines.index("-- loop starts here --") + 1].startswith("Step 1. spinner: checkpoint")
+    assert lines[-1].startswith("The trace is a lasso: step 1 leads back to the state before step 1")
+    assert "No violation" not in proc.stdout
+
+
 # --------------------------------------------------------------------------- options and deadlock
 
 
