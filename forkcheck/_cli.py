@@ -322,10 +322,17 @@ def _load_file(path: str) -> types.ModuleType:
                        "or a module name (package.module[:model])")
     abspath = os.path.abspath(path)
     stem = re.sub(r"\W", "_", os.path.splitext(os.path.basename(abspath))[0])
-    # A unique name: two files called models.py must not replace each other in sys.modules.
-    name = f"_forkcheck_file_{stem}_{hashlib.sha1(abspath.encode()).hexdigest()[:10]}"
-    if name in sys.modules:
-        return sys.modules[name]
+    # The module's name is part of the fingerprint of the model's classes, enum members and
+    # objects, so it must not depend on where the file is: a token must replay after the file
+    # moved.  Only a second file of the same name in this process (two models.py) gets its path's
+    # hash too, so that they do not replace each other in sys.modules.
+    name = f"_forkcheck_file_{stem}"
+    loaded = sys.modules.get(name)
+    if loaded is not None and getattr(loaded, "__file__", None) != abspath:
+        name = f"{name}_{hashlib.sha1(abspath.encode()).hexdigest()[:10]}"
+        loaded = sys.modules.get(name)
+    if loaded is not None:
+        return loaded
     # Like `python file.py`: the file's siblings are importable, here and in the snapshot process
     # (which receives this sys.path).
     directory = os.path.dirname(abspath)
