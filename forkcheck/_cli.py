@@ -978,9 +978,10 @@ def _replay_lines(rep: Any, trace: Trace, model: Any, only: int | None, ended: b
 
     n = len(trace)
     cycle = getattr(rep, "cycle_start", None)
+    loop = "" if cycle is None else f"step {n}" if cycle + 1 == n else f"steps {cycle + 1}-{n}"
     out: list[str] = []
     if only is None:
-        lasso = "" if cycle is None else f" (a lasso: steps {cycle + 1}-{n} loop forever)"
+        lasso = "" if cycle is None else f" (a lasso: {loop} loop{'s' if cycle + 1 == n else ''} forever)"
         out += [f"Replaying {n} step{'s' if n != 1 else ''} of {model!r}{lasso}", ""]
     if only in (None, 0):
         out += ["Initial state:", format_state(rep.initial), ""]
@@ -1004,9 +1005,9 @@ def _replay_lines(rep: Any, trace: Trace, model: Any, only: int | None, ended: b
                        f"{'s' if len(rep.violations) > 1 else ''}: "
                        + "; ".join(message for _k, _n, message in map(_violation_fields, rep.violations)))
         elif cycle is not None:
-            out.append(f"The trace is a lasso: step {n} leads back to the state before step {cycle + 1}, so steps "
-                       f"{cycle + 1}-{n} repeat forever (a liveness counterexample; replay checks that the loop "
-                       "closes, not the liveness property, which `forkcheck check` reports).")
+            out.append(f"The trace is a lasso: step {n} leads back to the state before step {cycle + 1}, so {loop} "
+                       f"repeat{'s' if cycle + 1 == n else ''} forever (a liveness counterexample; replay checks that "
+                       "the loop closes, not the liveness property, which `forkcheck check` reports).")
         else:
             out.append("No violation in the last state (replay reports invariants, assertions, exceptions and "
                        "deadlocks of the states it passes; not liveness).")

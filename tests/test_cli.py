@@ -386,9 +386,10 @@ def test_replay_of_a_lasso_marks_the_loop_and_exits_1(tmp_path):
     proc = forkcheck(*cmd[1:])
     assert proc.returncode == 1, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[0] == "Replaying 1 step of hog() (a lasso: steps 1-1 loop forever)"
+    assert lines[0] == "Replaying 1 step of hog() (a lasso: step 1 loops forever)"
     assert lines[lines.index("-- loop starts here --") + 1].startswith("Step 1. spinner: checkpoint")
-    assert lines[-1].startswith("The trace is a lasso: step 1 leads back to the state before step 1")
+    assert lines[-1].startswith("The trace is a lasso: step 1 leads back to the state before step 1, so step 1 "
+                                "repeats forever")
     assert "No violation" not in proc.stdout
 
 
