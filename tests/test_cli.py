@@ -339,6 +339,37 @@ def test_replay_with_other_arguments_is_nondeterminism_exit_1(die_hard_bfs):
     assert "same TARGET and --arg values" in lines[0]
 
 
+def test_replay_after_a_repr_was_edited_notes_the_new_labels_and_still_reproduces(tmp_path):
+    source = """
+        import forkcheck as fc
+
+        class Move:
+            def __init__(self, n):
+                self.n = n
+            def __repr__(self):
+                return f"old{self.n}"
+
+        @fc.model
+        def moves():
+            got = []
+            async def a():
+                got.append((await fc.choose([Move(1), Move(2)])).n)
+                assert got != [2]
+            fc.spawn(a)
+            return got
+    """
+    model = write(tmp_path, "moves.py", source)
+    found = forkcheck("check", str(model))
+    assert found.returncode == 1 and "1. a: choose old2" in found.stdout, found.stdout + found.stderr
+    write(tmp_path, "moves.py", source.replace('f"old{self.n}"', 'f"new{self.n}"'))
+    proc = forkcheck(*shlex.split(replay_line(found.stdout))[1:])
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Step 1. a: choose new2" in proc.stdout
+    assert "Note: step 1: the trace says 'a: choose old2', the replay took 'a: choose new2' to the same state" \
+        in proc.stdout
+    assert proc.stdout.splitlines()[-1].startswith("The trace reproduces 1 violation")
+
+
 def test_replay_of_a_token_that_reaches_a_raising_invariant_reports_the_model_error(tmp_path):
     model = write(tmp_path, "raising.py", """
         import forkcheck as fc
