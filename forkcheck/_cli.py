@@ -325,10 +325,17 @@ def _load_file(path: str) -> types.ModuleType:
                        "or a module name (package.module[:model])")
     abspath = os.path.abspath(path)
     stem = re.sub(r"\W", "_", os.path.splitext(os.path.basename(abspath))[0])
-    # A unique name: two files called models.py must not replace each other in sys.modules.
-    name = f"_forkcheck_file_{stem}_{hashlib.sha1(abspath.encode()).hexdigest()[:10]}"
-    if name in sys.modules:
-        return sys.modules[name]
+    # The module's name is part of the fingerprint of the model's classes, enum members and
+    # objects, so it must not depend on where the file is: a token must replay after the file
+    # moved.  Only a second file of the same name in this process (two models.py) gets its path's
+    # hash too, so that they do not replace each other in sys.modules.
+    name = f"_forkcheck_file_{stem}"
+    loaded = sys.modules.get(name)
+    if loaded is not None and getattr(loaded, "__file__", None) != abspath:
+        name = f"{name}_{hashlib.sha1(abspath.encode()).hexdigest()[:10]}"
+        loaded = sys.modules.get(name)
+    if loaded is not None:
+        return loaded
     # Like `python file.py`: the file's siblings are importable, here and in the snapshot process
     # (which receives this sys.path).
     directory = os.path.dirname(abspath)
@@ -937,8 +944,11 @@ def cmd_graph(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     """``forkcheck replay``: re-execute a trace, printing each step and the state after it.
 
-    Returns 1 when the replayed trace ends in a violation, 0 otherwise; a trace
-    that does not replay raises NondeterminismError (also 1, see :func:`main`).
+    Returns 1 when the replayed trace ends in a violation or closes the loop of
+    a lasso (a liveness counterexample), 0 otherwise; a trace that does not
+    replay raises NondeterminismError (also 1, see :func:`main`), and a step
+    that reaches a model error (an invariant that raises) raises ModelError
+    (2) after the steps before it are printed.
     """
     trace = Trace.from_token(args.token)  # a damaged token fails before the model is loaded
     kwargs = parse_model_args(args.arg)
@@ -949,35 +959,62 @@ def cmd_replay(args: argparse.Namespace) -> int:
                        f"give 0 (the initial state) to {len(trace)}")
     from ._explorer import replay  # imported late: input errors are reported without loading trio
 
-    rep = replay(model, trace)
+    try:
+        rep = replay(model, trace)
+    except (ModelError, UsageError) as exc:
+        done = getattr(exc, "replay", None)
+        if done is not None:  # the steps that replayed, then the error (main prints it)
+            print("\n".join(_replay_lines(done, trace, model, args.step, ended=False)).rstrip("\n"), flush=True)
+        raise
+    print("\n".join(_replay_lines(rep, trace, model, args.step)).rstrip("\n"), flush=True)
+    return EXIT_VIOLATION if rep.violations or rep.cycle_start is not None else EXIT_OK
+
+
+def _replay_lines(rep: Any, trace: Trace, model: Any, only: int | None, ended: bool = True) -> list[str]:
+    """The text of ``forkcheck replay``: steps and states (only step ``only`` when given), then the verdict.
+
+    ``ended`` is False when the replay stopped at a model error: the verdict is then left to the error.
+    """
 
     def show_violations(viols: list) -> list[str]:
         return [f"  VIOLATION ({kind}): {message}" for kind, _name, message in map(_violation_fields, viols)]
 
+    n = len(trace)
+    cycle = getattr(rep, "cycle_start", None)
+    loop = "" if cycle is None else f"step {n}" if cycle + 1 == n else f"steps {cycle + 1}-{n}"
     out: list[str] = []
-    if args.step is None:
-        out += [f"Replaying {len(trace)} step{'s' if len(trace) != 1 else ''} of {model!r}", ""]
-    if args.step in (None, 0):
+    if only is None:
+        lasso = "" if cycle is None else f" (a lasso: {loop} loop{'s' if cycle + 1 == n else ''} forever)"
+        out += [f"Replaying {n} step{'s' if n != 1 else ''} of {model!r}{lasso}", ""]
+    if only in (None, 0):
         out += ["Initial state:", format_state(rep.initial), ""]
     for k, st in enumerate(rep, 1):
-        if args.step is not None and k != args.step:
+        if only is not None and k != only:
             continue
+        if cycle is not None and k == cycle + 1:
+            out.append("-- loop starts here --")
         where = f"  ({short_where(st.where)})" if st.where else ""
         out.append(f"Step {k}. {st.actor}: {st.label}{where}")
         out.append(format_state(st.state) if st.state is not None else "  (no state: the snapshot "
                    "process did not survive this step)")
         out += show_violations(st.violations)
         out.append("")
-    if args.step is None:
+    notes = getattr(rep, "notes", [])
+    if only is None:
+        out += [f"Note: {note}" for note in notes]
+    if only is None and ended:
         if rep.violations:
             out.append(f"The trace reproduces {len(rep.violations)} violation"
                        f"{'s' if len(rep.violations) > 1 else ''}: "
                        + "; ".join(message for _k, _n, message in map(_violation_fields, rep.violations)))
+        elif cycle is not None:
+            out.append(f"The trace is a lasso: step {n} leads back to the state before step {cycle + 1}, so {loop} "
+                       f"repeat{'s' if cycle + 1 == n else ''} forever (a liveness counterexample; replay checks that "
+                       "the loop closes, not the liveness property, which `forkcheck check` reports).")
         else:
-            out.append("No violation in the last state (replay reports invariants, assertions and exceptions; "
-                       "not deadlocks or liveness).")
-    print("\n".join(out).rstrip("\n"), flush=True)
-    return EXIT_VIOLATION if rep.violations else EXIT_OK
+            out.append("No violation in the last state (replay reports invariants, assertions, exceptions and "
+                       "deadlocks of the states it passes; not liveness).")
+    return out
 
 
 def _violation_fields(v: Any) -> tuple[str, str, str]:
@@ -1117,9 +1154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error(_one_line(str(exc), f"{where}run with --debug to see the model's traceback"), debug)
         return EXIT_USAGE
     except NondeterminismError as exc:
-        # On the command line the usual cause is a replay with other --arg values than the check's.
-        _error("the trace does not replay: " + _one_line(str(exc)) + "; replay with the same TARGET and --arg "
-               "values as the check that printed the token", debug)
+        # The message lists the likeliest cause first: other --arg values than the check's.
+        _error("the trace does not replay: " + _one_line(str(exc)), debug)
         return EXIT_VIOLATION
     except BrokenPipeError:
         # The reader of stdout went away (| head): nothing left to tell it.  Point stdout at /dev/null

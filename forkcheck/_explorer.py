@@ -669,12 +669,44 @@ def check(model: Any, **kw: Any) -> CheckResult:
     return result
 
 
+#: Why a trace may not replay, the likeliest first (the end of every NondeterminismError of replay).
+_REPLAY_CAUSES = (
+    "Likeliest causes: the model's arguments differ from the check that found the trace (on the command line, "
+    "give the same TARGET and --arg values as the check that printed the token); the model changed since; "
+    "an actor reads something outside the model (the clock, random outside fc.choose, id(), files, the environment)")
+
+
 def replay(model: Any, token: str | Trace) -> Replay:
     """Re-execute a trace in a fresh process, without exploring.
 
-    Returns the list of steps, each with the state after it.  A trace that no
-    longer applies, or that leads to other states than when it was found,
-    raises :class:`forkcheck.NondeterminismError` naming the step and actor.
+    Each step is identified by its index among the transitions enabled in its
+    state, and the state it leads to is checked against the fingerprint the
+    trace recorded.  A step whose label or actor reads differently but leads
+    to the recorded state (a repr or a name changed) is a note in
+    ``Replay.notes``, not an error.
+
+    Parameters
+    ----------
+    model : Model or model function
+        The model, with the same arguments as when the trace was found.
+    token : str or Trace
+        A trace token (``violation.trace.token``) or the trace itself.
+
+    Returns
+    -------
+    Replay
+        The steps, each with the state after it; ``violations`` are those of
+        the last state, ``cycle_start`` is where the loop of a lasso (a
+        liveness counterexample) starts, ``notes`` what differed harmlessly.
+
+    Raises
+    ------
+    NondeterminismError
+        The trace no longer applies (a step's index is out of range, or it
+        leads to another state than when the trace was found).
+    ModelError
+        A step reaches a state where the model is at fault (an invariant
+        raised, ...); ``exc.replay`` holds the steps before it.
 
     Examples
     --------
@@ -696,30 +728,59 @@ def replay(model: Any, token: str | Trace) -> Replay:
     async def main() -> Replay:
         node = await tree.start()
         initial = await tree.describe(node)
-        steps = []
+        fingerprints = [node.report.fingerprint.hex()]  # of the states the trace passes, the initial one first
+        steps: list[ReplayStep] = []
+        notes: list[str] = []
         for k, st in enumerate(trace, 1):
             trs = node.report.transitions
-            if st.index >= len(trs) or trs[st.index].actor != st.actor or trs[st.index].label != st.label:
-                enabled = "; ".join(f"{t.actor}: {t.label}" for t in trs) or "none"
+            enabled = "; ".join(f"{t.actor}: {t.label}" for t in trs) or "none"
+            if not 0 <= st.index < len(trs):
                 raise NondeterminismError(
-                    f"step {k} of the trace takes '{st.actor}: {st.label}', but the replayed state enables: {enabled}. "
-                    "The model does not behave as when the trace was found: it changed since, or an actor reads "
-                    "something outside the model (the clock, random outside fc.choose, id(), files, the environment)")
+                    f"step {k} of the trace takes '{st.actor}: {st.label}' (transition {st.index + 1}), but the "
+                    f"replayed state enables {len(trs)}: {enabled}. {_REPLAY_CAUSES}")
+            info = trs[st.index]
+            same_text = info.actor == st.actor and info.label == st.label
+            if not same_text and not st.fingerprint:
+                # Without a fingerprint to compare (a hand-made trace), the label is all there is to go by.
+                raise NondeterminismError(
+                    f"step {k} of the trace takes '{st.actor}: {st.label}', but the replayed state enables: "
+                    f"{enabled}. {_REPLAY_CAUSES}")
             child = await tree.step(node, st.index)
             tree.release(node)
+            if child.report.model_error is not None:
+                done = Replay(steps, initial, [], trace.cycle_start, notes)
+                try:
+                    raise_model_error(child.report, model)
+                except (ModelError, UsageError) as exc:
+                    err = type(exc)(f"step {k} of the trace ('{info.actor}: {info.label}'): {exc}")
+                    err.replay = done  # type: ignore[attr-defined]
+                    raise err from None
             fp = child.report.fingerprint.hex()
             if st.fingerprint and not fp.startswith(st.fingerprint) and child.report.pid != 0:
                 raise NondeterminismError(
                     f"step {k} of the trace ('{st.actor}: {st.label}') led to a different state than when the trace "
-                    f"was found: actor {st.actor} depends on something outside the model (the clock, random outside "
-                    "fc.choose, id(), files, the environment); make it a fc.choose() or part of the model state")
+                    f"was found. {_REPLAY_CAUSES}")
+            if not same_text:
+                notes.append(f"step {k}: the trace says '{st.actor}: {st.label}', the replay took "
+                             f"'{info.actor}: {info.label}' to the same state (a label or an actor name reads "
+                             "differently, for instance after an edit of a repr)")
             desc = await tree.describe(child)
             viol = [(v.kind, v.name, v.message) for v in child.report.violations]
             if child.report.blocked:
                 viol.append(("deadlock", "deadlock", child.report.blocked))
-            steps.append(ReplayStep(st.actor, st.label, trs[st.index].where, desc, fp, viol))
+            steps.append(ReplayStep(info.actor, info.label, info.where, desc, fp, viol))
+            fingerprints.append(fp)
             node = child
-        return Replay(steps, initial, steps[-1].violations if steps else [])
+        cycle = trace.cycle_start
+        if cycle is not None:
+            if not 0 <= cycle < len(steps):
+                raise NondeterminismError(f"the trace is a lasso whose loop starts at step {cycle + 1}, but it has "
+                                          f"{len(steps)} steps: the token is damaged; copy the whole token from the report")
+            if fingerprints[-1] != fingerprints[cycle]:
+                raise NondeterminismError(
+                    f"the trace is a lasso whose loop starts at step {cycle + 1}, but its last step does not lead "
+                    f"back to the state that loop starts from. {_REPLAY_CAUSES}")
+        return Replay(steps, initial, steps[-1].violations if steps else [], cycle, notes)
 
     try:
         return run_sync(main)

@@ -10,7 +10,7 @@ from collections import deque
 from typing import Any, Hashable
 
 from ._errors import UsageError
-from ._runtime import Request, current_world, short_repr
+from ._runtime import Request, current_world, label_text
 from . import _runtime
 
 
@@ -26,7 +26,7 @@ class _Get(Request):
         self.box = box
 
     def options(self, world, actor):
-        return [(f"get {self.box.name} -> {short_repr(self.box._items[0])}", None)] if self.box._items else []
+        return [(f"get {self.box.name} -> {label_text(self.box._items[0])}", None)] if self.box._items else []
 
     def complete(self, world, actor, payload):
         return self.box._items.popleft()
@@ -92,7 +92,7 @@ class _Recv(Request):
         self.dst = dst
 
     def options(self, world, actor):
-        return [(f"recv {short_repr(m)} at {self.dst!r}", m) for m in self.net._distinct(self.dst)]
+        return [(f"recv {label_text(m)} at {label_text(self.dst)}", m) for m in self.net._distinct(self.dst)]
 
     def complete(self, world, actor, payload):
         if not self.net.duplicating:
@@ -181,7 +181,7 @@ class Network:
             if pair in seen:
                 continue
             seen.append(pair)
-            out.append((f"drop {short_repr(pair[1])} to {pair[0]!r}", lambda p=pair: self._remove(*p)))
+            out.append((f"drop {label_text(pair[1])} to {label_text(pair[0])}", lambda p=pair: self._remove(*p)))
         return out
 
     @property

@@ -13,9 +13,12 @@ between two requests is one atomic step.
 
 from __future__ import annotations
 
+import enum
+import functools
 import inspect
 import linecache
 import os
+import re
 import traceback
 import types
 from collections.abc import Callable, Sequence
@@ -80,26 +83,58 @@ class _Checkpoint(Request):
 
 
 class _Choose(Request):
-    __slots__ = ("choices",)
+    __slots__ = ("choices", "names")
 
-    def __init__(self, choices):
+    def __init__(self, choices, names=None):
         self.choices = choices
+        self.names = names  # None, a callable option -> str, or a sequence of str (see choose())
 
     def _evaluate(self) -> Sequence:
         opts = self.choices() if callable(self.choices) else self.choices
         _check_sequence(opts, "the callable given to fc.choose() returned" if callable(self.choices) else "fc.choose() got")
         return opts
 
+    def _texts(self, opts: Sequence) -> list[str]:
+        names = self.names
+        texts = []
+        if names is None:
+            for o in opts:  # a loop: a comprehension would make a function object per state
+                texts.append(label_text(o))
+        elif callable(names):
+            for o in opts:
+                text = names(o)
+                if not isinstance(text, str):
+                    raise UsageError(f"fc.choose(label=...) returned {type(text).__name__} {short_repr(text)} for "
+                                     f"option {label_text(o)}: the label callable must return a str")
+                texts.append(text)
+        else:
+            if len(names) != len(opts):
+                raise UsageError(f"fc.choose(label=[...]) has {len(names)} names for {len(opts)} options: "
+                                 "give one name per option, or a callable that names each option")
+            texts = list(names)
+        return texts
+
     def options(self, world, actor):
+        opts = self._evaluate()
+        texts = self._texts(opts)
+        # Options that read alike (two objects of one class, two bound methods of one name) are told
+        # apart by their position in the options, which is the same in every process and every run.
+        counts: dict[str, int] = {}
+        for text in texts:
+            counts[text] = counts.get(text, 0) + 1
         out = []
-        for o in self._evaluate():  # a loop: a comprehension would make a function object per state
-            out.append((f"choose {short_repr(o)}", o))
+        for k in range(len(texts)):
+            text = texts[k]
+            if counts[text] > 1:
+                text = f"{text[:-1]} #{k}>" if text.endswith(">") else f"{text} #{k}"
+            out.append((f"choose {text}", opts[k]))
         return out
 
     def describe(self):
         return "choose"
 
     def __fc_state__(self):
+        # The names are not state: they change what a transition is called, never what it does.
         return ("choose", self.choices)
 
 
@@ -125,12 +160,32 @@ def _check_sequence(opts, prefix: str) -> None:
         raise UsageError(f"{prefix} {type(opts).__name__} {short_repr(opts)}: options must be a list, tuple or range{hint}")
 
 
-def choose(options: Sequence | Callable[[], Sequence]) -> Request:
+def choose(options: Sequence | Callable[[], Sequence], label: Sequence[str] | Callable[[Any], str] | None = None) -> Request:
     """Nondeterministic choice: ``await fc.choose(options)`` returns one element.
 
-    The explorer takes one transition per option.  ``options`` is a non-empty
-    sequence, or a zero-argument callable returning a sequence that is evaluated
-    again in every state; while it returns an empty sequence, the actor is blocked.
+    The explorer takes one transition per option.
+
+    Parameters
+    ----------
+    options : sequence or callable
+        A non-empty list, tuple or range, or a zero-argument callable returning
+        one, evaluated again in every state; while it returns an empty
+        sequence, the actor is blocked.
+    label : sequence of str or callable, optional
+        How traces name the options: a list of names, one per option in the
+        same order, or a callable that takes an option and returns its name
+        (a ``str``).  By default an option is named by its ``repr`` when that
+        holds no memory address; functions, methods and classes by their
+        qualified name; enum members as ``Class.NAME``; objects with the
+        default ``repr`` by their class and attributes; tuples, lists, dicts
+        and sets element by element.  Options whose names coincide get their
+        position appended (``#k``).  Names only label transitions: they are
+        not part of the state, and replay tells steps apart by position.
+
+    Returns
+    -------
+    Request
+        Awaiting it gives the chosen option.
 
     Examples
     --------
@@ -143,13 +198,36 @@ def choose(options: Sequence | Callable[[], Sequence]) -> Request:
     ...     fc.spawn(flip)
     >>> coin.check().violations[0].kind
     'assertion'
+
+    Naming options that are functions or objects:
+
+    >>> @fc.model
+    ... def dial():
+    ...     async def turn():
+    ...         step = await fc.choose([1, -1], label=["up", "down"])
+    ...         assert step == 1
+    ...     fc.spawn(turn)
+    >>> [s.label for s in dial.check().violations[0].trace]
+    ['choose down']
     """
     current_world("fc.choose()")
     if not callable(options):
         _check_sequence(options, "fc.choose() got")
         if len(options) == 0:
             raise UsageError("fc.choose() got an empty sequence: give at least one option, or a callable that returns the options of each state")
-    return _Choose(options)
+    if label is not None and not callable(label):
+        if isinstance(label, str) or not isinstance(label, Sequence):
+            raise UsageError(f"fc.choose(label={short_repr(label)}): give a list of names (one str per option) "
+                             "or a callable that takes an option and returns its name")
+        for name in label:
+            if not isinstance(name, str):
+                raise UsageError(f"fc.choose(label=[...]) holds {type(name).__name__} {short_repr(name)}: "
+                                 "every name must be a str")
+        if not callable(options) and len(label) != len(options):
+            raise UsageError(f"fc.choose(label=[...]) has {len(label)} names for {len(options)} options: "
+                             "give one name per option, or a callable that names each option")
+        label = tuple(label)  # a copy: the names must not change under the explorer
+    return _Choose(options, label)
 
 
 def when(predicate: Callable[[], bool]) -> Request:
@@ -261,7 +339,7 @@ class World:
             )
         if name is None:
             base = getattr(target, "__name__", "actor")
-            name = base if not args else f"{base}({', '.join(short_repr(a, 20) for a in args)})"
+            name = base if not args else f"{base}({', '.join(label_text(a, 20) for a in args)})"
         if name in self._names:
             self._names[name] += 1
             name = f"{name}#{self._names[name]}"
@@ -470,17 +548,134 @@ def short_repr(obj: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+#: How CPython's default reprs show an address: ``<function f at 0x7f...>``.
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+#: Types whose repr never holds an address and reads the same in every process.
+_PLAIN = (type(None), bool, int, float, complex, str, bytes, range, type(Ellipsis))
+
+
+def label_text(obj: Any, limit: int = 60) -> str:
+    """The name of a value in a transition label: the same in every process and every run.
+
+    Labels travel in trace tokens and are shown in reports, so they never hold
+    a memory address (it differs between interpreters).  Functions, methods and
+    classes show their qualified name (``fill_big``, ``Jug.fill``), lambdas
+    their source text, enum members ``Class.NAME``, objects with the default
+    ``repr`` their class and attributes (``Op(n=1)``, or ``<Op>`` without
+    any), and tuples, lists, dicts and sets are named element by element.
+    Other objects show their ``repr``, with any ``" at 0x..."`` removed.
+
+    Examples
+    --------
+    >>> def fill(): pass
+    >>> label_text((fill, 3, [None]))
+    '(fill, 3, [None])'
+    >>> class Op: pass
+    >>> label_text(Op())
+    '<Op>'
+    """
+    text = _label(obj, 0)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _label(o: Any, depth: int) -> str:
+    t = type(o)
+    if t in _PLAIN:
+        return repr(o)
+    if depth > 4:
+        return "..."  # deep or cyclic containers: the limit cuts the text anyway
+    try:
+        if isinstance(o, enum.Enum) and isinstance(o.name, str):
+            return f"{_local_name(t.__qualname__)}.{o.name}"
+        if t is types.FunctionType:
+            return _lambda_text(o.__code__) if o.__name__ == "<lambda>" else _local_name(o.__qualname__)
+        if t is types.MethodType:
+            return _label(o.__func__, depth)
+        if t is types.BuiltinFunctionType or t is types.MethodWrapperType or t is types.WrapperDescriptorType \
+                or t is types.MethodDescriptorType:
+            return _local_name(getattr(o, "__qualname__", o.__name__))
+        if isinstance(o, type):
+            return _local_name(o.__qualname__)
+        if t is functools.partial:
+            parts = [_label(o.func, depth + 1)] + [_label(a, depth + 1) for a in o.args]
+            parts += [f"{k}={_label(v, depth + 1)}" for k, v in o.keywords.items()]
+            return f"partial({', '.join(parts)})"
+        if isinstance(o, tuple) and hasattr(t, "_fields") and t.__repr__ is not tuple.__repr__:  # a namedtuple
+            fields = ", ".join(f"{k}={_label(v, depth + 1)}" for k, v in zip(t._fields, o))
+            return f"{t.__name__}({fields})"
+        if t.__repr__ is tuple.__repr__:
+            inner = ", ".join(_label(x, depth + 1) for x in o)
+            return f"({inner},)" if len(o) == 1 else f"({inner})"
+        if t.__repr__ is list.__repr__:
+            return "[" + ", ".join(_label(x, depth + 1) for x in o) + "]"
+        if t.__repr__ is dict.__repr__:
+            return "{" + ", ".join(f"{_label(k, depth + 1)}: {_label(v, depth + 1)}" for k, v in o.items()) + "}"
+        if t.__repr__ is set.__repr__ or t.__repr__ is frozenset.__repr__:
+            # Sorted: a set's order can depend on its history and on addresses (objects hashed by id).
+            inner = ", ".join(sorted(_label(x, depth + 1) for x in o))
+            if not o:
+                return f"{t.__name__}()"
+            return "{" + inner + "}" if t is set else f"{t.__name__}({{{inner}}})"
+        if t.__repr__ is object.__repr__:
+            return _object_label(o, t, depth)
+        text = repr(o)
+    except Exception as exc:  # noqa: BLE001 - a broken __repr__ or attribute must not break the checker
+        return f"<{t.__name__} (repr raised {type(exc).__name__})>"
+    # The last resort for a class's own repr: drop what reads as an address.
+    return _ADDRESS.sub("", text)
+
+
+def _object_label(o: Any, t: type, depth: int) -> str:
+    """``Class(attr=value, ...)`` of an object with the default repr, ``<Class>`` when it has no attributes."""
+    attrs = dict(getattr(o, "__dict__", None) or {})
+    for klass in t.__mro__:
+        for slot in klass.__dict__.get("__slots__", ()):
+            if isinstance(slot, str) and slot not in ("__dict__", "__weakref__") and slot not in attrs:
+                try:
+                    attrs[slot] = getattr(o, slot)
+                except AttributeError:
+                    pass
+    name = _local_name(t.__qualname__)
+    if not attrs:
+        return f"<{name}>"
+    return f"{name}(" + ", ".join(f"{k}={_label(v, depth + 1)}" for k, v in attrs.items()) + ")"
+
+
+def _local_name(qualname: str) -> str:
+    """A qualified name without the functions it was defined in: ``diehard.<locals>.fill`` -> ``fill``."""
+    return qualname.rpartition("<locals>.")[2]
+
+
+def _lambda_text(code: types.CodeType) -> str:
+    """A lambda's source text, ``lambda x: x + 1``, cut from its line by the body's column positions."""
+    line = linecache.getline(code.co_filename, code.co_firstlineno)
+    if line:
+        raw = line.encode("utf-8")
+        cols = []
+        for start_line, end_line, start, end in code.co_positions():
+            # (0, 0) marks the implicit RESUME and RETURN; a body over several lines is cut differently below.
+            if start_line == end_line == code.co_firstlineno and start is not None and end is not None and end > 0:
+                cols.append((start, end))
+        if cols:
+            head = raw[: min(s for s, _ in cols)].decode("utf-8", "replace")
+            body = raw[min(s for s, _ in cols): max(e for _, e in cols)].decode("utf-8", "replace")
+            at = head.rfind("lambda")
+            if at >= 0:
+                return (head[at:] + body).strip()
+        if "lambda" in line:
+            return "lambda" + line.split("lambda", 1)[1].rstrip().rstrip(",)")[:60]
+    return f"<lambda at {os.path.basename(code.co_filename)}:{code.co_firstlineno}>"
+
+
 def _callable_name(fn: Any) -> str:
     name = getattr(fn, "__name__", None)
     if name and name != "<lambda>":
         return name
     code = getattr(fn, "__code__", None)
     if code is not None:
-        line = linecache.getline(code.co_filename, code.co_firstlineno).strip()
-        if "lambda" in line:
-            return "lambda" + line.split("lambda", 1)[1].rstrip(",)").rstrip()[:60]
-        return f"<lambda at {os.path.basename(code.co_filename)}:{code.co_firstlineno}>"
-    return short_repr(fn)
+        return _lambda_text(code)
+    return label_text(fn)
 
 
 def _one_line(exc: BaseException) -> str:

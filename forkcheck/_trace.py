@@ -138,13 +138,19 @@ class Replay(list):
     """What :func:`forkcheck.replay` returns: a list of :class:`ReplayStep`.
 
     ``initial`` is the description of the initial state and ``violations`` those
-    found in the last state.
+    found in the last state.  ``cycle_start`` is, for a lasso (a liveness
+    counterexample), the index of the step where the loop starts, else None:
+    replay checks that the last step leads back to the state before that step,
+    not the liveness property itself.  ``notes`` lists what differed from the
+    trace without changing a state (a label that reads differently).
     """
 
-    def __init__(self, steps=(), initial=None, violations=None) -> None:
+    def __init__(self, steps=(), initial=None, violations=None, cycle_start=None, notes=None) -> None:
         super().__init__(steps)
         self.initial = initial
         self.violations = list(violations or [])
+        self.cycle_start = cycle_start
+        self.notes = list(notes or [])
 
 
 def _short(where: str) -> str:

@@ -48,6 +48,42 @@ def die_hard(big=5, small=3, goal=4):
 
 
 @fc.model
+def die_hard_functions():
+    """The die-hard puzzle with the moves as functions: ``(await fc.choose(OPS))()``."""
+    jugs = {"small": 0, "big": 0}
+
+    def fill_small():
+        jugs["small"] = 3
+
+    def fill_big():
+        jugs["big"] = 5
+
+    def empty_small():
+        jugs["small"] = 0
+
+    def empty_big():
+        jugs["big"] = 0
+
+    def small_to_big():
+        moved = min(jugs["small"], 5 - jugs["big"])
+        jugs["small"], jugs["big"] = jugs["small"] - moved, jugs["big"] + moved
+
+    def big_to_small():
+        moved = min(jugs["big"], 3 - jugs["small"])
+        jugs["small"], jugs["big"] = jugs["small"] + moved, jugs["big"] - moved
+
+    OPS = [fill_small, fill_big, empty_small, empty_big, small_to_big, big_to_small]
+
+    async def hands():
+        while True:
+            (await fc.choose(OPS))()
+
+    fc.spawn(hands, name="jugs")
+    fc.invariant(lambda: jugs["big"] != 4, name="big != 4")
+    return jugs
+
+
+@fc.model
 def counter(n=2):
     """``n`` actors increment a counter under a lock: no lost update."""
     state = {"count": 0}

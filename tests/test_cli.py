@@ -149,6 +149,40 @@ def test_violation_report_and_its_replay_command_reproduce_it(die_hard_bfs):
     assert "The trace reproduces 1 violation" in again.stdout
 
 
+def test_die_hard_with_functions_reads_their_names_and_replays_from_another_directory(tmp_path):
+    proc = forkcheck("check", f"{MODELS}:die_hard_functions", "--strategy", "bfs")
+    assert proc.returncode == 1, proc.stderr
+    steps = re.findall(r"^\s+\d+\. jugs: choose (\S+)  \(", proc.stdout, re.M)
+    assert steps == ["fill_big", "big_to_small", "empty_small", "big_to_small", "fill_big", "big_to_small"]
+    token = shlex.split(replay_line(proc.stdout))[3]
+    copy = tmp_path / "moved" / "cli_models.py"
+    copy.parent.mkdir()
+    shutil.copy(MODELS_PATH, copy)
+    again = forkcheck("replay", f"{copy}:die_hard_functions", token, cwd=tmp_path)
+    assert again.returncode == 1 and again.stderr == "", again.stdout + again.stderr
+    assert re.findall(r"^Step \d+\. jugs: choose (\S+)  \(", again.stdout, re.M) == steps
+    assert "The trace reproduces 1 violation: invariant 'big != 4' is violated" in again.stdout
+
+
+def test_model_files_load_under_their_name_and_two_of_one_name_do_not_replace_each_other(tmp_path, monkeypatch):
+    from forkcheck._cli import load_source
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = write(tmp_path / "a", "samename.py", "WHO = 'a'\n")
+    b = write(tmp_path / "b", "samename.py", "WHO = 'b'\n")
+    monkeypatch.setattr(sys, "path", list(sys.path))  # loading by path puts the file's directory on it
+    first, second = load_source(str(a)), load_source(str(b))
+    try:
+        # The name, part of the fingerprints of the file's classes, holds no path: tokens replay after a move.
+        assert first.__name__ == "_forkcheck_file_samename"
+        assert second.__name__.startswith("_forkcheck_file_samename_") and (first.WHO, second.WHO) == ("a", "b")
+        assert load_source(str(a)) is first and load_source(str(b)) is second
+    finally:
+        for module in (first, second):
+            sys.modules.pop(module.__name__, None)
+
+
 def test_replay_command_quotes_string_arguments_for_the_shell_and_runs_through_the_console_script():
     exe = shutil.which("forkcheck")
     if exe is None:
@@ -268,6 +302,7 @@ def test_list_prints_name_and_signature_per_model(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == [
         "die_hard(big=5, small=3, goal=4)",
+        "die_hard_functions()",
         "counter(n=2)",
         "greeter(name='world')",
         "philosophers()",
@@ -302,6 +337,157 @@ def test_replay_with_other_arguments_is_nondeterminism_exit_1(die_hard_bfs):
     lines = other.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("forkcheck: error: the trace does not replay")
     assert "same TARGET and --arg values" in lines[0]
+
+
+def test_replay_after_a_repr_was_edited_notes_the_new_labels_and_still_reproduces(tmp_path):
+    source = """
+        import forkcheck as fc
+
+        class Move:
+            def __init__(self, n):
+                self.n = n
+            def __repr__(self):
+                return f"old{self.n}"
+
+        @fc.model
+        def moves():
+            got = []
+            async def a():
+                got.append((await fc.choose([Move(1), Move(2)])).n)
+                assert got != [2]
+            fc.spawn(a)
+            return got
+    """
+    model = write(tmp_path, "moves.py", source)
+    found = forkcheck("check", str(model))
+    assert found.returncode == 1 and "1. a: choose old2" in found.stdout, found.stdout + found.stderr
+    write(tmp_path, "moves.py", source.replace('f"old{self.n}"', 'f"new{self.n}"'))
+    proc = forkcheck(*shlex.split(replay_line(found.stdout))[1:])
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Step 1. a: choose new2" in proc.stdout
+    assert "Note: step 1: the trace says 'a: choose old2', the replay took 'a: choose new2' to the same state" \
+        in proc.stdout
+    assert proc.stdout.splitlines()[-1].startswith("The trace reproduces 1 violation")
+
+
+def test_replay_of_a_token_that_reaches_a_raising_invariant_reports_the_model_error(tmp_path):
+    model = write(tmp_path, "raising.py", """
+        import forkcheck as fc
+
+        @fc.model
+        def raising():
+            s = {"n": 0}
+            async def a():
+                await fc.checkpoint()
+                s["n"] += 1
+                await fc.checkpoint()
+                s["n"] += 1
+            fc.spawn(a)
+            fc.invariant(lambda: 1 / (2 - s["n"]), name="finite")
+    """)
+    found = forkcheck("check", str(model))
+    token = re.search(r"reached by (fc1:[^)\s]+)\)", assert_one_line_error(found, "invariant 'finite' raised")).group(1)
+    proc = forkcheck("replay", str(model), token)
+    assert_one_line_error(proc, "step 2 of the trace ('a: checkpoint'): ",
+                                 "invariant 'finite' raised ZeroDivisionError")
+    assert "No violation" not in proc.stdout
+    assert "Step 1. a: checkpoint" in proc.stdout and "Step 2." not in proc.stdout, proc.stdout  # the steps before it
+
+
+def test_replay_of_a_lasso_marks_the_loop_and_exits_1(tmp_path):
+    hog = write(tmp_path, "hog.py", """
+        import forkcheck as fc
+
+        @fc.model
+        def hog():
+            s = {"done": False}
+            async def spinner():
+                while True:
+                    await fc.checkpoint()
+            async def worker():
+                await fc.checkpoint()
+                s["done"] = True
+            fc.spawn(spinner)
+            fc.spawn(worker)
+            fc.eventually(lambda: s["done"], name="worker done")
+    """)
+    found = forkcheck("check", str(hog), "--fairness", "none")
+    assert found.returncode == 1, found.stderr
+    cmd = shlex.split(replay_line(found.stdout))
+    proc = forkcheck(*cmd[1:])
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "Replaying 1 step of hog() (a lasso: step 1 loops forever)"
+    assert lines[lines.index("-- loop starts here --") + 1].startswith("Step 1. spinner: checkpoint")
+    assert lines[-1].startswith("The trace is a lasso: step 1 leads back to the state before step 1, so step 1 "
+                                "repeats forever")
+    assert "No violation" not in proc.stdout
+
+
+OPTIONS_MODEL = """
+    import enum
+    import forkcheck as fc
+
+    class Color(enum.Enum):
+        RED = 1
+        BLUE = 2
+
+    class Op:
+        pass
+
+    def left():
+        return "L"
+
+    def right():
+        return "R"
+
+    @fc.model
+    def options(kind="functions"):
+        # Every option set has two options; the chosen ones stay in the state, so that the
+        # fingerprints replay checks depend on them.
+        opts = {
+            "functions": [left, right],
+            "lambdas": [lambda: 'L', lambda: 'R'],
+            "objects": [Op(), Op()],
+            "enums": [Color.RED, Color.BLUE],
+            "tuples": [(left, Op(), Color.RED), (right, Op(), Color.BLUE)],
+        }[kind]
+        got = []
+        async def a():
+            got.append(await fc.choose(opts))
+            got.append(await fc.choose(opts))
+            assert got != [opts[1], opts[0]], "right then left"
+        fc.spawn(a)
+        return got
+"""
+
+
+@pytest.mark.parametrize("kind, labels", [
+    ("functions", ["choose right", "choose left"]),
+    ("lambdas", ["choose lambda: 'R'", "choose lambda: 'L'"]),
+    ("objects", ["choose <Op #1>", "choose <Op #0>"]),
+    ("enums", ["choose Color.BLUE", "choose Color.RED"]),
+    ("tuples", ["choose (right, <Op>, Color.BLUE)", "choose (left, <Op>, Color.RED)"]),
+])
+def test_a_token_replays_in_a_new_process_from_another_directory_after_the_model_file_moved(tmp_path, kind, labels):
+    first, second, elsewhere = (tmp_path / d for d in ("first", "second", "elsewhere"))
+    for d in (first, second, elsewhere):
+        d.mkdir()
+    model = write(first, "opts.py", OPTIONS_MODEL)
+    report = tmp_path / "report.json"
+    found = forkcheck("check", "opts.py", "--arg", f"kind={kind!r}", "--strategy", "bfs", "--json", str(report),
+                      "-q", cwd=first)
+    assert found.returncode == 1, found.stderr
+    (violation,) = json.loads(report.read_text())["violations"]
+    assert [st["label"] for st in violation["trace"]["steps"]] == labels
+    steps = [ln for ln in found.stdout.splitlines() if re.match(r"\s+\d+\. a: ", ln)]
+    assert len(steps) == 2 and not re.search(r"0x[0-9a-f]{6,}", "".join(steps)), found.stdout
+    moved = shutil.move(str(model), str(second / "opts.py"))
+    proc = forkcheck("replay", moved, violation["trace"]["token"], "--arg", f"kind={kind!r}", cwd=elsewhere)
+    assert proc.returncode == 1 and proc.stderr == "", proc.stdout + proc.stderr
+    assert [ln.split(": ", 1)[1].split("  (")[0] for ln in proc.stdout.splitlines() if ln.startswith("Step ")] == labels
+    assert "The trace reproduces 1 violation: assertion failed in actor a: right then left" in proc.stdout
+    assert "Note:" not in proc.stdout
 
 
 # --------------------------------------------------------------------------- options and deadlock

@@ -96,3 +96,105 @@ def test_damaged_tokens_are_usage_errors():
         fc.replay(die_hard, "hello")
     with pytest.raises(fc.UsageError, match="damaged"):
         fc.replay(die_hard, "fc1:abc")
+
+
+# --------------------------------------------------------------------------- replay by index and fingerprint
+
+
+@fc.model
+def pick(n=2):
+    """One choice among ``n`` functions, kept in the state; the last one breaks an assertion."""
+    got = []
+
+    def make(k):
+        def op():
+            return k
+        op.__qualname__ = f"op{k}"
+        return op
+
+    ops = [make(k) for k in range(n)]
+
+    async def a():
+        got.append((await fc.choose(ops))())
+        assert got[-1] != n - 1, "the last op"
+
+    fc.spawn(a)
+    return got
+
+
+def test_replay_by_index_notes_a_label_that_reads_differently_but_reaches_the_same_state():
+    trace = pick.check().violations[0].trace
+    (step,) = trace
+    assert step.label == "choose op1"
+    relabelled = fc.Trace([fc.Step(step.index, "a", "choose old name of op1", "", step.fingerprint)])
+    rep = fc.replay(pick, relabelled.token)
+    assert [s.label for s in rep] == ["choose op1"]  # what the replay took, not what the token says
+    assert rep.notes == ["step 1: the trace says 'a: choose old name of op1', the replay took 'a: choose op1' to the "
+                         "same state (a label or an actor name reads differently, for instance after an edit of a repr)"]
+    assert rep.violations and rep.violations[0][0] == "assertion"
+    assert fc.replay(pick, trace).notes == []
+
+
+def test_replay_errors_name_the_model_arguments_as_the_likeliest_cause():
+    trace = pick.check().violations[0].trace
+    with pytest.raises(fc.NondeterminismError) as out_of_range:
+        fc.replay(pick(n=1), trace)
+    assert "step 1 of the trace takes 'a: choose op1' (transition 2), but the replayed state enables 1: " \
+           "a: choose op0." in str(out_of_range.value)
+    with pytest.raises(fc.NondeterminismError, match="led to a different state") as other_state:
+        fc.replay(pick(n=3), trace)  # op1 exists, but the assertion no longer fails: another state
+    for exc in (out_of_range.value, other_state.value):
+        text = str(exc)
+        assert text.index("the model's arguments differ") < text.index("the model changed") < text.index("the clock")
+
+
+def test_replay_of_a_token_that_reaches_a_raising_invariant_raises_the_model_error():
+    @fc.model
+    def m():
+        s = {"n": 0}
+
+        async def a():
+            await fc.checkpoint()
+            s["n"] += 1
+            await fc.checkpoint()
+            s["n"] += 1
+
+        fc.spawn(a)
+        fc.invariant(lambda: 1 / (2 - s["n"]), name="finite")
+
+    with pytest.raises(fc.ModelError, match=r"reached by (fc1:\S+)\)") as found:
+        m.check()
+    token = found.value.args[0].rsplit("reached by ", 1)[1].rstrip(")")
+    with pytest.raises(fc.ModelError) as replayed:
+        fc.replay(m, token)
+    assert "step 2 of the trace ('a: checkpoint'): " in str(replayed.value)
+    assert "invariant 'finite' raised ZeroDivisionError" in str(replayed.value)
+    assert len(replayed.value.replay) == 1  # the step before the error, with its state
+
+
+def test_replay_of_a_lasso_checks_that_the_loop_closes():
+    @fc.model
+    def hog():
+        s = {"done": False}
+
+        async def spinner():
+            while True:
+                await fc.checkpoint()
+
+        async def worker():
+            await fc.checkpoint()
+            s["done"] = True
+
+        fc.spawn(spinner)
+        fc.spawn(worker)
+        fc.eventually(lambda: s["done"], name="worker done")
+
+    trace = hog.check(fairness="none").violations[0].trace
+    assert trace.cycle_start is not None
+    rep = fc.replay(hog, trace.token)
+    assert rep.cycle_start == trace.cycle_start and rep.violations == []
+    assert len(trace) == 1 and trace[0].actor == "spinner"
+    # The worker's step as the loop: it does not lead back to the state it starts from.
+    not_a_loop = fc.Trace([fc.Step(1, "worker", "checkpoint")], cycle_start=0)
+    with pytest.raises(fc.NondeterminismError, match="its last step does not lead back to the state that loop starts"):
+        fc.replay(hog, not_a_loop)
