@@ -673,6 +673,7 @@ def json_report(result: CheckResult, model: Model, target: str, arg_items: Seque
         "target": target,
         "ok": result.ok,
         "complete": result.complete,
+        "incomplete": list(result.incomplete),
         "stats": {
             "states": s.states,
             "transitions": s.transitions,

@@ -171,8 +171,10 @@ def test_json_report_has_the_documented_keys(tmp_path):
     proc = forkcheck("check", f"{MODELS}:die_hard", "--strategy", "bfs", "--json", str(report), "--quiet")
     assert proc.returncode == 1, proc.stderr
     data = json.loads(report.read_text())
-    assert set(data) == {"model", "target", "ok", "complete", "stats", "violations"}
-    assert data["ok"] is False and data["complete"] is True and data["model"] == "die_hard()"
+    assert set(data) == {"model", "target", "ok", "complete", "incomplete", "stats", "violations"}
+    assert data["ok"] is False and data["model"] == "die_hard()"
+    # die hard stops at its violation with states still unexpanded: the report says the search was partial
+    assert data["complete"] is False and data["incomplete"][0].startswith("stopped at the first violation with ")
     assert set(data["stats"]) == {"states", "transitions", "max_depth", "seconds", "setup_seconds", "memory"}
     assert 0 < data["stats"]["setup_seconds"] < data["stats"]["seconds"]
     assert set(data["stats"]["memory"]) == {"peak_snapshots", "private_bytes", "logical_bytes", "sharing",
@@ -436,7 +438,7 @@ def test_page_fingerprints_from_the_command_line():
     proc = forkcheck("check", f"{MODELS}:die_hard", "--fingerprint", "pages", "--strategy", "bfs", "--max-states", "40",
                      "--quiet")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip().splitlines()[-1].startswith("Stopped early. states=40,")
+    assert proc.stdout.strip().splitlines()[-1].startswith("Stopped early (max_states=40 reached with ")
 
 
 def test_snapshot_and_huge_page_options(tmp_path):
@@ -565,5 +567,5 @@ def test_ctrl_c_exits_130_with_the_partial_result():
     err = done.stderr
     assert done.returncode == 130, err
     assert err.strip().splitlines()[-1] == "forkcheck: interrupted by SIGINT: the counts above are partial"
-    assert done.stdout.strip().splitlines()[-1].startswith("Stopped early. states=")
+    assert done.stdout.strip().splitlines()[-1].startswith("Stopped early (interrupted by SIGINT")
     assert "Traceback" not in err

@@ -37,7 +37,7 @@ def test_replay_mode_rebuilds_every_state_from_the_root():
 def test_max_states_and_time_limit_stop_cleanly_and_say_so():
     r = two_phase(n=3).check(strategy="bfs", max_states=50)
     assert not r.complete and r.stats.states == 50
-    assert r.summary().startswith("Stopped early.")
+    assert r.summary().startswith("Stopped early (max_states=50 reached with ")
     r = two_phase(n=3).check(strategy="bfs", time_limit=0.5)
     assert not r.complete and 0 < r.stats.states < 288
     assert two_phase(n=2).check().complete
@@ -232,7 +232,7 @@ def test_the_cli_prints_the_partial_result_on_sigterm(tmp_path):
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 143, err
-    assert out.strip().splitlines()[-1].startswith("Stopped early. states=")
+    assert out.strip().splitlines()[-1].startswith("Stopped early (interrupted by SIGTERM")
     assert "interrupted by SIGTERM" in err
     assert not wait_for_no_snapshots(owner=proc.pid)
 
