@@ -569,3 +569,32 @@ def test_ctrl_c_exits_130_with_the_partial_result():
     assert err.strip().splitlines()[-1] == "forkcheck: interrupted by SIGINT: the counts above are partial"
     assert done.stdout.strip().splitlines()[-1].startswith("Stopped early (interrupted by SIGINT")
     assert "Traceback" not in err
+
+
+def test_silent_passes_are_errors_with_their_file_and_line(tmp_path):
+    # A missing await and a model without actors once printed "Done. states=1, transitions=0; no violation".
+    (tmp_path / "slips.py").write_text(textwrap.dedent("""\
+        import forkcheck as fc
+
+        @fc.model
+        def lost_update(n=2):
+            state = {"count": 0, "finished": 0}
+
+            async def increment():
+                tmp = state["count"]
+                fc.checkpoint()
+                state["count"] = tmp + 1
+                state["finished"] += 1
+
+            for i in range(n):
+                fc.spawn(increment, name=f"inc{i}")
+            fc.invariant(lambda: state["finished"] < n or state["count"] == n, name="no lost update")
+
+        @fc.model
+        def empty():
+            fc.invariant(lambda: True)
+        """))
+    assert_one_line_error(forkcheck("check", "slips.py:lost_update", cwd=tmp_path),
+                          "in actor inc0: `fc.checkpoint()` at ", "slips.py:9 ", "write `await fc.checkpoint()`")
+    assert_one_line_error(forkcheck("check", "slips.py:empty", cwd=tmp_path),
+                          "the setup function empty (", "slips.py:17) spawned no actor", "fc.spawn(fn)")
