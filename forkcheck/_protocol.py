@@ -16,7 +16,8 @@ parent is ready for its next request as soon as it has forked.
 Requests and their replies::
 
     explorer                      snapshot process
-    Load(model, ...)          ->  Report                 (root only, once)
+    Load(model, version, ...) ->  Report                 (root only, once; a model error
+                                                          "VersionError" when the versions differ)
     Step(path) + fd           ->  Report                 (the new child, on the socket sent with Step)
                                   | ForkFailed(errno)    (the parent, on that same socket: EAGAIN, ENOMEM)
                                   | <end of file>        (the child died before reporting)
@@ -36,6 +37,9 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
+#: Bumped whenever a message changes shape; checked with the forkcheck version at Load.
+PROTOCOL = 2
+
 PACKET = 65536 - 512
 _HEADER = struct.Struct("<Q")
 _MARSHALLED = 1 << 63  # in the length: the body is Report.to_wire() marshalled, not a pickle
@@ -54,6 +58,10 @@ class Load:
     by_value_modules: list[str] = field(default_factory=list)
     memory_limit: int | None = None  # bytes of address space per snapshot process (RLIMIT_AS)
     huge_pages: bool = True  # collapse the heap into huge pages after setup (_hugepages.collapse)
+    # The explorer's forkcheck: the root refuses a Load from another version, in one line.
+    version: str = ""
+    protocol: int = 0
+    origin: str = ""  # the directory of the explorer's forkcheck package
 
 
 @dataclass
