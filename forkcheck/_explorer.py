@@ -173,6 +173,16 @@ class Search:
         if node.snap is not None:
             self.tree.release(node.snap)
 
+    def superseded(self, node: Node) -> bool:
+        """Whether ``node``'s state was expanded from a shorter path since ``node`` was queued (max_depth)."""
+        return self.reexpand and node.sid in self.expanded and node.depth > self.depth_of.get(node.sid, node.depth)
+
+    def discard(self, node: Node) -> None:
+        """Drop a queued node without expanding it."""
+        if self.resident.get(node.sid) is node:
+            del self.resident[node.sid]
+        self.release(node)
+
     async def expand(self, nodes: list[Node]) -> list[list[Node]]:
         """Fork every transition of ``nodes``; visit the children in order.
 

@@ -167,10 +167,10 @@ def test_max_states_and_time_limit_say_so():
     assert not r.complete and r.incomplete[0].startswith("time_limit=0.2s ran out with ")
 
 
-@pytest.mark.parametrize("depth", [1, 2, 3, 4])
-def test_bounded_dfs_finds_the_states_bfs_finds(depth):
-    dfs = detour.check(strategy="dfs", max_depth=depth)
-    bfs = detour.check(strategy="bfs", max_depth=depth)
+@pytest.mark.parametrize("model, depth", [(detour, 1), (detour, 2), (detour, 3), (detour, 4), (two_phase(n=2), 5)])
+def test_bounded_dfs_finds_the_states_bfs_finds(model, depth):
+    dfs = model.check(strategy="dfs", max_depth=depth)
+    bfs = model.check(strategy="bfs", max_depth=depth)
 
     def fingerprints(r):
         return sorted(d["fingerprint"] for _, d in r.graph.nodes(data=True))
