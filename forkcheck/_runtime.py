@@ -380,14 +380,14 @@ class World:
             return  # the first error of the step is the one reported
         line, call = _call_at(code, offset)
         what = f"`{call}`" if call else f"a {req.describe()} request"
-        shown = call or "fc.checkpoint()"
+        awaited_form = f"`await {call}`" if call else "`await` before it"  # a call over several lines: no text
         where = f"{code.co_filename}:{line}"
         if awaited is None and who == "the setup function":
             text = (f"in the setup function: {what} at {where} makes a request, which only an actor can await: "
-                    f"move it into an actor as `await {shown}`")
+                    f"move it into an actor, with {awaited_form}")
         else:
             text = (f"in {who}: {what} at {where} makes a request that is not awaited in the step that makes it, "
-                    f"so it does nothing (no interleaving point, no value): write `await {shown}`")
+                    f"so it does nothing (no interleaving point, no value): write {awaited_form}")
         self.model_error = ("UsageError", text, "")
 
     def _fail(self, actor: Actor, kind: str, exc: BaseException, message: str | None = None) -> None:

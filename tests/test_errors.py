@@ -248,8 +248,23 @@ def test_a_request_made_in_setup_is_an_error():
         fc.checkpoint()  # in setup
 
     with pytest.raises(fc.UsageError, match=f"in the setup function: `fc.checkpoint\\(\\)` at .*:{_line_of('in setup')} "
-                                            "makes a request, which only an actor can await: move it into an actor as "
+                                            "makes a request, which only an actor can await: move it into an actor, with "
                                             "`await fc.checkpoint\\(\\)`"):
+        m.check()
+
+
+def test_a_request_spread_over_lines_is_named_by_its_kind():
+    @fc.model
+    def m():
+        async def a():
+            fc.choose(  # over lines
+                [1, 2])
+            await fc.checkpoint()
+
+        fc.spawn(a)
+
+    with pytest.raises(fc.UsageError, match=f"in actor a: a choose request at .*:{_line_of('over lines')} makes a "
+                                            "request that is not awaited .*: write `await` before it$"):
         m.check()
 
 
