@@ -598,3 +598,32 @@ def test_silent_passes_are_errors_with_their_file_and_line(tmp_path):
                           "in actor inc0: `fc.checkpoint()` at ", "slips.py:9 ", "write `await fc.checkpoint()`")
     assert_one_line_error(forkcheck("check", "slips.py:empty", cwd=tmp_path),
                           "the setup function empty (", "slips.py:17) spawned no actor", "fc.spawn(fn)")
+
+
+def test_random_walks_report_an_incomplete_search_and_no_liveness_verdict(tmp_path):
+    # Once: "Done. ...; no violation", "complete": true, no warning; the exhaustive check fails.
+    (tmp_path / "rare.py").write_text(textwrap.dedent("""\
+        import forkcheck as fc
+
+        @fc.model
+        def rare():
+            s = {"x": 0}
+
+            async def picker():
+                k = await fc.choose(list(range(8)))
+                while k == 7:
+                    await fc.checkpoint()
+                s["x"] = 1
+
+            fc.spawn(picker)
+            fc.eventually(lambda: s["x"] == 1, name="x is one")
+        """))
+    proc = forkcheck("check", "rare.py", "--strategy", "random", "--walks", "3", "--json", "r.json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1].startswith("Stopped early (random walks left 1 state with transitions")
+    assert proc.stderr.strip().splitlines() == [
+        "forkcheck: warning: liveness properties 'x is one' were not checked: the graph is incomplete (random walks "
+        "left 1 state with transitions not taken); use strategy='bfs' or 'dfs' to judge liveness"]
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["complete"] is False and data["incomplete"] == ["random walks left 1 state with transitions not taken"]
+    assert forkcheck("check", "rare.py", "--quiet", cwd=tmp_path).returncode == 1
