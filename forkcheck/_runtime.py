@@ -370,6 +370,14 @@ class World:
         finally:
             self.running = None
 
+    def unawaited_coroutine(self, message: str, filename: str, lineno: int) -> None:
+        """Python's "coroutine ... was never awaited" came during a step: the call did not run, a model error."""
+        if self.model_error is not None:
+            return
+        who = f"actor {self.running.name}" if self.running is not None else "the setup function"
+        self.model_error = ("UsageError", f"in {who}: {message} (at {filename}:{lineno}): an async function called "
+                            "without `await` does not run at all; write `await` before the call", "")
+
     def _unawaited(self, who: str, awaited: Request | None) -> None:
         """A request was made in this step and not awaited: a model error naming where it was made."""
         for req, code, offset in self.made:

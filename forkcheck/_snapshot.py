@@ -20,6 +20,7 @@ import signal
 import socket
 import sys
 import time
+import warnings
 from _signal import getsignal as _getsignal  # signal.getsignal runs Python code
 
 from . import _protocol as P
@@ -340,7 +341,25 @@ def _no_fork(*args, **kwargs):
                      "model concurrency with actors (fc.spawn) instead")
 
 
+def _showwarning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as usual, except an un-awaited coroutine of the model, which is a model error."""
+    from . import _runtime
+
+    world = _runtime._WORLD
+    if world is not None and issubclass(category, RuntimeWarning) and str(message).endswith("was never awaited"):
+        world.unawaited_coroutine(str(message), filename, lineno)
+        return
+    _plain_showwarning(message, category, filename, lineno, file, line)
+
+
+_plain_showwarning = warnings.showwarning
+
+
 def _prepare_process(root: bool) -> None:
+    # `helper()` for `await helper()` only warns, when the coroutine is dropped: without this
+    # the actor's step silently skips the helper's awaits and a buggy model passes.
+    warnings.filterwarnings("always", message=r"coroutine .* was never awaited", category=RuntimeWarning)
+    warnings.showwarning = _showwarning
     os.fork = _no_fork  # user code must not fork a snapshot (forkcheck uses libc's fork directly)
     if hasattr(os, "forkpty"):
         os.forkpty = _no_fork

@@ -268,6 +268,29 @@ def test_a_request_spread_over_lines_is_named_by_its_kind():
         m.check()
 
 
+def test_an_async_helper_called_without_await_is_an_error():
+    @fc.model
+    def m():
+        s = {"n": 0}
+
+        async def bump():
+            tmp = s["n"]
+            await fc.checkpoint()
+            s["n"] = tmp + 1
+
+        async def a():
+            bump()  # helper without await
+            await fc.checkpoint()
+
+        fc.spawn(a)
+
+    with pytest.raises(fc.UsageError) as e:
+        m.check()
+    assert one_line(e) == (f"in actor a: coroutine 'test_an_async_helper_called_without_await_is_an_error.<locals>.m."
+                           f"<locals>.bump' was never awaited (at {__file__}:{_line_of('helper without await')}): an "
+                           "async function called without `await` does not run at all; write `await` before the call")
+
+
 def test_requests_awaited_in_the_step_that_makes_them_are_fine():
     @fc.model
     def m():
