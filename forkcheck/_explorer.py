@@ -149,7 +149,7 @@ class Search:
         # when a shorter path reaches it (a depth-first search meets long paths first).
         self.reexpand = opts.max_depth is not None and opts.strategy != "random"
         self.depth_of: dict[int, int] = {}
-        self.expanded: set[int] = set()
+        self.expanded: set[int] = set()  # kept only under reexpand
         self.taken: dict[int, set[int]] = {}  # random walks: the transitions taken from each state
         self.deadline = None if opts.time_limit is None else time.monotonic() + opts.time_limit
         self.bound = opts.max_snapshots if opts.max_snapshots is not None else default_max_snapshots()
@@ -193,8 +193,10 @@ class Search:
             self.frontier.pop(node.sid, None)
         # A state expanded again (reached by a shorter path under max_depth) recorded its
         # transitions the first time: they are not counted or drawn twice.
-        again = [node.sid in self.expanded for node in nodes]
-        self.expanded.update(node.sid for node in nodes)
+        again = [False] * len(nodes)
+        if self.reexpand:  # without a depth bound a state is expanded once: no set to keep
+            again = [node.sid in self.expanded for node in nodes]
+            self.expanded.update(node.sid for node in nodes)
         # An evicted node with few transitions is not rebuilt: each child is forked straight
         # from the nearest live ancestor, replaying the path plus the child's transition.
         direct: dict[int, tuple[Snapshot, tuple[int, ...]]] = {}
