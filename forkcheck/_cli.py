@@ -35,6 +35,7 @@ import sys
 import time
 import traceback
 import types
+import warnings
 from typing import IO, Any, Callable, Iterator, Sequence
 
 import cloudpickle
@@ -683,6 +684,7 @@ def json_report(result: CheckResult, model: Model, target: str, arg_items: Seque
         "target": target,
         "ok": result.ok,
         "complete": result.complete,
+        "incomplete": list(result.incomplete),
         "stats": {
             "states": s.states,
             "transitions": s.transitions,
@@ -887,13 +889,24 @@ def _explore(args: argparse.Namespace, outputs: dict[str, str | None]) -> int:
 
     display = ProgressDisplay.for_options(repr(model), args.quiet)
     interrupted = None
-    try:
-        result = check(model, **_check_options(args, None if display.mode == "off" else display.update))
-    except Interrupted as exc:
-        # Ctrl-C or SIGTERM: report what was found so far (every process has ended already).
-        result, interrupted = exc.result, exc
-    finally:
-        display.close()
+    from ._liveness import LivenessNotChecked
+
+    with warnings.catch_warnings(record=True) as caught:
+        # Shown as one forkcheck line each, after the progress display, not as Python's
+        # two-line warning pointing into forkcheck's own source.
+        warnings.simplefilter("always", LivenessNotChecked)
+        try:
+            result = check(model, **_check_options(args, None if display.mode == "off" else display.update))
+        except Interrupted as exc:
+            # Ctrl-C or SIGTERM: report what was found so far (every process has ended already).
+            result, interrupted = exc.result, exc
+        finally:
+            display.close()
+    for w in caught:
+        if issubclass(w.category, LivenessNotChecked):
+            print(f"{PROG}: warning: {w.message}", file=sys.stderr, flush=True)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
     for opt, path in outputs.items():
         if not path:

@@ -144,7 +144,18 @@ class Search:
         self.discoveries: dict[str, Trace | None] = {}
         self._violating: list[tuple[Violation, Snapshot]] = []
         self.stopped = False
-        self.complete = True
+        # Why the graph is not the whole reachable graph, as it happens (see ``incomplete``).
+        self._reasons: list[str] = []  # reasons found after the search (liveness's own frontier check)
+        self._lost: list[str] = []  # causes that left a reachable state unrecorded (max_states)
+        self._stop_causes: list[str] = []  # what set ``stopped``: counted only if it left states unexpanded
+        # States whose transitions are not all explored yet -> the depth they were reached at.
+        self.frontier: dict[int, int] = {}
+        # Bounded search: the smallest depth each state was reached at, to expand it again
+        # when a shorter path reaches it (a depth-first search meets long paths first).
+        self.reexpand = opts.max_depth is not None and opts.strategy != "random"
+        self.depth_of: dict[int, int] = {}
+        self.expanded: set[int] = set()  # kept only under reexpand
+        self.taken: dict[int, set[int]] = {}  # random walks: the transitions taken from each state
         self.deadline = None if opts.time_limit is None else time.monotonic() + opts.time_limit
         self.bound = opts.max_snapshots if opts.max_snapshots is not None else default_max_snapshots()
         self.reserved = 0
@@ -168,6 +179,16 @@ class Search:
         if node.snap is not None:
             self.tree.release(node.snap)
 
+    def superseded(self, node: Node) -> bool:
+        """Whether ``node``'s state was expanded from a shorter path since ``node`` was queued (max_depth)."""
+        return self.reexpand and node.sid in self.expanded and node.depth > self.depth_of.get(node.sid, node.depth)
+
+    def discard(self, node: Node) -> None:
+        """Drop a queued node without expanding it."""
+        if self.resident.get(node.sid) is node:
+            del self.resident[node.sid]
+        self.release(node)
+
     async def expand(self, nodes: list[Node]) -> list[list[Node]]:
         """Fork every transition of ``nodes``; visit the children in order.
 
@@ -175,6 +196,13 @@ class Search:
         """
         for node in nodes:
             self.resident.pop(node.sid, None)
+            self.frontier.pop(node.sid, None)
+        # A state expanded again (reached by a shorter path under max_depth) recorded its
+        # transitions the first time: they are not counted or drawn twice.
+        again = [False] * len(nodes)
+        if self.reexpand:  # without a depth bound a state is expanded once: no set to keep
+            again = [node.sid in self.expanded for node in nodes]
+            self.expanded.update(node.sid for node in nodes)
         # An evicted node with few transitions is not rebuilt: each child is forked straight
         # from the nearest live ancestor, replaying the path plus the child's transition.
         direct: dict[int, tuple[Snapshot, tuple[int, ...]]] = {}
@@ -237,7 +265,7 @@ class Search:
                     self.unvisited -= 1
                     if twin is not None:
                         await self._nondeterminism(node, i, child, twin)
-                    new = self._visit(node, i, child)
+                    new = self._visit(node, i, child, again[k])
                     if new is not None and self._expandable(new):
                         keep.append(new)
                         if self.opts.snapshot == "replay":
@@ -351,7 +379,13 @@ class Search:
         child = await self.tree.step(node.snap, index)
         if self.pages is not None:
             await self.pages.fingerprint(child, node.snap)
-        new = self._visit(node, index, child)
+        # Each transition is counted and drawn once, however often the walks take it.
+        taken = self.taken.setdefault(node.sid, set())
+        again = index in taken
+        taken.add(index)
+        if len(taken) == len(node.report.transitions):
+            self.frontier.pop(node.sid, None)
+        new = self._visit(node, index, child, again)
         sid = self.seen.get(self._key(child))
         self._check_budget()
         if sid is None or child.report.violations or (child.report.blocked and self.opts.deadlock):
@@ -369,11 +403,12 @@ class Search:
         if snap not in self._held():
             self.tree.release(snap)
 
+    def _open(self, rep: P.Report) -> bool:
+        """Whether a state has transitions to explore: a violating state is an end (as a deadlock is)."""
+        return bool(rep.transitions) and not rep.violations and not (rep.blocked and self.opts.deadlock)
+
     def _expandable(self, node: Node) -> bool:
-        rep = node.report
-        if not rep.transitions or rep.violations or (rep.blocked and self.opts.deadlock):
-            return False
-        return self.max_depth is None or node.depth < self.max_depth
+        return self._open(node.report) and (self.max_depth is None or node.depth < self.max_depth)
 
     def _key(self, snap: Snapshot) -> bytes:
         """What identifies the state of ``snap``: its page fingerprint in pages mode, else its state fingerprint."""
@@ -383,6 +418,7 @@ class Search:
         sid = self._add_state(snap.report, self._key(snap))
         node = Node(sid, 0, snap)
         self._record_violations(sid, snap)
+        self._reached(sid, 0, snap.report)
         return node
 
     def _add_state(self, report: P.Report, key: bytes) -> int:
@@ -404,8 +440,15 @@ class Search:
         )
         return sid
 
-    def _visit(self, parent: Node, index: int, child: Snapshot) -> Node | None:
-        """Record the transition; a Node if it reached a new state, else None."""
+    def _visit(self, parent: Node, index: int, child: Snapshot, again: bool = False) -> Node | None:
+        """Record the transition; a Node if it reached a state to explore from, else None.
+
+        That is a new state, or, under ``max_depth``, a known state that this
+        path reaches in fewer steps than any before: the bound may have cut its
+        descendants, so it is expanded again.  ``again`` says that the parent
+        was expanded before, so this transition is already counted and drawn:
+        ``transitions`` counts each transition of the graph once.
+        """
         rep = child.report
         info = parent.report.transitions[index]
         if rep.model_error is not None:
@@ -418,26 +461,82 @@ class Search:
         sid = self.seen.get(key)
         new = sid is None
         if new and self.opts.max_states is not None and len(self.seen) >= self.opts.max_states:
-            self.stopped, self.complete = True, False  # the budget is spent: this state stays unknown
+            # The budget is spent: this state stays unknown, so the graph is incomplete whatever is left.
+            self._stop(f"max_states={self.opts.max_states} reached", lost=True)
             return None
-        self.transitions += 1
+        depth = parent.depth + 1
         if new:
             sid = self._add_state(rep, key)
             self.parent[sid] = (parent.sid, Step(index, info.actor, info.label, info.where, rep.fingerprint.hex()))
-            self.deepest = max(self.deepest, parent.depth + 1)
-        self._progress()
-        label = f"{info.actor}: {info.label}"
-        step = Step(index, info.actor, info.label, info.where, rep.fingerprint.hex())
-        if self.graph.has_edge(parent.sid, sid):
-            edge = self.graph.edges[parent.sid, sid]
-            edge["labels"].append(label)
-            edge["steps"].append(step)
+            self.deepest = max(self.deepest, depth)
+        if new or not again:
+            self.transitions += 1
+            self._progress()
+            label = f"{info.actor}: {info.label}"
+            step = Step(index, info.actor, info.label, info.where, rep.fingerprint.hex())
+            if self.graph.has_edge(parent.sid, sid):
+                edge = self.graph.edges[parent.sid, sid]
+                edge["labels"].append(label)
+                edge["steps"].append(step)
+            else:
+                self.graph.add_edge(parent.sid, sid, label=label, labels=[label], actor=info.actor, steps=[step])
+        if new:
+            self._record_violations(sid, child)
+            self._reached(sid, depth, rep)
+            return Node(sid, depth, child)
+        if self.reexpand and depth < self.depth_of.get(sid, depth) and self._open(rep):
+            self._reached(sid, depth, rep)
+            return Node(sid, depth, child)
+        return None
+
+    def _reached(self, sid: int, depth: int, rep: P.Report) -> None:
+        """State ``sid`` was reached at ``depth`` (its smallest yet): it is to expand, if it can be."""
+        if self.reexpand:
+            self.depth_of[sid] = depth
+        if self._open(rep):
+            self.frontier[sid] = depth
+
+    def _stop(self, cause: str, lost: bool = False) -> None:
+        """End the search; ``cause`` makes it incomplete if it leaves states unexpanded, or ``lost`` one."""
+        self.stopped = True
+        if cause not in self._stop_causes:
+            self._stop_causes.append(cause)
+        if lost and cause not in self._lost:
+            self._lost.append(cause)
+
+    @property
+    def incomplete(self) -> list[str]:
+        """Why the graph is not the whole reachable graph; empty when it is.
+
+        A budget or a stop counts only if it left something unexplored: a
+        search that finds its first violation in the last state it expands is
+        complete, and ``max_depth`` counts only if states at the bound had
+        transitions to take.
+        """
+        reasons: list[str] = []
+        causes = self._stop_causes + ([f"interrupted by {self.interrupted}"] if self.interrupted else [])
+        lost = self._lost + ([f"interrupted by {self.interrupted}"] if self.interrupted else [])
+        left = self.frontier
+        if self.opts.strategy == "random":
+            if left:
+                n = len(left)
+                reasons.append(f"random walks left {n} state{'s' if n != 1 else ''} with transitions not taken")
+            return reasons + causes + self._reasons
+        bound = self.max_depth
+        cut = 0 if bound is None else sum(1 for d in left.values() if d >= bound)
+        if cut:
+            reasons.append(f"max_depth={bound} cut {cut} state{'s' if cut != 1 else ''}")
+        rest = len(left) - cut
+        if rest:
+            what = " and ".join(causes) or "the search stopped"
+            reasons.append(f"{what} with {rest} state{'s' if rest != 1 else ''} unexpanded")
         else:
-            self.graph.add_edge(parent.sid, sid, label=label, labels=[label], actor=info.actor, steps=[step])
-        if not new:
-            return None
-        self._record_violations(sid, child)
-        return Node(sid, parent.depth + 1, child)
+            reasons += lost
+        return reasons + self._reasons
+
+    @property
+    def complete(self) -> bool:
+        return not self.incomplete
 
     def _record_violations(self, sid: int, snap: Snapshot) -> None:
         rep = snap.report
@@ -455,7 +554,7 @@ class Search:
             self.violations.append(v)
             self._violating.append((v, snap))
         if self.opts.stop_on_violation:
-            self.stopped = True
+            self._stop("stopped at the first violation")
 
     def _progress(self, force: bool = False) -> None:
         cb = self.opts.progress
@@ -480,11 +579,11 @@ class Search:
         if ("nondeterminism", info.actor) not in {(v.kind, v.name) for v in self.violations}:
             self.violations.append(Violation("nondeterminism", info.actor, message, trace, "", a, repr(self.model)))
         if self.opts.stop_on_violation:
-            self.stopped = True
+            self._stop("stopped at the first violation")
 
     def _check_budget(self) -> None:
         if self.deadline is not None and time.monotonic() > self.deadline:
-            self.stopped, self.complete = True, False
+            self._stop(f"time_limit={self.opts.time_limit:g}s ran out")
 
     def trace_to(self, sid: int) -> Trace:
         steps = []
@@ -662,7 +761,7 @@ def check(model: Any, **kw: Any) -> CheckResult:
         setup_seconds=setup[0],
         memory=tree.memory.stats(tree.peak),
     )
-    result = CheckResult(search.violations, stats, search.graph, complete=search.complete and not search.interrupted,
+    result = CheckResult(search.violations, stats, search.graph, incomplete=search.incomplete,
                          model=repr(model), discoveries=search.discoveries)
     if search.interrupted:
         raise Interrupted(result, search.interrupted)

@@ -303,16 +303,17 @@ def analyze(search: Any, properties: Iterable) -> None:
     Called by the explorer after exploration when the model declared any.
     Appends one violation of kind ``"liveness"`` per failing property to
     ``search.violations`` and fills ``search.discoveries`` for
-    :func:`sometimes`.  If the graph is incomplete (a budget ran out, the
-    search stopped at a safety violation, ``max_depth`` or random walks left
-    states unexpanded), no liveness verdict is given: ``search.complete``
-    becomes False and a :class:`LivenessNotChecked` warning says why.
+    :func:`sometimes`.  If the graph is incomplete for any reason
+    (``search.incomplete``: random walks, the search stopped at a safety
+    violation, ``max_depth`` cut states, a budget ran out), no liveness
+    verdict is given: a :class:`LivenessNotChecked` warning says why, and
+    the result is incomplete.
     Witnesses of :func:`sometimes` are still reported (they are real paths).
 
     Parameters
     ----------
     search : forkcheck._explorer.Search
-        The finished search: its ``graph``, ``opts.fairness`` and ``complete``.
+        The finished search: its ``graph``, ``opts.fairness`` and ``incomplete``.
     properties : iterable of tuple
         The ``spec()`` of each declared property: ``(kind, name, keys)``.
 
@@ -342,7 +343,7 @@ def analyze(search: Any, properties: Iterable) -> None:
     reason = g.incomplete_reason()
     if reason is not None:
         if judged or unwitnessed:
-            search.complete = False
+            _mark_incomplete(search, reason)
             parts = []
             if judged:
                 parts.append("liveness properties " + ", ".join(repr(n) for _, n, _ in judged) + " were not checked")
@@ -356,6 +357,16 @@ def analyze(search: Any, properties: Iterable) -> None:
         v = g.judge(kind, name, keys, fairness)
         if v is not None:
             search.violations.append(v)
+
+
+def _mark_incomplete(search: Any, reason: str) -> None:
+    """Make sure the result says it is incomplete (the reason may come from the graph's own frontier)."""
+    notes = getattr(search, "_reasons", None)
+    if isinstance(notes, list):
+        if not search.incomplete:
+            notes.append(reason)
+    else:  # a stand-in search object (tests): a plain attribute
+        search.complete = False
 
 
 class _Graph:
@@ -391,8 +402,16 @@ class _Graph:
 
     def incomplete_reason(self) -> str | None:
         search, G = self.search, self.G
+        reasons = getattr(search, "incomplete", None)
+        if reasons:
+            text = "the graph is incomplete (" + "; ".join(reasons) + ")"
+            if any(r.startswith("stopped at the first violation") for r in reasons):
+                text += "; check with stop_on_violation=False to judge liveness too"
+            if search.opts.strategy == "random":
+                text += "; use strategy='bfs' or 'dfs' to judge liveness"
+            return text
         if not search.complete:
-            return "the exploration did not finish (max_states or time_limit ran out)"
+            return "the exploration did not finish"
         if 0 not in G:
             return "there is no initial state"
         frontier = [u for u in G if self.enabled[u] and u not in self.violating and G.out_degree(u) == 0]

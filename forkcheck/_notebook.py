@@ -460,7 +460,7 @@ class Explorer:
             seconds=time.perf_counter() - t0,
             memory=self._tree.memory.stats(peak),
         )
-        return CheckResult(search.violations, stats, search.graph, complete=search.complete, model=repr(self.model),
+        return CheckResult(search.violations, stats, search.graph, incomplete=search.incomplete, model=repr(self.model),
                            discoveries=search.discoveries)
 
     async def _search(self, start: Node, opts: Any) -> tuple[Any, int]:
@@ -989,7 +989,7 @@ def result_html(r: CheckResult) -> str:
     color = "#2e7d32" if r.ok else _RED
     verdict = "no violation" if r.ok else f"{len(r.violations)} violation{'s' if len(r.violations) > 1 else ''}"
     cells = [("states", s.states), ("transitions", s.transitions), ("depth", s.max_depth),
-             ("seconds", f"{s.seconds:.2f}"), ("complete", "yes" if r.complete else "no (stopped early)")]
+             ("seconds", f"{s.seconds:.2f}"), ("complete", "yes" if r.complete else f"no ({'; '.join(r.incomplete)})")]
     if s.memory.sharing is not None:
         cells.append(("sharing", f"{s.memory.sharing:.1%}"))
     table = "".join(f"<tr><th {_CELL}>{_e(k)}</th><td {_CELL}>{_e(v)}</td></tr>" for k, v in cells)

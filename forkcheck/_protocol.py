@@ -16,7 +16,8 @@ parent is ready for its next request as soon as it has forked.
 Requests and their replies::
 
     explorer                      snapshot process
-    Load(model, ...)          ->  Report                 (root only, once)
+    Load(model, version, ...) ->  Report                 (root only, once; a model error
+                                                          "VersionError" when the versions differ)
     Step(path) + fd           ->  Report                 (the new child, on the socket sent with Step)
                                   | ForkFailed(errno)    (the parent, on that same socket: EAGAIN, ENOMEM)
                                   | <end of file>        (the child died before reporting)
@@ -35,6 +36,9 @@ import socket
 import struct
 from dataclasses import dataclass, field
 from typing import Any
+
+#: Bumped whenever a message changes shape; checked with the forkcheck version at Load.
+PROTOCOL = 2
 
 PACKET = 65536 - 512
 _HEADER = struct.Struct("<Q")
@@ -55,6 +59,10 @@ class Load:
     memory_limit: int | None = None  # bytes of address space per snapshot process (RLIMIT_AS)
     huge_pages: bool = True  # collapse the heap into huge pages after setup (_hugepages.collapse)
     opaque: str = "error"  # a state holding an object the fingerprint cannot see: "error" or "distinct"
+    # The explorer's forkcheck: the root refuses a Load from another version, in one line.
+    version: str = ""
+    protocol: int = 0
+    origin: str = ""  # the directory of the explorer's forkcheck package
 
 
 @dataclass

@@ -68,7 +68,11 @@ class MemoryStats:
 
 @dataclass
 class Stats:
-    """Counts of a check: ``states`` distinct states, ``transitions`` executed from them.
+    """Counts of a check: ``states`` distinct states, ``transitions`` explored from them.
+
+    Each transition of the graph (a state and one of its enabled transitions)
+    counts once, under every strategy: one a random walk takes again, or that
+    a bounded DFS takes again from a state it re-expands, is not counted twice.
 
     ``seconds`` is the whole check; ``setup_seconds`` the part of it spent
     starting the root snapshot process and running the model's setup.
@@ -86,6 +90,12 @@ class Stats:
 class CheckResult:
     """The outcome of :meth:`Model.check`.
 
+    ``incomplete`` lists why the search left part of the reachable graph
+    unexplored (random walks, the first violation stopping it, ``max_depth``
+    cutting states, ``max_states``, ``time_limit``, an interrupt); it is empty
+    when the graph is complete, and ``complete`` is then True.  A "no
+    violation" from an incomplete search covers only the states it reached.
+
     Examples
     --------
     >>> import forkcheck as fc
@@ -95,9 +105,11 @@ class CheckResult:
     ...         await fc.checkpoint()
     ...     fc.spawn(a)
     >>> r = one.check()
-    >>> r.ok, r.stats.states, r.graph.number_of_nodes()
-    (True, 2, 2)
+    >>> r.ok, r.stats.states, r.graph.number_of_nodes(), r.complete
+    (True, 2, 2, True)
     >>> r.assert_ok()
+    >>> one.check(max_depth=0).incomplete
+    ['max_depth=0 cut 1 state']
     """
 
     violations: list[Violation]
@@ -106,6 +118,14 @@ class CheckResult:
     complete: bool = True
     model: str = ""
     discoveries: dict[str, Trace | None] = field(default_factory=dict)
+    incomplete: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # One truth, two spellings: ``complete`` is False exactly when there is a reason.
+        self.incomplete = list(self.incomplete)
+        if not self.complete and not self.incomplete:
+            self.incomplete = ["the search stopped early"]
+        self.complete = not self.incomplete
 
     @property
     def ok(self) -> bool:
@@ -113,7 +133,7 @@ class CheckResult:
 
     def summary(self) -> str:
         s = self.stats
-        head = "Done." if self.complete else "Stopped early."
+        head = "Done." if self.complete else f"Stopped early ({'; '.join(self.incomplete)})."
         text = f"{head} states={s.states}, transitions={s.transitions}, depth={s.max_depth}, {s.seconds:.2f}s"
         if s.memory.sharing is not None:
             text += f", sharing={s.memory.sharing:.1%}"

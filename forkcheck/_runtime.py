@@ -19,6 +19,7 @@ import inspect
 import linecache
 import os
 import re
+import sys
 import traceback
 import types
 from collections.abc import Callable, Sequence
@@ -51,9 +52,28 @@ class Request:
     Subclasses implement :meth:`options` (the enabled completions in this state,
     as ``(label, payload)`` pairs; empty means blocked) and :meth:`complete`
     (apply the chosen completion and return the value the ``await`` evaluates to).
+
+    A request must be awaited in the step that creates it: one created and not
+    awaited by the end of the step (``fc.checkpoint()`` without ``await``) is
+    an error naming where it was created, since it silently does nothing (the
+    interleaving point the model meant is not there).  One stored and awaited
+    in a later step is an error too: which state it belongs to is unclear.
     """
 
     __slots__ = ()
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Request:
+        req = object.__new__(cls)
+        world = _WORLD
+        if world is not None:
+            # Where it was made, cheaply: the caller of the factory (fc.checkpoint(), box.get(), ...).
+            # The code object and instruction offset are enough; the line is looked up only to report.
+            try:
+                f = sys._getframe(2)
+            except ValueError:  # pragma: no cover - made at the top of the stack
+                f = sys._getframe(1)
+            world.made.append((req, f.f_code, f.f_lasti))
+        return req
 
     def __await__(self):
         return (yield self)
@@ -322,6 +342,8 @@ class World:
         self._names: dict[str, int] = {}
         self.counters: dict[str, int] = {}
         self.path: list[int] = []  # the transitions taken from the initial state (distinct_fingerprint)
+        # Requests made in the current step (setup or one actor's step) and where: (request, code, offset).
+        self.made: list[tuple[Request, types.CodeType, int]] = []
 
     # -- building -------------------------------------------------------------
 
@@ -362,6 +384,7 @@ class World:
         _WORLD = self
         self._add_globals(fn)
         self.in_setup = True
+        self.made.clear()
         try:
             self.view = fn(*args, **kwargs)
         except BaseException as exc:  # noqa: BLE001 - reported to the explorer, never swallowed silently
@@ -369,6 +392,16 @@ class World:
             return
         finally:
             self.in_setup = False
+        if self.made:
+            self._unawaited("the setup function", None)
+            return
+        if not self.actors:
+            # Nothing to interleave: the check would pass on one state whatever the model says.
+            code = getattr(inspect.unwrap(fn), "__code__", None)
+            where = f" ({code.co_filename}:{code.co_firstlineno})" if code is not None else ""
+            self.model_error = ("UsageError", f"the setup function {_callable_name(fn)}{where} spawned no actor, "
+                                "so there is nothing to check: start the model's actors with fc.spawn(fn) in it", "")
+            return
         self._start_new()
 
     # -- running --------------------------------------------------------------
@@ -380,11 +413,15 @@ class World:
 
     def _resume(self, actor: Actor, value: Any) -> None:
         self.running = actor
+        made = self.made
+        made.clear()  # anything made outside a step (a predicate, a description) is not this step's
         try:
             req = actor.coro.send(value)
         except StopIteration:
             actor.done = True
             actor.pending = None
+            if made:
+                self._unawaited(f"actor {actor.name}", None)
         except AssertionError as exc:
             self._fail(actor, "assertion", exc)
         except UsageError as exc:
@@ -397,6 +434,8 @@ class World:
         else:
             if isinstance(req, Request):
                 actor.pending = req
+                if len(made) > 1 or (made and made[0][0] is not req):
+                    self._unawaited(f"actor {actor.name}", req)
             else:
                 actor.coro.close()
                 self.violations.append((
@@ -409,6 +448,34 @@ class World:
                 actor.pending = None
         finally:
             self.running = None
+
+    def unawaited_coroutine(self, message: str, filename: str, lineno: int) -> None:
+        """Python's "coroutine ... was never awaited" came during a step: the call did not run, a model error."""
+        if self.model_error is not None:
+            return
+        who = f"actor {self.running.name}" if self.running is not None else "the setup function"
+        self.model_error = ("UsageError", f"in {who}: {message} (at {filename}:{lineno}): an async function called "
+                            "without `await` does not run at all; write `await` before the call", "")
+
+    def _unawaited(self, who: str, awaited: Request | None) -> None:
+        """A request was made in this step and not awaited: a model error naming where it was made."""
+        for req, code, offset in self.made:
+            if req is not awaited:
+                break
+        self.made.clear()
+        if self.model_error is not None:
+            return  # the first error of the step is the one reported
+        line, call = _call_at(code, offset)
+        what = f"`{call}`" if call else f"a {req.describe()} request"
+        awaited_form = f"`await {call}`" if call else "`await` before it"  # a call over several lines: no text
+        where = f"{code.co_filename}:{line}"
+        if awaited is None and who == "the setup function":
+            text = (f"in the setup function: {what} at {where} makes a request, which only an actor can await: "
+                    f"move it into an actor, with {awaited_form}")
+        else:
+            text = (f"in {who}: {what} at {where} makes a request that is not awaited in the step that makes it, "
+                    f"so it does nothing (no interleaving point, no value): write {awaited_form}")
+        self.model_error = ("UsageError", text, "")
 
     def _fail(self, actor: Actor, kind: str, exc: BaseException, message: str | None = None) -> None:
         actor.failed = True
@@ -676,6 +743,19 @@ def _callable_name(fn: Any) -> str:
     if code is not None:
         return _lambda_text(code)
     return label_text(fn)
+
+
+def _call_at(code: types.CodeType, offset: int) -> tuple[int, str]:
+    """The line and source text of the call at byte ``offset`` of ``code`` ("" when the source is not at hand)."""
+    positions = list(code.co_positions())
+    k = offset // 2  # 2-byte code units
+    if not 0 <= k < len(positions) or positions[k][0] is None:
+        return code.co_firstlineno, ""
+    l0, l1, c0, c1 = positions[k]
+    if l1 != l0 or c0 is None or c1 is None:
+        return l0, ""
+    text = linecache.getline(code.co_filename, l0).encode()[c0:c1]  # columns count bytes
+    return l0, text.decode(errors="replace").strip()
 
 
 def _one_line(exc: BaseException) -> str:

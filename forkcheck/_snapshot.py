@@ -20,6 +20,7 @@ import signal
 import socket
 import sys
 import time
+import warnings
 from _signal import getsignal as _getsignal  # signal.getsignal runs Python code
 
 from . import _protocol as P
@@ -369,7 +370,25 @@ def _no_fork(*args, **kwargs):
                      "model concurrency with actors (fc.spawn) instead")
 
 
+def _showwarning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as usual, except an un-awaited coroutine of the model, which is a model error."""
+    from . import _runtime
+
+    world = _runtime._WORLD
+    if world is not None and issubclass(category, RuntimeWarning) and str(message).endswith("was never awaited"):
+        world.unawaited_coroutine(str(message), filename, lineno)
+        return
+    _plain_showwarning(message, category, filename, lineno, file, line)
+
+
+_plain_showwarning = warnings.showwarning
+
+
 def _prepare_process(root: bool) -> None:
+    # `helper()` for `await helper()` only warns, when the coroutine is dropped: without this
+    # the actor's step silently skips the helper's awaits and a buggy model passes.
+    warnings.filterwarnings("always", message=r"coroutine .* was never awaited", category=RuntimeWarning)
+    warnings.showwarning = _showwarning
     os.fork = _no_fork  # user code must not fork a snapshot (forkcheck uses libc's fork directly)
     if hasattr(os, "forkpty"):
         os.forkpty = _no_fork
@@ -384,6 +403,51 @@ def _prepare_process(root: bool) -> None:
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 10000))
 
 
+def _refuse(sock: socket.socket, message: str) -> None:
+    """Answer the Load with a one-line error and exit: a Report, which every explorer version decodes."""
+    try:
+        P.send(sock, P.Report(os.getpid(), b"", [], [], False, model_error=("VersionError", message, "")))
+    except OSError:
+        pass
+    _leave(True)
+
+
+def _receive_load(sock: socket.socket) -> P.Load:
+    """The first message, checked to come from an explorer of this forkcheck version.
+
+    Anything else gets a one-line answer instead of a traceback or a hang: a
+    Load that does not decode (its classes changed), or one whose framing
+    announces more packets than come (its framing changed), is an explorer of
+    another version as surely as a Load with another version number.
+    """
+    from . import __version__
+
+    origin = os.path.dirname(os.path.abspath(__file__))
+    fix = "run the explorer and the snapshot processes from one installation (check sys.path and PYTHONPATH)"
+    try:
+        first = sock.recv(P.PACKET)
+    except OSError:
+        _leave(True)
+    if not first:
+        _leave(True)
+    sock.settimeout(10.0)  # the explorer sends the whole Load at once: the rest arrives at once or never
+    try:
+        load = P._assemble(first, lambda: sock.recv(P.PACKET))
+    except Exception as exc:  # noqa: BLE001 - bad framing, a missing class, a timeout
+        _refuse(sock, f"the snapshot process runs forkcheck {__version__} from {origin} and cannot read the "
+                      f"explorer's first message ({type(exc).__name__}): the explorer runs another forkcheck "
+                      f"version; {fix}")
+    finally:
+        sock.settimeout(None)
+    version, protocol = getattr(load, "version", None), getattr(load, "protocol", None)
+    if not isinstance(load, P.Load) or (version, protocol) != (__version__, P.PROTOCOL):
+        theirs = (f"forkcheck {version} (protocol {protocol}) from {getattr(load, 'origin', '?')}" if version
+                  else "a forkcheck older than its version check")
+        _refuse(sock, f"the snapshot process runs forkcheck {__version__} (protocol {P.PROTOCOL}) from {origin} "
+                      f"but the explorer runs {theirs}: {fix}")
+    return load
+
+
 def main(argv: list[str]) -> None:
     fd = int(argv[1])
     low = os.dup(fd)  # the lowest free number: below any descriptor limit the model may set later
@@ -395,10 +459,7 @@ def main(argv: list[str]) -> None:
     sock = _watch(socket.socket(fileno=low))
     reserve = _reserve(sock)  # taken before the model's setup can use up the descriptors
     _prepare_process(root=True)
-    try:
-        load = P.recv(sock)
-    except EOFError:
-        _leave(True)
+    load = _receive_load(sock)
     sys.path[:] = load.sys_path
     if load.memory_limit:
         import resource

@@ -101,12 +101,23 @@ class SnapshotTree:
         finally:
             theirs.close()
         root = self.root = self._adopt(self.proc.pid, ours)
+        version, origin = package_version()
         await P.asend(root.sock, P.Load(blob, list(sys.path), os.getcwd(), memory_limit=self.memory_limit,
-                                           huge_pages=self.huge_pages, opaque=self.opaque))
+                                           huge_pages=self.huge_pages, opaque=self.opaque, version=version,
+                                           protocol=P.PROTOCOL, origin=origin))
         try:
-            root.report = await P.arecv(root.sock)
+            report = await P.arecv(root.sock)
         except (EOFError, OSError):
             raise InternalError(f"the root snapshot process died while loading the model:\n{self.stderr_tail()}") from None
+        except Exception as exc:  # noqa: BLE001 - a reply this explorer cannot decode: another forkcheck wrote it
+            raise UsageError(f"the snapshot process answered in a format forkcheck {version} from {origin} does not "
+                             f"read ({type(exc).__name__}): it runs another forkcheck version; run the explorer and "
+                             "the snapshot processes from one installation (check sys.path and PYTHONPATH)") from None
+        if not isinstance(report, P.Report):
+            raise UsageError(f"the snapshot process answered the model's Load with {type(report).__name__}, not a "
+                             f"report: it runs another forkcheck version than {version} from {origin}; run the "
+                             "explorer and the snapshot processes from one installation (check sys.path and PYTHONPATH)")
+        root.report = report
         raise_model_error(root.report, self.model)
         return root
 
@@ -269,12 +280,19 @@ def _holder_of(parent: int, inode: int) -> int | None:
     return None
 
 
+def package_version() -> tuple[str, str]:
+    """This process's forkcheck version and the directory it was imported from."""
+    import forkcheck  # at call time: this module is imported while the package initialises
+
+    return forkcheck.__version__, os.path.dirname(os.path.abspath(forkcheck.__file__))
+
+
 def raise_model_error(report: P.Report, model: Model) -> None:
     """Turn a report's model error into the matching exception."""
     if report.model_error is None:
         return
     cls_name, message, tb = report.model_error
-    if cls_name == "UsageError":
+    if cls_name in ("UsageError", "VersionError"):
         raise UsageError(message)
     if cls_name == "OpaqueStateError":
         raise OpaqueStateError(f"{model!r}: {message}")

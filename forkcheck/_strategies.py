@@ -15,12 +15,21 @@ from collections import deque
 
 
 async def dfs(search, root) -> None:
-    """Depth first.  A node's children are forked together, then explored in order."""
+    """Depth first.  A node's children are forked together, then explored in order.
+
+    Under ``max_depth`` a state reached again by a shorter path is expanded
+    again (``search.expand`` returns it as a child), so that the search finds
+    every state within the bound; a node left on the stack for a state that
+    was since expanded from a shorter path is skipped.
+    """
     stack = [iter([root])]
     while stack and not search.stopped:
         node = next(stack[-1], None)
         if node is None:
             stack.pop()
+            continue
+        if search.superseded(node):
+            search.discard(node)
             continue
         (children,) = await search.expand([node])
         stack.append(iter(children))

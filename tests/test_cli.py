@@ -205,8 +205,10 @@ def test_json_report_has_the_documented_keys(tmp_path):
     proc = forkcheck("check", f"{MODELS}:die_hard", "--strategy", "bfs", "--json", str(report), "--quiet")
     assert proc.returncode == 1, proc.stderr
     data = json.loads(report.read_text())
-    assert set(data) == {"model", "target", "ok", "complete", "stats", "violations"}
-    assert data["ok"] is False and data["complete"] is True and data["model"] == "die_hard()"
+    assert set(data) == {"model", "target", "ok", "complete", "incomplete", "stats", "violations"}
+    assert data["ok"] is False and data["model"] == "die_hard()"
+    # die hard stops at its violation with states still unexpanded: the report says the search was partial
+    assert data["complete"] is False and data["incomplete"][0].startswith("stopped at the first violation with ")
     assert set(data["stats"]) == {"states", "transitions", "max_depth", "seconds", "setup_seconds", "memory"}
     assert 0 < data["stats"]["setup_seconds"] < data["stats"]["seconds"]
     assert set(data["stats"]["memory"]) == {"peak_snapshots", "private_bytes", "logical_bytes", "sharing",
@@ -622,7 +624,7 @@ def test_page_fingerprints_from_the_command_line():
     proc = forkcheck("check", f"{MODELS}:die_hard", "--fingerprint", "pages", "--strategy", "bfs", "--max-states", "40",
                      "--quiet")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip().splitlines()[-1].startswith("Stopped early. states=40,")
+    assert proc.stdout.strip().splitlines()[-1].startswith("Stopped early (max_states=40 reached with ")
 
 
 def test_snapshot_and_huge_page_options(tmp_path):
@@ -751,5 +753,63 @@ def test_ctrl_c_exits_130_with_the_partial_result():
     err = done.stderr
     assert done.returncode == 130, err
     assert err.strip().splitlines()[-1] == "forkcheck: interrupted by SIGINT: the counts above are partial"
-    assert done.stdout.strip().splitlines()[-1].startswith("Stopped early. states=")
+    assert done.stdout.strip().splitlines()[-1].startswith("Stopped early (interrupted by SIGINT")
     assert "Traceback" not in err
+
+
+def test_silent_passes_are_errors_with_their_file_and_line(tmp_path):
+    # A missing await and a model without actors once printed "Done. states=1, transitions=0; no violation".
+    (tmp_path / "slips.py").write_text(textwrap.dedent("""\
+        import forkcheck as fc
+
+        @fc.model
+        def lost_update(n=2):
+            state = {"count": 0, "finished": 0}
+
+            async def increment():
+                tmp = state["count"]
+                fc.checkpoint()
+                state["count"] = tmp + 1
+                state["finished"] += 1
+
+            for i in range(n):
+                fc.spawn(increment, name=f"inc{i}")
+            fc.invariant(lambda: state["finished"] < n or state["count"] == n, name="no lost update")
+
+        @fc.model
+        def empty():
+            fc.invariant(lambda: True)
+        """))
+    assert_one_line_error(forkcheck("check", "slips.py:lost_update", cwd=tmp_path),
+                          "in actor inc0: `fc.checkpoint()` at ", "slips.py:9 ", "write `await fc.checkpoint()`")
+    assert_one_line_error(forkcheck("check", "slips.py:empty", cwd=tmp_path),
+                          "the setup function empty (", "slips.py:17) spawned no actor", "fc.spawn(fn)")
+
+
+def test_random_walks_report_an_incomplete_search_and_no_liveness_verdict(tmp_path):
+    # Once: "Done. ...; no violation", "complete": true, no warning; the exhaustive check fails.
+    (tmp_path / "rare.py").write_text(textwrap.dedent("""\
+        import forkcheck as fc
+
+        @fc.model
+        def rare():
+            s = {"x": 0}
+
+            async def picker():
+                k = await fc.choose(list(range(8)))
+                while k == 7:
+                    await fc.checkpoint()
+                s["x"] = 1
+
+            fc.spawn(picker)
+            fc.eventually(lambda: s["x"] == 1, name="x is one")
+        """))
+    proc = forkcheck("check", "rare.py", "--strategy", "random", "--walks", "3", "--json", "r.json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1].startswith("Stopped early (random walks left 1 state with transitions")
+    assert proc.stderr.strip().splitlines() == [
+        "forkcheck: warning: liveness properties 'x is one' were not checked: the graph is incomplete (random walks "
+        "left 1 state with transitions not taken); use strategy='bfs' or 'dfs' to judge liveness"]
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["complete"] is False and data["incomplete"] == ["random walks left 1 state with transitions not taken"]
+    assert forkcheck("check", "rare.py", "--quiet", cwd=tmp_path).returncode == 1

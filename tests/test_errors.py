@@ -152,3 +152,172 @@ def test_every_error_is_a_forkcheck_error():
     for cls in (fc.UsageError, fc.ModelError, fc.NondeterminismError, fc.PropertyViolation, fc.InternalError):
         assert issubclass(cls, fc.ForkcheckError)
     assert "bug in forkcheck" in str(fc.InternalError("x"))
+
+
+# --------------------------------------------------------------------------- silent passes (issue 13, section 4)
+
+
+def _line_of(marker: str) -> int:
+    """The line of this file that holds ``marker`` in a comment."""
+    with open(__file__) as f:
+        return next(i for i, line in enumerate(f, 1) if line.rstrip().endswith(f"# {marker}"))
+
+
+@fc.model
+def lost_update_without_await(n=2):
+    """The guide's lost update, with the interleaving point written without ``await``."""
+    state = {"count": 0, "finished": 0}
+
+    async def increment():
+        tmp = state["count"]
+        fc.checkpoint()  # no await
+        state["count"] = tmp + 1
+        state["finished"] += 1
+
+    for i in range(n):
+        fc.spawn(increment, name=f"inc{i}")
+    fc.invariant(lambda: state["finished"] < n or state["count"] == n, name="no lost update")
+
+
+def test_a_request_never_awaited_is_an_error_naming_its_line():
+    with pytest.raises(fc.UsageError) as e:
+        lost_update_without_await.check()
+    text = one_line(e)
+    assert text.startswith("in actor inc0: `fc.checkpoint()` at ")
+    assert f"{__file__}:{_line_of('no await')} " in text
+    assert text.endswith("makes a request that is not awaited in the step that makes it, so it does nothing "
+                         "(no interleaving point, no value): write `await fc.checkpoint()`")
+
+
+_PRIMITIVES = {
+    "choose": lambda p: fc.choose([1, 2]),
+    "when": lambda p: fc.when(lambda: True),
+    "get": lambda p: p["box"].get(),
+    "recv": lambda p: p["net"].recv("me"),
+    "acquire": lambda p: p["lock"].acquire(),
+    "semaphore": lambda p: p["sem"].acquire(),
+    "wait": lambda p: p["event"].wait(),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_PRIMITIVES))
+def test_every_primitive_not_awaited_is_an_error(kind):
+    make = _PRIMITIVES[kind]
+
+    @fc.model
+    def m():
+        p = {"box": fc.Mailbox(), "net": fc.Network(), "lock": fc.Lock(), "sem": fc.Semaphore(), "event": fc.Event()}
+
+        async def a():
+            await fc.checkpoint()
+            make(p)
+            await fc.checkpoint()
+
+        fc.spawn(a)
+
+    with pytest.raises(fc.UsageError, match=r"in actor a: `.*` at .*:\d+ makes a request that is not awaited in the step that makes it") as e:
+        m.check()
+    one_line(e)
+
+
+def test_a_request_made_in_one_step_and_awaited_in_a_later_one_is_an_error():
+    @fc.model
+    def m():
+        box = fc.Mailbox()
+
+        async def a():
+            r = box.get()  # kept for later
+            box.put(1)
+            await fc.checkpoint()
+            await r
+
+        fc.spawn(a)
+
+    with pytest.raises(fc.UsageError, match=f"in actor a: `box.get\\(\\)` at .*:{_line_of('kept for later')} makes "
+                                            "a request that is not awaited in the step .*: write `await box.get\\(\\)`"):
+        m.check()
+
+
+def test_a_request_made_in_setup_is_an_error():
+    @fc.model
+    def m():
+        async def a():
+            await fc.checkpoint()
+
+        fc.spawn(a)
+        fc.checkpoint()  # in setup
+
+    with pytest.raises(fc.UsageError, match=f"in the setup function: `fc.checkpoint\\(\\)` at .*:{_line_of('in setup')} "
+                                            "makes a request, which only an actor can await: move it into an actor, with "
+                                            "`await fc.checkpoint\\(\\)`"):
+        m.check()
+
+
+def test_a_request_spread_over_lines_is_named_by_its_kind():
+    @fc.model
+    def m():
+        async def a():
+            fc.choose(  # over lines
+                [1, 2])
+            await fc.checkpoint()
+
+        fc.spawn(a)
+
+    with pytest.raises(fc.UsageError, match=f"in actor a: a choose request at .*:{_line_of('over lines')} makes a "
+                                            "request that is not awaited .*: write `await` before it$"):
+        m.check()
+
+
+def test_an_async_helper_called_without_await_is_an_error():
+    @fc.model
+    def m():
+        s = {"n": 0}
+
+        async def bump():
+            tmp = s["n"]
+            await fc.checkpoint()
+            s["n"] = tmp + 1
+
+        async def a():
+            bump()  # helper without await
+            await fc.checkpoint()
+
+        fc.spawn(a)
+
+    with pytest.raises(fc.UsageError) as e:
+        m.check()
+    assert one_line(e) == (f"in actor a: coroutine 'test_an_async_helper_called_without_await_is_an_error.<locals>.m."
+                           f"<locals>.bump' was never awaited (at {__file__}:{_line_of('helper without await')}): an "
+                           "async function called without `await` does not run at all; write `await` before the call")
+
+
+def test_requests_awaited_in_the_step_that_makes_them_are_fine():
+    @fc.model
+    def m():
+        box, lock, sem = fc.Mailbox(), fc.Lock(), fc.Semaphore(1)
+
+        async def a():
+            r = box.get()
+            box.put(1)
+            assert await r == 1
+            async with lock:
+                await fc.checkpoint()
+            async with sem:
+                await fc.when(lambda: True)
+            await fc.choose([1, 2])
+
+        fc.spawn(a)
+
+    r = m.check()
+    assert r.ok and r.complete and r.stats.states == 7
+
+
+def test_a_model_that_spawns_no_actor_is_an_error_naming_its_setup():
+    @fc.model  # no actor
+    def idle():
+        fc.invariant(lambda: True, name="trivially")
+
+    with pytest.raises(fc.UsageError) as e:
+        idle.check()
+    assert one_line(e) == (f"the setup function idle ({__file__}:{_line_of('no actor')}) spawned no actor, so there is "
+                           "nothing to check: start the model's actors with fc.spawn(fn) in it")

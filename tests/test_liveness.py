@@ -443,7 +443,7 @@ def test_liveness_is_not_judged_when_the_search_stopped_at_a_safety_violation():
         fc.spawn(b)
         fc.eventually(lambda: s["n"] == 5, name="five")
 
-    with pytest.warns(LivenessNotChecked, match="'five' were not checked: the exploration stopped at the first safety"):
+    with pytest.warns(LivenessNotChecked, match="'five' were not checked: the graph is incomplete \\(stopped at the first violation with 1 state unexpanded\\); check with stop_on_violation=False"):
         r = both_bugs.check(fairness="none")
     assert [v.kind for v in r.violations] == ["assertion"] and not r.complete
     r = both_bugs.check(fairness="none", stop_on_violation=False)
@@ -451,10 +451,10 @@ def test_liveness_is_not_judged_when_the_search_stopped_at_a_safety_violation():
 
 
 def test_liveness_is_not_judged_on_a_bounded_graph():
-    with pytest.warns(LivenessNotChecked, match="max_depth=1 left"):
+    with pytest.warns(LivenessNotChecked, match=r"the graph is incomplete \(max_depth=1 cut 2 states\)"):
         r = ping_pong.check(max_depth=1)
     assert r.ok and not r.complete
-    with pytest.warns(LivenessNotChecked, match=r"did not finish \(max_states or time_limit ran out\)"):
+    with pytest.warns(LivenessNotChecked, match=r"the graph is incomplete \(max_states=2 reached"):
         r = ping_pong.check(max_states=2)
     assert r.ok and not r.complete
     with pytest.warns(LivenessNotChecked, match="no witness was found for 'four gallons'"):

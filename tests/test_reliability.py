@@ -37,7 +37,7 @@ def test_replay_mode_rebuilds_every_state_from_the_root():
 def test_max_states_and_time_limit_stop_cleanly_and_say_so():
     r = two_phase(n=3).check(strategy="bfs", max_states=50)
     assert not r.complete and r.stats.states == 50
-    assert r.summary().startswith("Stopped early.")
+    assert r.summary().startswith("Stopped early (max_states=50 reached with ")
     r = two_phase(n=3).check(strategy="bfs", time_limit=0.5)
     assert not r.complete and 0 < r.stats.states < 288
     assert two_phase(n=2).check().complete
@@ -232,7 +232,7 @@ def test_the_cli_prints_the_partial_result_on_sigterm(tmp_path):
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 143, err
-    assert out.strip().splitlines()[-1].startswith("Stopped early. states=")
+    assert out.strip().splitlines()[-1].startswith("Stopped early (interrupted by SIGTERM")
     assert "interrupted by SIGTERM" in err
     assert not wait_for_no_snapshots(owner=proc.pid)
 
@@ -317,3 +317,84 @@ def test_a_hung_snapshot_is_killed_at_its_timeout():
             tree.close()
 
     assert trio.run(main) == []
+
+
+# --------------------------------------------------------------------------- versions (issue 13, section 4)
+
+
+@fc.model
+def one_step():
+    async def a():
+        await fc.checkpoint()
+
+    fc.spawn(a)
+
+
+def test_an_explorer_of_another_version_gets_one_line_not_a_hang(monkeypatch):
+    monkeypatch.setattr(fc, "__version__", "9.9.9")
+    with pytest.raises(fc.UsageError) as e:
+        one_step.check()
+    text = str(e.value)
+    here = os.path.dirname(os.path.abspath(fc.__file__))
+    assert "\n" not in text
+    assert text == (f"the snapshot process runs forkcheck 0.1.0 (protocol {fc._protocol.PROTOCOL}) from {here} but the "
+                    f"explorer runs forkcheck 9.9.9 (protocol {fc._protocol.PROTOCOL}) from {here}: run the explorer "
+                    "and the snapshot processes from one installation (check sys.path and PYTHONPATH)")
+
+
+def test_a_snapshot_process_of_another_version_is_refused(tmp_path, monkeypatch):
+    # A second installation whose version differs, found first on the snapshot process's path.
+    import shutil
+
+    from forkcheck import _snapshots
+
+    here = os.path.dirname(os.path.abspath(fc.__file__))
+    other = tmp_path / "forkcheck"
+    shutil.copytree(here, other, ignore=shutil.ignore_patterns("__pycache__"))
+    init = other / "__init__.py"
+    init.write_text(init.read_text().replace('__version__ = "0.1.0"', '__version__ = "0.0.9"'))
+    monkeypatch.setattr(_snapshots, "_PACKAGE_PARENT", str(tmp_path))
+    monkeypatch.chdir(tmp_path)  # ``python -m`` looks in the working directory first
+    with pytest.raises(fc.UsageError, match=f"^the snapshot process runs forkcheck 0.0.9 \\(protocol \\d+\\) from {other} "
+                                            f"but the explorer runs forkcheck 0.1.0 \\(protocol \\d+\\) from {here}: "):
+        one_step.check()
+
+
+def _raw_root():
+    """A root snapshot process started by hand, and our end of its channel."""
+    import socket
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    env = dict(os.environ, FORKCHECK_OWNER=str(os.getpid()))
+    proc = subprocess.Popen([sys.executable, "-m", "forkcheck._snapshot", str(theirs.fileno())], pass_fds=[theirs.fileno()],
+                            process_group=0, env=env, stderr=subprocess.PIPE)
+    theirs.close()
+    ours.settimeout(30)
+    return proc, ours
+
+
+@pytest.mark.parametrize("first", ["unknown class", "truncated"])
+def test_a_first_message_the_root_cannot_read_gets_a_one_line_answer(first):
+    import pickle
+    import struct
+
+    from forkcheck import _protocol as P
+
+    proc, sock = _raw_root()
+    try:
+        if first == "unknown class":  # what a Load of a renamed class looks like to this version
+            data = pickle.dumps(P.Describe()).replace(b"Describe", b"Describf")
+            sock.sendall(struct.pack("<Q", len(data)) + data)
+        else:  # framing announcing more than comes, as another header format would
+            sock.sendall(struct.pack("<Q", 1 << 20) + b"x" * 100)
+        report = P.recv(sock)
+        assert report.model_error[0] == "VersionError"
+        assert report.model_error[1].startswith("the snapshot process runs forkcheck 0.1.0 from ")
+        assert "cannot read the explorer's first message" in report.model_error[1]
+        assert proc.wait(timeout=30) == 0 and b"Traceback" not in proc.stderr.read()
+    finally:
+        sock.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()

@@ -175,6 +175,10 @@ def test_nondeterminism_is_detected_and_names_the_cause():
 def test_violations_in_the_initial_state_have_an_empty_trace():
     @fc.model
     def m():
+        async def idle():
+            await fc.checkpoint()
+
+        fc.spawn(idle)  # a model needs an actor (one with none is an error)
         fc.invariant(lambda: False, name="never")
 
     (v,) = m.check().violations
