@@ -822,7 +822,9 @@ def replay(model: Any, token: str | Trace) -> Replay:
     """
     model = as_model(model)
     trace = token if isinstance(token, Trace) else Trace.from_token(token)
-    tree = SnapshotTree(model)
+    # A trace found with opaque="distinct" passes states fingerprinted by their path; one found
+    # without it passes none that hold an opaque object, so replaying this way suits both.
+    tree = SnapshotTree(model, opaque="distinct")
 
     async def main() -> Replay:
         node = await tree.start()

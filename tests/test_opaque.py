@@ -373,3 +373,24 @@ def local_class():
 def test_class_attributes_of_a_class_made_in_setup_are_state(walk):
     r = local_class.check()
     assert [v.kind for v in r.violations] == ["assertion"], r.summary()
+
+
+@fc.model
+def holds_then_fails():
+    async def worker():
+        box = Unpicklable()
+        while True:
+            await fc.checkpoint()
+            box.n += 1
+            assert box.n < 3, "three rounds"
+
+    fc.spawn(worker, name="w")
+
+
+def test_a_counterexample_found_with_distinct_replays():
+    with pytest.warns(fc.OpaqueStateWarning):
+        r = holds_then_fails.check(opaque="distinct", strategy="bfs")
+    (v,) = r.violations
+    steps = fc.replay(holds_then_fails, v.trace.token)
+    assert len(steps) == 3 and [x[0] for x in steps.violations] == ["assertion"]
+    assert not steps.notes
