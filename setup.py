@@ -1,4 +1,4 @@
-"""The one compiled part: the C fingerprint walk (forkcheck/_cfingerprint.c).
+"""The one compiled part: the C fingerprint walk (forkcheck/_app/_cfingerprint.c).
 
 It is optional: where it does not build (no C compiler, a Python other than
 3.11), forkcheck uses the Python walk, which gives the same fingerprints.
@@ -6,4 +6,4 @@ It is optional: where it does not build (no C compiler, a Python other than
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("forkcheck._cfingerprint", ["forkcheck/_cfingerprint.c"], optional=True)])
+setup(ext_modules=[Extension("forkcheck._app._cfingerprint", ["forkcheck/_app/_cfingerprint.c"], optional=True)])

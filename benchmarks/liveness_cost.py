@@ -57,7 +57,7 @@ def two_phase_live(n=3, live=True):
 
 def run_one(n: int, variant: str, trace_memory: bool) -> dict:
     """One check in this (fresh) process; the time of the liveness analysis is measured apart."""
-    from forkcheck import _liveness
+    from forkcheck._check import liveness as _liveness
 
     spent = {"analyze": 0.0, "analyze_cpu": 0.0}
     real_analyze = _liveness.analyze
@@ -75,7 +75,7 @@ def run_one(n: int, variant: str, trace_memory: bool) -> dict:
     # traced peak is the check's own data in every variant, not the code objects of first imports.
     import networkx as nx
 
-    import forkcheck._explorer  # noqa: F401
+    import forkcheck._check.search  # noqa: F401
 
     list(nx.strongly_connected_components(nx.DiGraph([(0, 1)])))
     nx.single_source_shortest_path_length(nx.DiGraph([(0, 1)]), 0)

@@ -36,10 +36,10 @@ sys.path[:0] = [os.path.join(HERE, "..", "examples"), os.path.join(HERE, "..")]
 import trio  # noqa: E402
 
 from dining_philosophers import philosophers  # noqa: E402
-from forkcheck._memory import MemoryTracker  # noqa: E402
+from forkcheck._check.memory import MemoryTracker  # noqa: E402
 from forkcheck._model import as_model  # noqa: E402
-from forkcheck._pages import PageFingerprinter  # noqa: E402
-from forkcheck._snapshots import SnapshotTree  # noqa: E402
+from forkcheck._check.pages import PageFingerprinter  # noqa: E402
+from forkcheck._check.snapshots import SnapshotTree  # noqa: E402
 from mutex import broken, peterson  # noqa: E402
 from two_phase import two_phase  # noqa: E402
 

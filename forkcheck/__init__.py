@@ -31,19 +31,19 @@ from ._errors import (
     PropertyViolation,
     UsageError,
 )
-from ._liveness import LivenessNotChecked, always_eventually, eventually, leads_to, sometimes
-from ._fingerprint import register_state
+from ._check.liveness import LivenessNotChecked, always_eventually, eventually, leads_to, sometimes
+from ._app.fingerprint import register_state
 from ._model import Model, ModelFactory, model
-from ._primitives import Event, Lock, Mailbox, Network, Semaphore
+from ._app.primitives import Event, Lock, Mailbox, Network, Semaphore
 from ._results import CheckResult, MemoryStats, Stats, Violation
-from ._runtime import checkpoint, choose, invariant, spawn, when
+from ._app.runtime import checkpoint, choose, invariant, spawn, when
 from ._trace import Replay, ReplayStep, Step, Trace
 
 __version__ = "0.1.0"
 
 
 def replay(model, token):  # noqa: D103 - documented in _explorer.replay
-    from ._explorer import replay as _replay
+    from ._check.search import replay as _replay
 
     return _replay(model, token)
 
@@ -58,7 +58,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'forkcheck' has no attribute {name!r}")
 
 
-replay.__doc__ = """Re-execute a trace token in a fresh process; see ``forkcheck._explorer.replay``."""
+replay.__doc__ = """Re-execute a trace token in a fresh process; see ``forkcheck._check.search.replay``."""
 
 __all__ = [
     "CheckResult",

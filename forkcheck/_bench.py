@@ -173,7 +173,7 @@ def py_fork_floor(mib: int, samples: int, libc: bool = False, huge: bool = False
     if huge:
         import gc
 
-        from ._hugepages import collapse
+        from ._app.hugepages import collapse
 
         gc.collect()
         gc.freeze()
@@ -267,9 +267,9 @@ def written_pages_by_phase(mib: int = 1) -> dict | None:
     import signal
     import struct
 
-    from . import _fingerprint, _snapshot
-    from ._hugepages import collapse
-    from ._runtime import World
+    from ._app import fingerprint as _fingerprint, serve as _snapshot
+    from ._app.hugepages import collapse
+    from ._app.runtime import World
 
     _snapshot._prepare_process(root=False)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # this worker waits for its forks
@@ -361,8 +361,8 @@ def child_memory_floor(mib: int, width: int) -> dict:
     import signal
     import socket
 
-    from ._hugepages import collapse
-    from ._memory import sample
+    from ._app.hugepages import collapse
+    from ._check.memory import sample
 
     heap = build_heap(mib)  # noqa: F841 - held while forking
     state = {"x": None}
@@ -400,8 +400,8 @@ def child_memory_floor(mib: int, width: int) -> dict:
 
 def walk_times(model: fc.Model, samples: int = 200) -> dict:
     """Median seconds of one state fingerprint of ``model``'s initial state, by each walk."""
-    from . import _fingerprint
-    from ._runtime import World
+    from ._app import fingerprint as _fingerprint
+    from ._app.runtime import World
 
     world = World()
     world.setup(model.fn, model.args, model.kwargs)
@@ -477,7 +477,7 @@ def _worker(argv: list[str]) -> int:
 
 
 def _run_worker(*args: Any, root_env: bool = False) -> dict:
-    from ._hugepages import root_env as allocator_env
+    from ._app.hugepages import root_env as allocator_env
 
     env = allocator_env(dict(os.environ)) if root_env else None
     proc = subprocess.run([sys.executable, "-m", "forkcheck._bench", "--worker", *map(str, args)],
@@ -573,9 +573,9 @@ def bench_scaling(cfg: dict, say) -> list[dict]:
 
 async def _fan_memory(mib: int, width: int, huge_pages: bool) -> dict:
     """Private and logical memory of the root of ``fan`` and its ``width`` children, all live."""
-    from ._memory import sample
+    from ._check.memory import sample
     from ._model import as_model
-    from ._snapshots import SnapshotTree
+    from ._check.snapshots import SnapshotTree
 
     tree = SnapshotTree(as_model(fan(mib=mib, width=width)), huge_pages=huge_pages)
     try:

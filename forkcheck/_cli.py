@@ -882,14 +882,14 @@ def _explore(args: argparse.Namespace, outputs: dict[str, str | None]) -> int:
     target = load_target(args.target)
     model = bind_model(target.obj, kwargs)
     _check_output_paths(outputs)
-    from ._explorer import check  # imported late: input errors are reported without loading trio and networkx
+    from ._check.search import check  # imported late: input errors are reported without loading trio and networkx
 
     # With some output on stdout (-), the human report moves to stderr so stdout stays parseable.
     human = sys.stderr if "-" in outputs.values() else sys.stdout
 
     display = ProgressDisplay.for_options(repr(model), args.quiet)
     interrupted = None
-    from ._liveness import LivenessNotChecked
+    from ._check.liveness import LivenessNotChecked
 
     with warnings.catch_warnings(record=True) as caught:
         # Shown as one forkcheck line each, after the progress display, not as Python's
@@ -970,7 +970,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.step is not None and args.step > len(trace):
         raise CliError(f"--step {args.step}: the trace has {len(trace)} step{'s' if len(trace) != 1 else ''}; "
                        f"give 0 (the initial state) to {len(trace)}")
-    from ._explorer import replay  # imported late: input errors are reported without loading trio
+    from ._check.search import replay  # imported late: input errors are reported without loading trio
 
     try:
         rep = replay(model, trace)

@@ -102,7 +102,7 @@ class Model:
         >>> r.violations[0].kind, len(r.violations[0].trace)
         ('assertion', 2)
         """
-        from ._explorer import check
+        from ._check.search import check
 
         return check(self, strategy=strategy, max_depth=max_depth, jobs=jobs, deadlock=deadlock, seed=seed,
                      fingerprint=fingerprint, **options)

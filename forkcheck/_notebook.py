@@ -35,7 +35,7 @@ from . import _protocol as P
 from ._errors import ModelError, NondeterminismError, UsageError
 from ._model import as_model
 from ._results import CheckResult, Stats, Violation
-from ._snapshots import Snapshot, SnapshotTree, raise_model_error
+from ._check.snapshots import Snapshot, SnapshotTree, raise_model_error
 from ._trace import Step, Trace, _short, format_state
 
 __all__ = ["Explorer", "Node", "Transition", "Actor", "Frame", "SVG", "ExplorerWidget"]
@@ -267,7 +267,7 @@ class Explorer:
 
     def __init__(self, model: Any, *, deadlock: bool = True, transition_timeout: float = 30.0,
                  memory_limit: int | None = None, huge_pages: bool = True, opaque: str = "error") -> None:
-        from ._explorer import Options
+        from ._check.search import Options
 
         Options.parse(opaque=opaque)  # one message for a bad value, as check() gives
         self.model = as_model(model)
@@ -429,7 +429,7 @@ class Explorer:
         ...     print(r.stats.states, r.stats.transitions, r.ok, ex.graph.number_of_nodes())
         4 4 True 4
         """
-        from ._explorer import Options
+        from ._check.search import Options
 
         start = self.root if start is None else start
         if not isinstance(start, Node) or start.explorer is not self:
@@ -464,7 +464,7 @@ class Explorer:
                            discoveries=search.discoveries)
 
     async def _search(self, start: Node, opts: Any) -> tuple[Any, int]:
-        from ._explorer import Search, run_search
+        from ._check.search import Search, run_search
 
         tree = _Guarded(self._tree, start.snap)
         before = set(self._tree.live)

@@ -62,7 +62,7 @@ def snapshot_processes(owner: int | None = None) -> list[tuple[int, str]]:
             continue
         state, ppid = fields[0].decode(), int(fields[1])
         mine = False
-        if "forkcheck._snapshot" in cmd:
+        if "forkcheck._app.serve" in cmd:
             try:
                 with open(f"/proc/{name}/environ", "rb") as f:
                     mine = tag in f.read().split(b"\0")

@@ -26,7 +26,7 @@ import weakref
 import pytest
 
 import forkcheck as fc
-from forkcheck import _fingerprint
+from forkcheck._app import fingerprint as _fingerprint
 from test_fingerprint import walks
 
 C = _fingerprint._cfingerprint
@@ -35,14 +35,14 @@ C = _fingerprint._cfingerprint
 def test_the_c_walk_is_built_and_used():
     # setup.py builds it optional, so that installs without a compiler still work: a build that
     # broke would go unnoticed but for this test.
-    assert C is not None, "forkcheck._cfingerprint did not build: run `pip install -e .` with a C compiler"
+    assert C is not None, "forkcheck._app._cfingerprint did not build: run `pip install -e .` with a C compiler"
     assert _fingerprint.C_WALK
 
 
 def test_the_environment_can_force_the_python_walk():
     import subprocess
 
-    probe = [sys.executable, "-c", "from forkcheck import _fingerprint; print(_fingerprint.C_WALK)"]
+    probe = [sys.executable, "-c", "from forkcheck._app import fingerprint; print(fingerprint.C_WALK)"]
     env = dict(os.environ, FORKCHECK_PURE_PYTHON_WALK="1")
     assert subprocess.run(probe, env=env, capture_output=True, text=True, check=True).stdout.strip() == "False"
     env.pop("FORKCHECK_PURE_PYTHON_WALK")

@@ -736,7 +736,7 @@ def _snapshot_children(pid: int) -> list[int]:
                 cmd = f.read()
         except OSError:
             continue
-        if fields is not None and int(fields[1]) == pid and b"forkcheck._snapshot" in cmd:
+        if fields is not None and int(fields[1]) == pid and b"forkcheck._app.serve" in cmd:
             found.append(int(name))
     return found
 

@@ -7,8 +7,8 @@ walk (``_cfingerprint.c``) and asserts they emit the same tokens.
 import collections
 
 import forkcheck as fc
-from forkcheck import _fingerprint
-from forkcheck._fingerprint import _Hasher
+from forkcheck._app import fingerprint as _fingerprint
+from forkcheck._app.fingerprint import _Hasher
 
 
 def walks(obj) -> tuple[tuple[bytes, bytes], tuple[bytes, bytes] | None]:

@@ -4,9 +4,9 @@ import pytest
 import trio
 
 import forkcheck as fc
-from forkcheck._hugepages import root_env
+from forkcheck._app.hugepages import root_env
 from forkcheck._model import as_model
-from forkcheck._snapshots import SnapshotTree
+from forkcheck._check.snapshots import SnapshotTree
 
 THP = "/sys/kernel/mm/transparent_hugepage/enabled"
 
@@ -98,7 +98,7 @@ def test_huge_pages_change_no_result(huge_pages):
 
 
 def test_pages_mode_turns_huge_pages_off():
-    from forkcheck._explorer import Options
+    from forkcheck._check.search import Options
 
     assert Options.parse(fingerprint="pages").huge_pages is False
     assert Options.parse().huge_pages is True

@@ -89,7 +89,7 @@ def test_the_root_is_a_fresh_interpreter_not_a_fork_of_the_caller():
         return marker
 
     rep = fc.replay(m, fc.Trace().token)  # the empty trace: just the initial state
-    assert "forkcheck/_snapshot.py'" in rep.initial.view  # started as `python -m forkcheck._snapshot`
+    assert "forkcheck/_app/serve.py'" in rep.initial.view  # started as `python -m forkcheck._app.serve`
     assert f"'ppid': {os.getpid()}" in rep.initial.view
 
 

@@ -6,7 +6,7 @@ import re
 import pytest
 
 import forkcheck as fc
-from forkcheck._runtime import label_text
+from forkcheck._app.runtime import label_text
 
 ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,}")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import forkcheck as fc
-from forkcheck._liveness import LivenessNotChecked
+from forkcheck._check.liveness import LivenessNotChecked
 
 # --------------------------------------------------------------------------- models
 
@@ -636,7 +636,7 @@ def check_lasso(G, v, kind, keys, fairness, env):
 def test_the_analysis_agrees_with_brute_force_on_random_graphs(fairness):
     import random
 
-    from forkcheck._liveness import analyze
+    from forkcheck._check.liveness import analyze
 
     rng = random.Random(fairness)
     specs = [("eventually", "ev", ("P",)), ("always_eventually", "ae", ("P",)), ("leads_to", "lt", ("P", "Q"))]

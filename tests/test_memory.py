@@ -8,11 +8,11 @@ import time
 import pytest
 import trio
 
-from forkcheck._memory import MemorySample, MemoryTracker, sample
+from forkcheck._check.memory import MemorySample, MemoryTracker, sample
 from forkcheck._model import as_model
-from forkcheck._pages import PageFingerprinter
+from forkcheck._check.pages import PageFingerprinter
 from forkcheck._results import MemoryStats
-from forkcheck._snapshots import SnapshotTree
+from forkcheck._check.snapshots import SnapshotTree
 from two_phase import two_phase
 
 
@@ -41,7 +41,7 @@ def test_tracker_samples_only_at_new_peaks_that_grew_enough(monkeypatch):
         calls.append(len(pids))
         return MemorySample(len(pids) * 10, len(pids) * 100, len(pids), len(pids))
 
-    monkeypatch.setattr("forkcheck._memory.sample", fake)
+    monkeypatch.setattr("forkcheck._check.memory.sample", fake)
     t = MemoryTracker(growth=0.10, small=10, budget=None)
     counts = list(range(1, 201)) + list(range(200, 50, -1)) + list(range(50, 150))
     for n in counts:
@@ -69,7 +69,7 @@ def test_a_slow_sample_waits_for_the_budget_unless_the_count_doubled(monkeypatch
         time.sleep(0.01)  # the observations in between take microseconds: far beyond a 5 % budget
         return MemorySample(len(pids) * 10, len(pids) * 100, len(pids), len(pids))
 
-    monkeypatch.setattr("forkcheck._memory.sample", slow)
+    monkeypatch.setattr("forkcheck._check.memory.sample", slow)
     t = MemoryTracker(budget=0.05)
     for n in range(1, 201):
         t.observe(range(1, n + 1))

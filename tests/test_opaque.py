@@ -22,7 +22,7 @@ import zlib
 import pytest
 
 import forkcheck as fc
-from forkcheck import _fingerprint
+from forkcheck._app import fingerprint as _fingerprint
 
 WALKS = ["auto", "python"] if _fingerprint._cfingerprint is not None else ["python"]
 

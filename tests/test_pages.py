@@ -25,7 +25,7 @@ import forkcheck as fc
 from conftest import without_sys_admin
 from forkcheck._errors import InternalError
 from forkcheck._model import as_model
-from forkcheck._pages import (
+from forkcheck._check.pages import (
     _EXCLUSIVE,
     _PFN,
     _PRESENT,
@@ -37,7 +37,7 @@ from forkcheck._pages import (
     _static_mappings,
     _word_runs,
 )
-from forkcheck._snapshots import SnapshotTree
+from forkcheck._check.snapshots import SnapshotTree
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from pages import explore_pages  # noqa: E402 - the benchmark's driver: one search, measured and tested

@@ -110,7 +110,7 @@ def test_the_explorer_out_of_descriptors_ends_with_a_clear_error():
     import trio
 
     from forkcheck._model import as_model
-    from forkcheck._snapshots import SnapshotTree
+    from forkcheck._check.snapshots import SnapshotTree
 
     @fc.model
     def m():
@@ -296,7 +296,7 @@ def test_a_hung_snapshot_is_killed_at_its_timeout():
     import trio
 
     from forkcheck._model import as_model
-    from forkcheck._snapshots import SnapshotTree
+    from forkcheck._check.snapshots import SnapshotTree
     from models import spinning
 
     def children(pid):
@@ -346,7 +346,7 @@ def test_a_snapshot_process_of_another_version_is_refused(tmp_path, monkeypatch)
     # A second installation whose version differs, found first on the snapshot process's path.
     import shutil
 
-    from forkcheck import _snapshots
+    from forkcheck._check import snapshots as _snapshots
 
     here = os.path.dirname(os.path.abspath(fc.__file__))
     other = tmp_path / "forkcheck"
@@ -366,7 +366,7 @@ def _raw_root():
 
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     env = dict(os.environ, FORKCHECK_OWNER=str(os.getpid()))
-    proc = subprocess.Popen([sys.executable, "-m", "forkcheck._snapshot", str(theirs.fileno())], pass_fds=[theirs.fileno()],
+    proc = subprocess.Popen([sys.executable, "-m", "forkcheck._app.serve", str(theirs.fileno())], pass_fds=[theirs.fileno()],
                             process_group=0, env=env, stderr=subprocess.PIPE)
     theirs.close()
     ours.settimeout(30)

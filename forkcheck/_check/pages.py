@@ -77,10 +77,10 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from ._errors import ForkcheckError, InternalError
+from .._errors import ForkcheckError, InternalError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._snapshots import Snapshot, SnapshotTree
+    from .snapshots import Snapshot, SnapshotTree
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 _SHIFT = PAGE.bit_length() - 1

@@ -20,13 +20,14 @@ import time
 
 import trio
 
-from . import _hugepages, _pickle
-from . import _protocol as P
-from ._errors import ForkcheckError, InternalError, ModelError, OpaqueStateError, UsageError
-from ._memory import MemoryTracker
-from ._model import Model
+from .._app import hugepages as _hugepages
+from .. import _pickle
+from .. import _protocol as P
+from .._errors import ForkcheckError, InternalError, ModelError, OpaqueStateError, UsageError
+from .memory import MemoryTracker
+from .._model import Model
 
-_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # where forkcheck/ is
 
 
 class Snapshot:
@@ -51,7 +52,7 @@ def model_blob(model: Model) -> tuple[bytes, list[str]]:
         mod = sys.modules.get(modname or "")
         if mod is not None and modname != "__main__" and getattr(mod, "__forkcheck_by_value__", False):
             by_value.append(modname)
-    from ._fingerprint import user_reducers
+    from .._app.fingerprint import user_reducers
 
     try:
         return _pickle.dumps((model, user_reducers())), by_value
@@ -94,7 +95,7 @@ class SnapshotTree:
         self._errfile = None if os.environ.get("FORKCHECK_DEBUG") else tempfile.TemporaryFile(prefix="forkcheck-stderr-")
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "forkcheck._snapshot", str(theirs.fileno())],
+                [sys.executable, "-m", "forkcheck._app.serve", str(theirs.fileno())],
                 pass_fds=[theirs.fileno()], process_group=0, env=env,
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._errfile,
             )

@@ -30,7 +30,7 @@ import time
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
-from ._results import MemoryStats
+from .._results import MemoryStats
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 

@@ -1191,7 +1191,7 @@ static PyMethodDef Walker_methods[] = {
 
 static PyTypeObject WalkerType = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "forkcheck._cfingerprint.Walker",
+    .tp_name = "forkcheck._app._cfingerprint.Walker",
     .tp_basicsize = sizeof(WalkerObject),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_new = PyType_GenericNew,
@@ -1233,7 +1233,7 @@ static PyMethodDef module_methods[] = {
     {NULL},
 };
 
-static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "forkcheck._cfingerprint", NULL, -1, module_methods};
+static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "forkcheck._app._cfingerprint", NULL, -1, module_methods};
 
 PyMODINIT_FUNC PyInit__cfingerprint(void) {
     struct { PyObject **slot; const char *s; } names[] = {

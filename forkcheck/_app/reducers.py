@@ -6,7 +6,7 @@ cannot be reduced (or, like ``itertools`` objects, will not be in Python 3.14),
 so each gets a function that returns exactly what its future behaviour depends
 on.  A type whose state cannot be read exactly (a compressor's window, a
 cursor's pending rows, ``itertools.cycle``'s saved items) gets no partial
-view: :func:`refuse` raises :class:`~forkcheck._fingerprint.Opaque`, which the
+view: :func:`refuse` raises :class:`~forkcheck._app.fingerprint.Opaque`, which the
 snapshot turns into an error naming the object (or, with
 ``opaque="distinct"``, a state that is never merged).
 
@@ -20,7 +20,7 @@ import gc
 import re
 from typing import Any, Callable
 
-from ._fingerprint import Opaque
+from .fingerprint import Opaque
 
 
 def refuse(why: str) -> Callable[[Any], Any]:

@@ -24,14 +24,14 @@ from typing import Any, Callable
 import networkx as nx
 import trio
 
-from . import _protocol as P
-from ._errors import Interrupted, ModelError, NondeterminismError, OpaqueStateWarning, UsageError
-from ._model import Model, as_model
-from ._pages import PageFingerprinter
-from ._results import CheckResult, Stats, Violation
-from ._snapshots import Snapshot, SnapshotTree, raise_model_error
-from ._strategies import STRATEGIES
-from ._trace import Replay, ReplayStep, Step, Trace
+from .. import _protocol as P
+from .._errors import Interrupted, ModelError, NondeterminismError, OpaqueStateWarning, UsageError
+from .._model import Model, as_model
+from .pages import PageFingerprinter
+from .._results import CheckResult, Stats, Violation
+from .snapshots import Snapshot, SnapshotTree, raise_model_error
+from .strategies import STRATEGIES
+from .._trace import Replay, ReplayStep, Step, Trace
 
 _OPTIONS = {
     "strategy", "max_depth", "jobs", "deadlock", "seed", "fingerprint", "stop_on_violation", "walks",
@@ -616,7 +616,7 @@ async def run_search(search: Search, root: Snapshot) -> None:
     await search.describe_violations()
     search._progress(force=True)
     if root.report.properties:
-        from ._liveness import analyze
+        from .liveness import analyze
 
         analyze(search, root.report.properties)
 

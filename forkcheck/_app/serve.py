@@ -1,7 +1,7 @@
 """The snapshot process: a stopped, forked copy of the simulated program.
 
 The explorer starts the root as a fresh interpreter (``python -m
-forkcheck._snapshot FD``); every other snapshot is a fork of its parent
+forkcheck._app.serve FD``); every other snapshot is a fork of its parent
 snapshot.  Each process holds exactly one socket, its own channel to the
 explorer, and serves the requests of ``_protocol.py`` until that channel
 closes: then it exits.  The root is a child subreaper and ignores SIGCHLD, so
@@ -23,11 +23,11 @@ import time
 import warnings
 from _signal import getsignal as _getsignal  # signal.getsignal runs Python code
 
-from . import _protocol as P
-from . import _fingerprint
-from ._fingerprint import Opaque, _global_items, distinct_fingerprint, locate, state_fingerprint
-from ._hugepages import collapse
-from ._runtime import World, short_repr
+from .. import _protocol as P
+from . import fingerprint as _fingerprint
+from .fingerprint import Opaque, _global_items, distinct_fingerprint, locate, state_fingerprint
+from .hugepages import collapse
+from .runtime import World, short_repr
 
 _PR_SET_CHILD_SUBREAPER = 36
 
@@ -364,7 +364,7 @@ def _leave(root: bool) -> None:
 
 
 def _no_fork(*args, **kwargs):
-    from ._errors import UsageError
+    from .._errors import UsageError
 
     raise UsageError("an actor called os.fork(): forkcheck forks the snapshot processes itself; "
                      "model concurrency with actors (fc.spawn) instead")
@@ -372,7 +372,7 @@ def _no_fork(*args, **kwargs):
 
 def _showwarning(message, category, filename, lineno, file=None, line=None) -> None:
     """Warnings as usual, except an un-awaited coroutine of the model, which is a model error."""
-    from . import _runtime
+    from . import runtime as _runtime
 
     world = _runtime._WORLD
     if world is not None and issubclass(category, RuntimeWarning) and str(message).endswith("was never awaited"):
@@ -420,9 +420,9 @@ def _receive_load(sock: socket.socket) -> P.Load:
     announces more packets than come (its framing changed), is an explorer of
     another version as surely as a Load with another version number.
     """
-    from . import __version__
+    from .. import __version__
 
-    origin = os.path.dirname(os.path.abspath(__file__))
+    origin = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the forkcheck package
     fix = "run the explorer and the snapshot processes from one installation (check sys.path and PYTHONPATH)"
     try:
         first = sock.recv(P.PACKET)

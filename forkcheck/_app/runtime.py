@@ -25,9 +25,9 @@ import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._errors import UsageError
+from .._errors import UsageError
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # forkcheck/, not forkcheck/_app/
 
 #: The world of this process, set while a model is loaded (one per snapshot process).
 _WORLD: World | None = None

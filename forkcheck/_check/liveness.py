@@ -45,10 +45,10 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from ._errors import InternalError, UsageError
-from ._results import Violation
-from ._runtime import _callable_name, current_world
-from ._trace import Step, Trace
+from .._errors import InternalError, UsageError
+from .._results import Violation
+from .._app.runtime import _callable_name, current_world
+from .._trace import Step, Trace
 
 if TYPE_CHECKING:  # pragma: no cover
     import networkx as nx
@@ -312,7 +312,7 @@ def analyze(search: Any, properties: Iterable) -> None:
 
     Parameters
     ----------
-    search : forkcheck._explorer.Search
+    search : forkcheck._check.search.Search
         The finished search: its ``graph``, ``opts.fairness`` and ``incomplete``.
     properties : iterable of tuple
         The ``spec()`` of each declared property: ``(kind, name, keys)``.

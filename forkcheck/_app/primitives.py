@@ -1,7 +1,7 @@
 """Synchronisation and communication primitives for actors.
 
 Sending never blocks and is not an interleaving point; receiving, acquiring and
-waiting are (they are :class:`~forkcheck._runtime.Request` objects).
+waiting are (they are :class:`~forkcheck._app.runtime.Request` objects).
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Hashable
 
-from ._errors import UsageError
-from ._runtime import Request, current_world, label_text
-from . import _runtime
+from .._errors import UsageError
+from .runtime import Request, current_world, label_text
+from . import runtime as _runtime
 
 
 def _default_name(prefix: str) -> str:
@@ -158,7 +158,7 @@ class Network:
         return [m for d, m in self._flight if d == dst]
 
     def _distinct(self, dst) -> list:
-        from ._fingerprint import canonical_key
+        from .fingerprint import canonical_key
 
         seen: list = []
         for d, m in self._flight:
@@ -174,7 +174,7 @@ class Network:
                 return
 
     def env_transitions(self):
-        from ._fingerprint import canonical_key
+        from .fingerprint import canonical_key
 
         out, seen = [], []
         for pair in sorted(self._flight, key=canonical_key):
@@ -192,7 +192,7 @@ class Network:
         return f"Network({self.name!r}, in_flight={self._flight!r})"
 
     def __fc_state__(self):
-        from ._fingerprint import Unordered
+        from .fingerprint import Unordered
 
         return Unordered(self._flight)
 

@@ -428,7 +428,7 @@ def register_state(cls: type, fn: Callable[[Any], Any] | None) -> None:
     4
     >>> fc.register_state(Box, None)
     """
-    from ._errors import UsageError
+    from .._errors import UsageError
 
     if not isinstance(cls, type):
         raise UsageError(f"fc.register_state() needs a class first, got {type(cls).__name__} {cls!r}: "
@@ -507,7 +507,7 @@ def _walk(h, world) -> None:
 
 
 # Imported now, not at the first type met: a model may have used up its file descriptors by then.
-from ._reducers import builtin_reducer  # noqa: E402 - it needs Opaque, defined above
+from .reducers import builtin_reducer  # noqa: E402 - it needs Opaque, defined above
 
 try:
     from . import _cfingerprint
@@ -521,7 +521,7 @@ C_WALK = _cfingerprint is not None and os.environ.get("FORKCHECK_PURE_PYTHON_WAL
 
 
 def state_fingerprint(world, walk: str = "auto") -> bytes:
-    """The canonical fingerprint of a :class:`~forkcheck._runtime.World`.
+    """The canonical fingerprint of a :class:`~forkcheck._app.runtime.World`.
 
     ``walk`` is ``"auto"`` (the C walk where built and not disabled), ``"c"`` or
     ``"python"``.  A state holding an object whose state the walk cannot see

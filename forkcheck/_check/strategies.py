@@ -1,7 +1,7 @@
 """Search strategies: the order in which states are expanded.
 
 A strategy is an ``async def strategy(search, root)`` that only talks to the
-:class:`~forkcheck._explorer.Search` interface: ``search.expand(nodes)`` forks
+:class:`~forkcheck._check.search.Search` interface: ``search.expand(nodes)`` forks
 every enabled transition of each node (at most ``jobs`` at once) and returns,
 per node and in a deterministic order, the children that are new and still to
 expand; ``search.step_one(node, i)`` takes a single transition; ``search.stopped``
