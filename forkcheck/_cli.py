@@ -889,7 +889,7 @@ def _explore(args: argparse.Namespace, outputs: dict[str, str | None]) -> int:
 
     display = ProgressDisplay.for_options(repr(model), args.quiet)
     interrupted = None
-    from ._check.liveness import LivenessNotChecked
+    from ._errors import LivenessNotChecked
 
     with warnings.catch_warnings(record=True) as caught:
         # Shown as one forkcheck line each, after the progress display, not as Python's

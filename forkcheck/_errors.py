@@ -12,6 +12,7 @@ __all__ = [
     "PropertyViolation",
     "InternalError",
     "Interrupted",
+    "LivenessNotChecked",
 ]
 
 
@@ -52,6 +53,10 @@ class OpaqueStateWarning(UserWarning):
     the counts grow and a search of a loop may not end without ``max_depth``,
     ``max_states`` or ``time_limit``.
     """
+
+
+class LivenessNotChecked(UserWarning):
+    """The graph was incomplete, so liveness properties were not judged (the message says why)."""
 
 
 class NondeterminismError(ForkcheckError):

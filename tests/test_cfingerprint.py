@@ -27,7 +27,7 @@ import pytest
 
 import forkcheck as fc
 from forkcheck._app import fingerprint as _fingerprint
-from test_fingerprint import walks
+from test_fingerprint import Peer, walks
 
 C = _fingerprint._cfingerprint
 
@@ -191,17 +191,6 @@ def local_class():
     Local.Inner.again = Local  # a cycle through class attributes
     Local.me = Local()
     return Local
-
-
-class Peer:
-    """A node that knows its peers through a set, hashed by name: cycles through sets."""
-
-    def __init__(self, name):
-        self.name = name
-        self.peers = set()
-
-    def __hash__(self):
-        return hash(self.name)
 
 
 def ring(n, order=None):

@@ -13,7 +13,7 @@ import warnings
 import pytest
 
 import forkcheck as fc
-from forkcheck._check.liveness import LivenessNotChecked
+from forkcheck import LivenessNotChecked
 from two_phase import two_phase
 
 # --------------------------------------------------------------------------- models

@@ -61,7 +61,7 @@ def test_ctrl_c_cleans_up_before_returning(tmp_path):
     proc = start_explorer(tmp_path)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=20)
-    assert "forkcheck._errors.Interrupted: check interrupted by SIGINT" in err
+    assert "forkcheck.Interrupted: check interrupted by SIGINT" in err
     assert not wait_for_no_snapshots(timeout=2, owner=proc.pid)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import forkcheck as fc
-from forkcheck._check.liveness import LivenessNotChecked
+from forkcheck import LivenessNotChecked
 
 # --------------------------------------------------------------------------- models
 

@@ -23,6 +23,7 @@ import pytest
 
 import forkcheck as fc
 from forkcheck._app import fingerprint as _fingerprint
+from test_fingerprint import Peer  # knows its peers through a set: cycles through sets
 
 WALKS = ["auto", "python"] if _fingerprint._cfingerprint is not None else ["python"]
 
@@ -274,17 +275,9 @@ def test_register_state_rejects_bad_arguments():
         holds(Unpicklable).check(opaque="sometimes")
 
 
-class Node:
-    def __init__(self, name):
-        self.name, self.peers = name, set()
-
-    def __hash__(self):
-        return hash(self.name)
-
-
 @fc.model
 def graph_cycle():
-    a, b = Node("a"), Node("b")
+    a, b = Peer("a"), Peer("b")
     a.peers.add(b)
     b.peers.add(a)
 
@@ -305,7 +298,7 @@ def test_cycles_through_sets_give_three_states(walk):
 @fc.model
 def clique_built_two_ways(n=4):
     """Two actors build the same clique, adding the edges in opposite orders: the states meet."""
-    nodes = [Node(f"n{i}") for i in range(n)]
+    nodes = [Peer(f"n{i}") for i in range(n)]
     pairs = [(i, j) for i in range(n) for j in range(n) if i != j]
 
     async def forward():

@@ -776,50 +776,7 @@ _REPLAY_CAUSES = (
 
 
 def replay(model: Any, token: str | Trace) -> Replay:
-    """Re-execute a trace in a fresh process, without exploring.
-
-    Each step is identified by its index among the transitions enabled in its
-    state, and the state it leads to is checked against the fingerprint the
-    trace recorded.  A step whose label or actor reads differently but leads
-    to the recorded state (a repr or a name changed) is a note in
-    ``Replay.notes``, not an error.
-
-    Parameters
-    ----------
-    model : Model or model function
-        The model, with the same arguments as when the trace was found.
-    token : str or Trace
-        A trace token (``violation.trace.token``) or the trace itself.
-
-    Returns
-    -------
-    Replay
-        The steps, each with the state after it; ``violations`` are those of
-        the last state, ``cycle_start`` is where the loop of a lasso (a
-        liveness counterexample) starts, ``notes`` what differed harmlessly.
-
-    Raises
-    ------
-    NondeterminismError
-        The trace no longer applies (a step's index is out of range, or it
-        leads to another state than when the trace was found).
-    ModelError
-        A step reaches a state where the model is at fault (an invariant
-        raised, ...); ``exc.replay`` holds the steps before it.
-
-    Examples
-    --------
-    >>> import forkcheck as fc
-    >>> @fc.model
-    ... def coin():
-    ...     async def flip():
-    ...         side = await fc.choose(["heads", "tails"])
-    ...         assert side == "heads"
-    ...     fc.spawn(flip)
-    >>> v = coin.check().violations[0]
-    >>> [str(s.label) for s in fc.replay(coin, v.trace.token)]
-    ["choose 'tails'"]
-    """
+    """The engine of :func:`forkcheck.replay`, documented there (it keeps trio out of ``import forkcheck``)."""
     model = as_model(model)
     trace = token if isinstance(token, Trace) else Trace.from_token(token)
     # A trace found with opaque="distinct" passes states fingerprinted by their path; one found
