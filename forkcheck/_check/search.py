@@ -27,7 +27,8 @@ import trio
 from .. import _protocol as P
 from .._errors import Interrupted, ModelError, NondeterminismError, OpaqueStateWarning, UsageError
 from .._model import Model, as_model
-from .pages import PageFingerprinter
+from .keys import state_key
+from .reduction import NoReduction, Reduction
 from .._results import CheckResult, Stats, Violation
 from .snapshots import Snapshot, SnapshotTree, raise_model_error
 from .strategies import STRATEGIES
@@ -135,8 +136,9 @@ class Search:
         self.walks = opts.walks
         self.max_depth = opts.max_depth
         self.seen: dict[bytes, int] = {}  # state key -> state number
-        # Pages mode identifies states by their memory pages (docs/pages.md); reports keep the state fingerprint.
-        self.pages = PageFingerprinter() if opts.fingerprint == "pages" else None
+        # What identifies a state (keys.py), and which of its transitions are taken (reduction.py).
+        self.keys = state_key(opts.fingerprint)
+        self.reduction: Reduction = NoReduction()
         self.graph = nx.DiGraph()
         self.parent: dict[int, tuple[int, Step]] = {}
         self.transitions = 0
@@ -208,12 +210,13 @@ class Search:
         direct: dict[int, tuple[Snapshot, tuple[int, ...]]] = {}
         pinned: list[tuple[int, Snapshot]] = []
         for k, node in enumerate(nodes):
-            if node.snap is None and len(node.report.transitions) <= 2 and self.pages is None:
+            if node.snap is None and len(node.report.transitions) <= 2 and self.keys.direct_forks:
                 direct[k] = self._ancestor(node.sid, pinned)
             else:
                 await self._materialize(node)
         results: dict[tuple[int, int], tuple[Snapshot, Snapshot | None]] = {}
-        ready = {(k, i): trio.Event() for k, n in enumerate(nodes) for i in range(len(n.report.transitions))}
+        plan = [self.reduction.to_expand(node) for node in nodes]
+        ready = {(k, i): trio.Event() for k in range(len(nodes)) for i in plan[k]}
 
         async def take(k: int, i: int, reseed: bool = False) -> Snapshot:
             if k in direct:
@@ -227,8 +230,7 @@ class Search:
             twin = None
             try:
                 child = await take(k, i)
-                if self.pages is not None:
-                    await self.pages.fingerprint(child, nodes[k].snap)  # while its parent is alive
+                await self.keys.observe(child, nodes[k].snap)  # while its parent is alive
                 if need == 2 and child.report.pid != 0:
                     # Take the same transition again from the same snapshot: it must reach the same state.
                     twin = await take(k, i, reseed=True)  # a fresh random module: its use shows
@@ -259,7 +261,7 @@ class Search:
             # becomes evictable at once: live snapshots stay within max_snapshots.
             for k, node in enumerate(nodes):
                 keep = []
-                for i in range(len(node.report.transitions)):
+                for i in plan[k]:
                     await ready[k, i].wait()
                     child, twin = results.pop((k, i))
                     self.unvisited -= 1
@@ -360,8 +362,7 @@ class Search:
         try:
             async with self._slots(1):
                 snap = await self.tree.step(base, path)
-                if self.pages is not None:
-                    await self.pages.fingerprint(snap, base)  # its children reuse its page hashes
+                await self.keys.observe(snap, base)  # its children reuse what is learnt of it
         finally:
             self._unpin(pinned)
         self.rebuilds += 1
@@ -377,8 +378,7 @@ class Search:
     async def step_one(self, node: Node, index: int) -> Node | None:
         """Take one transition (random walks); the child is returned even if already seen."""
         child = await self.tree.step(node.snap, index)
-        if self.pages is not None:
-            await self.pages.fingerprint(child, node.snap)
+        await self.keys.observe(child, node.snap)
         # Each transition is counted and drawn once, however often the walks take it.
         taken = self.taken.setdefault(node.sid, set())
         again = index in taken
@@ -411,8 +411,8 @@ class Search:
         return self._open(node.report) and (self.max_depth is None or node.depth < self.max_depth)
 
     def _key(self, snap: Snapshot) -> bytes:
-        """What identifies the state of ``snap``: its page fingerprint in pages mode, else its state fingerprint."""
-        return snap.report.fingerprint if self.pages is None else self.pages.key(snap)
+        """What identifies the state of ``snap`` in the visited store (``keys.py``)."""
+        return self.keys.key(snap)
 
     def add_root(self, snap: Snapshot) -> Node:
         sid = self._add_state(snap.report, self._key(snap))
@@ -604,9 +604,7 @@ class Search:
 
 async def run_search(search: Search, root: Snapshot) -> None:
     """Explore from ``root`` with the search's strategy, then describe violations and check liveness."""
-    if search.pages is not None:
-        await search.pages.calibrate(search.tree, root)  # noise masks, before any fingerprint
-        await search.pages.fingerprint(root, None)
+    await search.keys.start(search.tree, root)
     node = search.add_root(root)
     if search.stopped or not search._expandable(node):
         if root not in search._held():
