@@ -16,8 +16,6 @@ import signal
 import threading
 import time
 import warnings
-from collections import OrderedDict
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -28,6 +26,7 @@ from .. import _protocol as P
 from .._errors import Interrupted, ModelError, NondeterminismError, OpaqueStateWarning, UsageError
 from .._model import Model, as_model
 from .keys import state_key
+from .pool import SnapshotPool
 from .reduction import NoReduction, Reduction
 from .._results import CheckResult, Stats, Violation
 from .snapshots import Snapshot, SnapshotTree, raise_model_error
@@ -159,19 +158,14 @@ class Search:
         self.expanded: set[int] = set()  # kept only under reexpand
         self.taken: dict[int, set[int]] = {}  # random walks: the transitions taken from each state
         self.deadline = None if opts.time_limit is None else time.monotonic() + opts.time_limit
-        self.bound = opts.max_snapshots if opts.max_snapshots is not None else default_max_snapshots()
-        self.reserved = 0
-        self.unvisited = 0  # children forked and not yet visited
         self.deepest = 0
         self.interrupted = ""  # "SIGINT" or "SIGTERM" when the user stopped the check
-        self.resident: OrderedDict[int, Node] = OrderedDict()  # frontier nodes holding a live snapshot
-        self.factories: OrderedDict[int, Snapshot] = OrderedDict()  # expanded nodes kept to rebuild from
-        self.evict_newest = False  # BFS sets it: the newest frontier nodes are expanded last
-        self.evictions = 0
-        self.rebuilds = 0
-        self.rebuild_steps = 0
+        # The live-snapshot budget (pool.py); the strategy says which frontier nodes to evict first.
+        self.pool = SnapshotPool(tree, opts.max_snapshots if opts.max_snapshots is not None else default_max_snapshots(),
+                                 opts.snapshot, self.parent, self.keys,
+                                 evict_newest=getattr(STRATEGIES[opts.strategy], "evicts_newest", False))
         self._opaque_warned: set[str] = set()
-        tree.on_fork_failure = self._shrink
+        tree.on_fork_failure = self.pool.shrink
         self._started = time.monotonic()
         self._next_progress = self._started
 
@@ -187,8 +181,8 @@ class Search:
 
     def discard(self, node: Node) -> None:
         """Drop a queued node without expanding it."""
-        if self.resident.get(node.sid) is node:
-            del self.resident[node.sid]
+        if self.pool.resident.get(node.sid) is node:
+            del self.pool.resident[node.sid]
         self.release(node)
 
     async def expand(self, nodes: list[Node]) -> list[list[Node]]:
@@ -197,7 +191,7 @@ class Search:
         Returns, per node, the children that reached new states still to expand.
         """
         for node in nodes:
-            self.resident.pop(node.sid, None)
+            self.pool.resident.pop(node.sid, None)
             self.frontier.pop(node.sid, None)
         # A state expanded again (reached by a shorter path under max_depth) recorded its
         # transitions the first time: they are not counted or drawn twice.
@@ -211,9 +205,9 @@ class Search:
         pinned: list[tuple[int, Snapshot]] = []
         for k, node in enumerate(nodes):
             if node.snap is None and len(node.report.transitions) <= 2 and self.keys.direct_forks:
-                direct[k] = self._ancestor(node.sid, pinned)
+                direct[k] = self.pool.ancestor(node.sid, pinned)
             else:
-                await self._materialize(node)
+                await self.pool.materialize(node, bytes.fromhex(self.graph.nodes[node.sid]["fingerprint"]))
         results: dict[tuple[int, int], tuple[Snapshot, Snapshot | None]] = {}
         plan = [self.reduction.to_expand(node) for node in nodes]
         ready = {(k, i): trio.Event() for k in range(len(nodes)) for i in plan[k]}
@@ -238,10 +232,10 @@ class Search:
                         self.tree.release(twin)
                         twin = None
             finally:
-                self.reserved -= need
+                self.pool.reserved -= need
                 gate.release()
             results[k, i] = (child, twin)
-            self.unvisited += 1
+            self.pool.unvisited += 1
             ready[k, i].set()
 
         async def produce(nursery) -> None:
@@ -250,8 +244,8 @@ class Search:
             for k, i in ready:
                 await gate.acquire()
                 need = 2 if nodes[k].sid < self.opts.determinism_checks else 1
-                await self._wait_room(need)
-                self.reserved += need
+                await self.pool.wait_room(need)
+                self.pool.reserved += need
                 nursery.start_soon(fork, k, i, need)
 
         out: list[list[Node]] = []
@@ -264,7 +258,7 @@ class Search:
                 for i in plan[k]:
                     await ready[k, i].wait()
                     child, twin = results.pop((k, i))
-                    self.unvisited -= 1
+                    self.pool.unvisited -= 1
                     if twin is not None:
                         await self._nondeterminism(node, i, child, twin)
                     new = self._visit(node, i, child, again[k])
@@ -274,106 +268,14 @@ class Search:
                             self.tree.release(child)  # reference mode: states are rebuilt from the root
                             new.snap = None
                         else:
-                            self.resident[new.sid] = new
+                            self.pool.resident[new.sid] = new
                     else:
                         self._drop(child)
-                self._retire(node)
+                self.pool.retire(node)
                 out.append(keep)
-        self._unpin(pinned)
+        self.pool.unpin(pinned)
         self._check_budget()
         return out
-
-    # -- bounded snapshots -----------------------------------------------------------
-
-    async def _wait_room(self, k: int) -> None:
-        while not self._make_room(k) and (self.reserved or self.unvisited):
-            await trio.sleep(0.001)  # everything live is in use: wait for a fork in flight to be visited
-
-    @asynccontextmanager
-    async def _slots(self, k: int):
-        """Reserve room for ``k`` new snapshot processes within ``max_snapshots``."""
-        await self._wait_room(k)
-        self.reserved += k
-        try:
-            yield
-        finally:
-            self.reserved -= k
-
-    def _make_room(self, k: int) -> bool:
-        """Evict until ``k`` more snapshots fit; False if everything live is in use."""
-        while len(self.tree.live) + self.reserved + k > self.bound:
-            if self.factories:
-                _, snap = self.factories.popitem(last=False)  # least recently used first
-                self.tree.release(snap)
-                continue
-            if not self.resident:
-                return False
-            _, victim = self.resident.popitem(last=self.evict_newest)
-            self.tree.release(victim.snap)
-            victim.snap = None
-            self.evictions += 1
-        return True
-
-    def _shrink(self) -> None:
-        """A fork failed for lack of resources: lower the bound below what is live, and free."""
-        self.bound = max(4, int(len(self.tree.live) * 0.9))
-        self._make_room(0)
-
-    def _retire(self, node: Node) -> None:
-        """A node is expanded: under memory pressure keep it to rebuild its descendants cheaply."""
-        if node.snap is None:
-            return
-        if self.evictions and self.opts.snapshot == "fork" and node.sid != 0:
-            self.factories[node.sid] = node.snap
-            self.factories.move_to_end(node.sid)
-            self._make_room(0)
-        else:
-            self.tree.release(node.snap)
-
-    def _ancestor(self, sid: int, pinned: list) -> tuple[Snapshot, tuple[int, ...]]:
-        """The nearest live ancestor of state ``sid`` and the path from it.
-
-        A factory used as the ancestor is pinned (taken out of the LRU) so that
-        making room for the fork cannot evict it; :meth:`_unpin` puts it back.
-        """
-        path: list[int] = []
-        while True:
-            if sid == 0:
-                return self.tree.root, tuple(reversed(path))
-            if self.opts.snapshot == "fork" and sid in self.factories:
-                snap = self.factories.pop(sid)
-                pinned.append((sid, snap))
-                return snap, tuple(reversed(path))
-            sid, step = self.parent[sid]
-            path.append(step.index)
-
-    def _unpin(self, pinned: list) -> None:
-        for sid, snap in pinned:
-            self.factories[sid] = snap
-        pinned.clear()
-        self._make_room(0)
-
-    async def _materialize(self, node: Node) -> None:
-        """Rebuild an evicted state: one fork of its nearest live ancestor replays the path."""
-        if node.snap is not None:
-            return
-        pinned: list[tuple[int, Snapshot]] = []
-        base, path = self._ancestor(node.sid, pinned)
-        try:
-            async with self._slots(1):
-                snap = await self.tree.step(base, path)
-                await self.keys.observe(snap, base)  # its children reuse what is learnt of it
-        finally:
-            self._unpin(pinned)
-        self.rebuilds += 1
-        self.rebuild_steps += len(path)
-        if snap.report.fingerprint != bytes.fromhex(self.graph.nodes[node.sid]["fingerprint"]):
-            self.tree.release(snap)
-            raise NondeterminismError(
-                f"rebuilding state {node.sid} by replaying {len(path)} transitions from a live ancestor reached a "
-                "different state: an actor depends on something outside the model (the clock, random outside "
-                "fc.choose, id(), files, the environment); fix it, or use a larger max_snapshots")
-        node.snap = snap
 
     async def step_one(self, node: Node, index: int) -> Node | None:
         """Take one transition (random walks); the child is returned even if already seen."""

@@ -37,7 +37,6 @@ async def dfs(search, root) -> None:
 
 async def bfs(search, root) -> None:
     """Breadth first: shortest counterexamples.  Up to ``jobs`` nodes of the frontier expand at once."""
-    search.evict_newest = True  # the back of the queue is expanded last: evict it first
     queue = deque([root])
     while queue and not search.stopped:
         batch = [queue.popleft() for _ in range(min(len(queue), max(1, search.jobs)))]
@@ -67,5 +66,8 @@ async def random_walks(search, root) -> None:
             break
     search.release(root)
 
+
+# The back of BFS's queue is expanded last: the snapshot pool evicts it first (read by Search).
+bfs.evicts_newest = True  # type: ignore[attr-defined]
 
 STRATEGIES = {"dfs": dfs, "bfs": bfs, "random": random_walks}

@@ -1,0 +1,147 @@
+"""The live-snapshot budget: at most ``bound`` snapshot processes, evicted and rebuilt as needed.
+
+A collaborator of ``Search`` (``search.py``).  Live snapshots are of three
+kinds: frontier nodes waiting to be expanded (``resident``, evicted first
+when room is needed: their process ends and the node keeps its report), the
+snapshots a fork in flight will produce (``reserved``, ``unvisited``), and,
+once anything was evicted, expanded nodes kept to rebuild their descendants
+from (``factories``, least recently used first).  An evicted state is
+rebuilt by one fork of its nearest live ancestor that replays the path in
+between, and must reach the fingerprint it had.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Mapping
+
+import trio
+
+from .._errors import NondeterminismError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .._trace import Step
+    from .keys import StateKey
+    from .search import Node
+    from .snapshots import Snapshot, SnapshotTree
+
+
+class SnapshotPool:
+    """Keeps the live snapshot processes of a search within ``bound``.
+
+    ``mode`` is ``check(snapshot=...)``: "fork" keeps factories to rebuild
+    from, "replay" rebuilds every state from the root.  ``parent_of`` maps a
+    state number to its parent's and the step between (the search's parent
+    pointers); ``evict_newest`` is the strategy's choice (BFS expands the
+    newest frontier nodes last, so it evicts them first).
+    """
+
+    def __init__(self, tree: SnapshotTree, bound: int, mode: str, parent_of: Mapping[int, tuple[int, Step]],
+                 keys: StateKey, evict_newest: bool = False) -> None:
+        self.tree = tree
+        self.bound = bound
+        self.mode = mode
+        self.parent_of = parent_of
+        self.keys = keys
+        self.evict_newest = evict_newest
+        self.reserved = 0
+        self.unvisited = 0  # children forked and not yet visited
+        self.resident: OrderedDict[int, Node] = OrderedDict()  # frontier nodes holding a live snapshot
+        self.factories: OrderedDict[int, Snapshot] = OrderedDict()  # expanded nodes kept to rebuild from
+        self.evictions = 0
+        self.rebuilds = 0
+        self.rebuild_steps = 0
+
+    async def wait_room(self, k: int) -> None:
+        while not self.make_room(k) and (self.reserved or self.unvisited):
+            await trio.sleep(0.001)  # everything live is in use: wait for a fork in flight to be visited
+
+    @asynccontextmanager
+    async def slots(self, k: int):
+        """Reserve room for ``k`` new snapshot processes within ``max_snapshots``."""
+        await self.wait_room(k)
+        self.reserved += k
+        try:
+            yield
+        finally:
+            self.reserved -= k
+
+    def make_room(self, k: int) -> bool:
+        """Evict until ``k`` more snapshots fit; False if everything live is in use."""
+        while len(self.tree.live) + self.reserved + k > self.bound:
+            if self.factories:
+                _, snap = self.factories.popitem(last=False)  # least recently used first
+                self.tree.release(snap)
+                continue
+            if not self.resident:
+                return False
+            _, victim = self.resident.popitem(last=self.evict_newest)
+            self.tree.release(victim.snap)
+            victim.snap = None
+            self.evictions += 1
+        return True
+
+    def shrink(self) -> None:
+        """A fork failed for lack of resources: lower the bound below what is live, and free."""
+        self.bound = max(4, int(len(self.tree.live) * 0.9))
+        self.make_room(0)
+
+    def retire(self, node: Node) -> None:
+        """A node is expanded: under memory pressure keep it to rebuild its descendants cheaply."""
+        if node.snap is None:
+            return
+        if self.evictions and self.mode == "fork" and node.sid != 0:
+            self.factories[node.sid] = node.snap
+            self.factories.move_to_end(node.sid)
+            self.make_room(0)
+        else:
+            self.tree.release(node.snap)
+
+    def ancestor(self, sid: int, pinned: list) -> tuple[Snapshot, tuple[int, ...]]:
+        """The nearest live ancestor of state ``sid`` and the path from it.
+
+        A factory used as the ancestor is pinned (taken out of the LRU) so that
+        making room for the fork cannot evict it; :meth:`unpin` puts it back.
+        """
+        path: list[int] = []
+        while True:
+            if sid == 0:
+                return self.tree.root, tuple(reversed(path))
+            if self.mode == "fork" and sid in self.factories:
+                snap = self.factories.pop(sid)
+                pinned.append((sid, snap))
+                return snap, tuple(reversed(path))
+            sid, step = self.parent_of[sid]
+            path.append(step.index)
+
+    def unpin(self, pinned: list) -> None:
+        for sid, snap in pinned:
+            self.factories[sid] = snap
+        pinned.clear()
+        self.make_room(0)
+
+    async def materialize(self, node: Node, expected: bytes) -> None:
+        """Rebuild an evicted state: one fork of its nearest live ancestor replays the path.
+
+        ``expected`` is the fingerprint the state had: the rebuilt one must have it too.
+        """
+        if node.snap is not None:
+            return
+        pinned: list[tuple[int, Snapshot]] = []
+        base, path = self.ancestor(node.sid, pinned)
+        try:
+            async with self.slots(1):
+                snap = await self.tree.step(base, path)
+                await self.keys.observe(snap, base)  # its children reuse what is learnt of it
+        finally:
+            self.unpin(pinned)
+        self.rebuilds += 1
+        self.rebuild_steps += len(path)
+        if snap.report.fingerprint != expected:
+            self.tree.release(snap)
+            raise NondeterminismError(
+                f"rebuilding state {node.sid} by replaying {len(path)} transitions from a live ancestor reached a "
+                "different state: an actor depends on something outside the model (the clock, random outside "
+                "fc.choose, id(), files, the environment); fix it, or use a larger max_snapshots")
+        node.snap = snap
