@@ -898,10 +898,11 @@ static PyObject *class_attrs(PyObject *cls) {
 static int walk_type(walk_t *w, PyObject *o) {
     if (tok(w, "T") || put_type_name(w, o)) return -1;
     if (!PyType_Check(o) || !(((PyTypeObject *)o)->tp_flags & Py_TPFLAGS_HEAPTYPE)) return 0;
-    PyObject *q = plain_type_names(o) ? Py_NewRef(((PyHeapTypeObject *)o)->ht_qualname) : PyObject_GetAttr(o, S_qualname);
+    bool plain = plain_type_names(o);  /* then read the name in place: a new reference writes its count */
+    PyObject *q = plain ? ((PyHeapTypeObject *)o)->ht_qualname : PyObject_GetAttr(o, S_qualname);
     if (q == NULL) return -1;
-    int local = PyUnicode_Check(q) ? PyUnicode_Find(q, S_locals, 0, PyUnicode_GET_LENGTH(q), 1) : -1;
-    Py_DECREF(q);
+    Py_ssize_t local = PyUnicode_Check(q) ? PyUnicode_Find(q, S_locals, 0, PyUnicode_GET_LENGTH(q), 1) : -1;
+    if (!plain) Py_DECREF(q);
     if (local == -2) return -1;
     if (local < 0) return 0;
     Py_ssize_t seen = memo_get(&w->memo, o);
