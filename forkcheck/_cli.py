@@ -889,12 +889,14 @@ def _explore(args: argparse.Namespace, outputs: dict[str, str | None]) -> int:
 
     display = ProgressDisplay.for_options(repr(model), args.quiet)
     interrupted = None
-    from ._errors import LivenessNotChecked
+    from ._errors import LivenessNotChecked, OpaqueStateWarning
 
+    ours = (LivenessNotChecked, OpaqueStateWarning)
     with warnings.catch_warnings(record=True) as caught:
         # Shown as one forkcheck line each, after the progress display, not as Python's
         # two-line warning pointing into forkcheck's own source.
-        warnings.simplefilter("always", LivenessNotChecked)
+        for category in ours:
+            warnings.simplefilter("always", category)
         try:
             result = check(model, **_check_options(args, None if display.mode == "off" else display.update))
         except Interrupted as exc:
@@ -903,7 +905,7 @@ def _explore(args: argparse.Namespace, outputs: dict[str, str | None]) -> int:
         finally:
             display.close()
     for w in caught:
-        if issubclass(w.category, LivenessNotChecked):
+        if issubclass(w.category, ours):
             print(f"{PROG}: warning: {w.message}", file=sys.stderr, flush=True)
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)

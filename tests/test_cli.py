@@ -813,3 +813,32 @@ def test_random_walks_report_an_incomplete_search_and_no_liveness_verdict(tmp_pa
     data = json.loads((tmp_path / "r.json").read_text())
     assert data["complete"] is False and data["incomplete"] == ["random walks left 1 state with transitions not taken"]
     assert forkcheck("check", "rare.py", "--quiet", cwd=tmp_path).returncode == 1
+
+
+def test_an_opaque_object_on_the_command_line(tmp_path):
+    (tmp_path / "shaper.py").write_text(textwrap.dedent("""\
+        import zlib
+        import forkcheck as fc
+
+        @fc.model
+        def shaper():
+            async def a():
+                z = zlib.compressobj()
+                while True:
+                    await fc.checkpoint()
+                    z.compress(b"data")
+
+            fc.spawn(a, name="a")
+        """))
+    proc = forkcheck("check", "shaper.py", "--quiet", cwd=tmp_path)
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("forkcheck: error: shaper(): the state holds a zlib.Compress object (actor 'a', local 'z'")
+    assert "--opaque distinct" in line
+    proc = forkcheck("check", "shaper.py", "--quiet", "--opaque", "distinct", "--max-depth", "3", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1].startswith("Stopped early (max_depth=3 cut 1 state). states=4,")
+    assert proc.stderr.strip().splitlines() == [
+        "forkcheck: warning: states hold a zlib.Compress (a compressor's internal window cannot be read): with "
+        "opaque='distinct' each of them is kept apart from every other state (never merged), so the counts grow and "
+        "a loop is explored until max_depth, max_states or time_limit stops it"]

@@ -151,7 +151,7 @@ def opaque_message(world: World, exc: Opaque) -> str:
     return (f"the state holds {article} {name} object ({locate(world, exc.obj)}) and forkcheck cannot see its "
             f"contents ({exc.reason}), so it would take states that differ inside it for one. Fix: give its class "
             f"a __fc_state__ method, or call fc.register_state({name}, fn) with fn(obj) returning everything its "
-            "behaviour depends on; or check(opaque='distinct') to keep every state that holds it apart "
+            "behaviour depends on; or check(opaque='distinct') (--opaque distinct) to keep every state that holds it apart "
             "(never merged: the search may not end)")
 
 
