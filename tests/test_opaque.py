@@ -387,3 +387,15 @@ def test_a_counterexample_found_with_distinct_replays():
     steps = fc.replay(holds_then_fails, v.trace.token)
     assert len(steps) == 3 and [x[0] for x in steps.violations] == ["assertion"]
     assert not steps.notes
+
+
+def test_the_notebook_explorer_takes_opaque():
+    with pytest.raises(fc.OpaqueStateError, match="test_opaque.Unpicklable"):
+        fc.Explorer(holds(Unpicklable))
+    with fc.Explorer(holds(Unpicklable), opaque="distinct") as ex:
+        a = ex.root.step(0)
+        assert a.step(0) is not ex.root  # never merged, even where the loop closes
+        with pytest.raises(fc.UsageError, match="differs from the Explorer's opaque='distinct'"):
+            ex.run(opaque="error")
+    with pytest.raises(fc.UsageError, match="opaque='maybe'"):
+        fc.Explorer(holds(Unpicklable), opaque="maybe")
