@@ -39,6 +39,21 @@ def test_non_async_actor():
     one_line(e)
 
 
+def test_spawn_given_a_called_actor():
+    # fc.spawn(sender()) used to say "must be an async function" of an async function
+    @fc.model
+    def m():
+        async def sender(n):
+            await fc.checkpoint()
+
+        fc.spawn(sender(1))
+
+    with pytest.raises(fc.UsageError, match=r"got a coroutine, sender\(...\) already called: pass the function and "
+                                            r"its arguments, fc.spawn\(sender, arg, ...\)") as e:
+        m.check()
+    one_line(e)
+
+
 def test_async_setup_function_is_refused_at_decoration():
     with pytest.raises(fc.UsageError, match="must be a plain `def`"):
         @fc.model

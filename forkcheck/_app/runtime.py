@@ -354,6 +354,11 @@ class World:
 
     def spawn(self, fn: Callable, args: tuple, name: str | None) -> Actor:
         target = fn.func if hasattr(fn, "func") and hasattr(fn, "args") else fn  # functools.partial
+        if inspect.iscoroutine(fn):
+            fn.close()  # it will never run: no "never awaited" warning on top of this error
+            name_ = fn.__qualname__.rpartition("<locals>.")[2]
+            raise UsageError(f"fc.spawn() got a coroutine, {name_}(...) already called: pass the function and its "
+                             f"arguments, fc.spawn({name_}, arg, ...), and forkcheck calls it")
         if not inspect.iscoroutinefunction(fn) and not inspect.iscoroutinefunction(target):
             raise UsageError(
                 f"fc.spawn({getattr(fn, '__qualname__', fn)!r}): an actor must be an async function; "
