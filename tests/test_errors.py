@@ -336,3 +336,50 @@ def test_a_model_that_spawns_no_actor_is_an_error_naming_its_setup():
         idle.check()
     assert one_line(e) == (f"the setup function idle ({__file__}:{_line_of('no actor')}) spawned no actor, so there is "
                            "nothing to check: start the model's actors with fc.spawn(fn) in it")
+
+
+@fc.model
+def asyncio_in_a_model(kind):
+    import asyncio
+    import threading
+
+    lock = asyncio.Lock() if kind == "asyncio.Lock" else threading.Lock()
+
+    async def actor():
+        if kind == "asyncio.sleep":
+            await asyncio.sleep(1)
+        async with lock:
+            await fc.checkpoint()
+
+    fc.spawn(actor, name="a")
+    fc.spawn(actor, name="b")
+
+
+@pytest.mark.parametrize("kind, says", [
+    ("asyncio.sleep", r"in actor a: asyncio used at test_errors.py:\d+ \(await asyncio.sleep\(1\)\): asyncio's "
+                      r"primitives need an event loop.*use fc.checkpoint\(\), fc.Lock"),
+    ("asyncio.Lock", r"in actor b: asyncio used at test_errors.py:\d+ \(async with lock:\)"),
+    ("threading.Lock", r"does not support the asynchronous context manager protocol at test_errors.py:\d+ "
+                       r"\(async with lock:\): a threading lock cannot be held across an await; use fc.Lock"),
+])
+def test_asyncio_and_threading_primitives_in_a_model_are_named(kind, says):
+    # They used to read as the program's own exceptions: "no running event loop", an AttributeError
+    # from inside asyncio, Python's TypeError.
+    with pytest.raises(fc.UsageError, match=says) as e:
+        asyncio_in_a_model(kind).check()
+    one_line(e)
+
+
+def test_a_bare_yield_is_named_with_its_line():
+    @fc.model
+    def m():
+        import asyncio
+
+        async def a():
+            await asyncio.sleep(0)
+
+        fc.spawn(a, name="a")
+
+    (v,) = m.check().violations
+    assert v.kind == "exception"
+    assert "awaited None at test_errors.py:" in v.message and "a bare yield, as asyncio.sleep(0) makes" in v.message

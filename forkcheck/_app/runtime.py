@@ -28,6 +28,7 @@ from typing import Any
 from .._errors import UsageError
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # forkcheck/, not forkcheck/_app/
+_STDLIB = os.path.dirname(os.path.abspath(os.__file__)) + os.sep
 
 #: The world of this process, set while a model is loaded (one per snapshot process).
 _WORLD: World | None = None
@@ -302,8 +303,12 @@ class Actor:
             obj = getattr(obj, "cr_await", None) if hasattr(obj, "cr_await") else getattr(obj, "gi_yieldfrom", None)
         return out
 
-    def where(self) -> str:
+    def where(self, library: bool = True) -> str:
+        """``file:line`` of the innermost frame; with ``library=False``, the innermost outside the standard library
+        (and the packages installed under it), where the model awaited it."""
         frames = self.frames()
+        if not library:
+            frames = [f for f in frames if not f.f_code.co_filename.startswith(_STDLIB)] or frames
         if not frames:
             return ""
         f = frames[-1]
@@ -431,23 +436,33 @@ class World:
             self._fail(actor, "assertion", exc)
         except UsageError as exc:
             actor.failed = True
-            self.model_error = ("UsageError", f"in actor {actor.name}: {exc}", _format_tb(exc))
+            if self.model_error is None:  # the first mistake is the one to report
+                self.model_error = ("UsageError", f"in actor {actor.name}: {exc}", _format_tb(exc))
         except SystemExit as exc:
             self._fail(actor, "crash", exc, f"actor {actor.name} called sys.exit({exc.code!r})")
         except BaseException as exc:  # noqa: BLE001 - user code may raise anything
-            self._fail(actor, "exception", exc)
+            misuse = _misuse(exc)
+            if misuse is None:
+                self._fail(actor, "exception", exc)
+            else:  # not the program's failure: the model awaits something forkcheck does not run
+                actor.failed = True
+                actor.pending = None
+                if self.model_error is None:
+                    self.model_error = ("UsageError", f"in actor {actor.name}: {misuse}", _format_tb(exc))
         else:
             if isinstance(req, Request):
                 actor.pending = req
                 if len(made) > 1 or (made and made[0][0] is not req):
                     self._unawaited(f"actor {actor.name}", req)
             else:
+                where = actor.where(library=False)  # before close(): the frames go with it
                 actor.coro.close()
                 self.violations.append((
                     "exception", actor.name,
-                    f"actor {actor.name} awaited {short_repr(req)}, which is not a forkcheck primitive: "
-                    "inside a model, await only fc.choose/fc.when/fc.checkpoint, mailboxes, networks, locks and events",
-                    actor.where(),
+                    f"actor {actor.name} awaited {short_repr(req)} at {_short_where(where)}, which is not a forkcheck "
+                    "primitive" + (" (a bare yield, as asyncio.sleep(0) makes)" if req is None else "") + ": inside "
+                    "a model, await only fc.choose/fc.when/fc.checkpoint, mailboxes, networks, locks and events",
+                    where,
                 ))
                 actor.failed = True
                 actor.pending = None
@@ -785,6 +800,29 @@ def _failing_line(exc: BaseException) -> str:
         return ""
     fs = frames[-1]
     return f"{(fs.line or '').strip()} ({_short_where(f'{fs.filename}:{fs.lineno}')})"
+
+
+def _misuse(exc: BaseException) -> str | None:
+    """What a model did wrong, when ``exc`` comes from awaiting something forkcheck does not run, or None.
+
+    asyncio's primitives need a running event loop, which a model does not
+    have: ``asyncio.sleep`` raises "no running event loop", a contended
+    ``asyncio.Lock`` an AttributeError deep inside asyncio.  A
+    ``threading.Lock`` used with ``async with`` is Python's TypeError.  Each
+    would otherwise read as the program's own exception.
+    """
+    frames = traceback.extract_tb(exc.__traceback__)
+    asyncio_dir = os.path.dirname(os.path.abspath(getattr(sys.modules.get("asyncio"), "__file__", "") or "")) + os.sep
+    user = [f for f in _user_frames(exc.__traceback__) if not f.filename.startswith(asyncio_dir)]
+    at = f" at {_short_where(f'{user[-1].filename}:{user[-1].lineno}')}" if user else ""
+    code = f" ({user[-1].line.strip()})" if user and user[-1].line else ""
+    if sys.modules.get("asyncio") is not None and frames and frames[-1].filename.startswith(asyncio_dir):
+        return (f"asyncio used{at}{code}: asyncio's primitives need an event loop, and a forkcheck model runs on "
+                "forkcheck's scheduler; use fc.checkpoint(), fc.Lock, fc.Mailbox, fc.Event, fc.Semaphore instead")
+    if isinstance(exc, TypeError) and "asynchronous context manager" in str(exc):
+        return (f"{_one_line(exc)}{at}{code}: a threading lock cannot be held across an await; use fc.Lock "
+                "(async with lock: ...), which is an interleaving point forkcheck explores")
+    return None
 
 
 def _short_where(where: str) -> str:
