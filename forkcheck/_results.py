@@ -31,7 +31,7 @@ class Violation:
     model: str = ""
 
     def format(self) -> str:
-        where = "in the initial state" if len(self.trace) == 0 else f"after {len(self.trace)} steps"
+        where = "in the initial state" if len(self.trace) == 0 else f"after {len(self.trace)} step{'s' if len(self.trace) > 1 else ''}"
         out = [f"{self.kind} violation {where}: {self.message}", "", "Counterexample:", self.trace.format()]
         if self.details:
             out += ["", self.details.rstrip()]

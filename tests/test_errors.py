@@ -104,9 +104,12 @@ def test_an_invariant_that_raises_is_a_model_error():
         fc.spawn(a)
         fc.invariant(lambda: d["x"] == 1, name="x is one")
 
-    with pytest.raises(fc.ModelError, match="invariant 'x is one' raised KeyError") as e:
+    with pytest.raises(fc.ModelError, match=r"invariant 'x is one' raised KeyError at test_errors.py:\d+: 'x'") as e:
         m.check()
     one_line(e)
+    # the model's traceback travels as a note: shown where tracebacks are shown (the CLI's --debug)
+    (note,) = e.value.__notes__
+    assert 'fc.invariant(lambda: d["x"] == 1, name="x is one")' in note and note.endswith("KeyError: 'x'")
 
 
 def test_setup_that_raises_is_a_model_error_with_its_traceback():

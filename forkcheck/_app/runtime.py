@@ -561,9 +561,11 @@ class World:
             try:
                 ok = pred()
             except BaseException as exc:  # noqa: BLE001
+                frames = _user_frames(exc.__traceback__)
+                at = f" at {_short_where(f'{frames[-1].filename}:{frames[-1].lineno}')}" if frames else ""
                 self.model_error = (
                     "InvariantError",
-                    f"invariant {name!r} raised {type(exc).__name__}: {_one_line(exc)}; an invariant must "
+                    f"invariant {name!r} raised {type(exc).__name__}{at}: {_one_line(exc)}; an invariant must "
                     "return a truth value in every reachable state",
                     _format_tb(exc),
                 )

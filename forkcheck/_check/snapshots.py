@@ -298,5 +298,8 @@ def raise_model_error(report: P.Report, model: Model) -> None:
     if cls_name == "OpaqueStateError":
         raise OpaqueStateError(f"{model!r}: {message}")
     if cls_name in ("InvariantError", "PropertyError", "LoadError", "ResourceError"):
-        raise ModelError(f"{model!r}: {message}")
+        exc = ModelError(f"{model!r}: {message}")
+        if tb:
+            exc.add_note(tb.rstrip())  # the model's own traceback: shown where tracebacks are (--debug)
+        raise exc
     raise ModelError(f"the setup function of {model!r} raised {cls_name}: {message}\n{tb}".rstrip())
