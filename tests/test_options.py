@@ -166,3 +166,79 @@ def test_the_same_result_through_options_and_keywords():
     b = die_hard.check(options=CheckOptions(strategy="bfs", stop_on_violation=False))
     assert (a.stats.states, a.stats.transitions) == (b.stats.states, b.stats.transitions)
     assert [v.trace.token for v in a.violations] == [v.trace.token for v in b.violations]
+
+
+# --------------------------------------------------------------------------- a flag for every option (issue 20)
+
+#: A value for each flag, and the field it must give: every option of OPTION_FLAGS needs one here.
+FLAG_SAMPLES = {
+    "strategy": (["--strategy", "bfs"], "bfs"),
+    "max_depth": (["--max-depth", "7"], 7),
+    "jobs": (["--jobs", "2"], 2),
+    "fingerprint": (["--fingerprint", "pages"], "pages"),
+    "deadlock": (["--no-deadlock"], False),
+    "seed": (["--seed", "-3"], -3),
+    "walks": (["--walks", "5"], 5),
+    "fairness": (["--fairness", "strong"], "strong"),
+    "max_states": (["--max-states", "9"], 9),
+    "time_limit": (["--time-limit", "1.5"], 1.5),
+    "snapshot": (["--snapshot", "replay"], "replay"),
+    "opaque": (["--opaque", "distinct"], "distinct"),
+    "huge_pages": (["--no-huge-pages"], False),
+    "stop_on_violation": (["--keep-going"], False),
+    "transition_timeout": (["--transition-timeout", "5"], 5.0),
+    "determinism_checks": (["--determinism-checks", "0"], 0),
+    "max_snapshots": (["--max-snapshots", "8"], 8),
+    "memory_limit": (["--memory-limit", "2G"], 2 * 2 ** 30),
+}
+
+
+def _options_of(*argv: str, command: str = "check") -> CheckOptions:
+    extra = ["-o", "g.dot"] if command == "graph" else []
+    return _cli._check_options(_cli.build_parser().parse_args([command, "m.py", *argv, *extra]), None)
+
+
+def test_every_option_but_progress_has_a_flag_on_check_and_graph():
+    assert set(_cli.OPTION_FLAGS) == set(OPTION_NAMES) - {"progress"}
+    parser = _cli.build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command").choices
+    for command in ("check", "graph"):
+        dests = {flag: a.dest for a in subparsers[command]._actions for flag in a.option_strings}
+        for name, flag in _cli.OPTION_FLAGS.items():
+            assert dests.get(flag) == name, (command, flag)
+
+
+@pytest.mark.parametrize("name", sorted(_cli.OPTION_FLAGS))
+def test_each_flag_reaches_its_option(name):
+    argv, value = FLAG_SAMPLES[name]
+    for command in ("check", "graph"):
+        o = _options_of(*argv, command=command)
+        assert getattr(o, name) == value
+        # ... and only it: the others keep CheckOptions' defaults.
+        assert dataclasses.replace(o, **{name: getattr(CheckOptions(), name)}) == CheckOptions()
+
+
+def test_no_flag_is_check_options_defaults_and_progress_is_the_displays():
+    assert _options_of() == CheckOptions()
+    args = _cli.build_parser().parse_args(["check", "m.py"])
+    assert _cli._check_options(args, print).progress is print
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--memory-limit", "2X"], "argument --memory-limit: '2X' is not a size: give bytes, or a number with K, M, G or T"),
+    (["--memory-limit", "1M"], "argument --memory-limit: 1M is too small: give at least 64M"),
+    (["--max-snapshots", "3"], "argument --max-snapshots: 3 is too small: give a whole number >= 4"),
+    (["--max-snapshots", "many"], "argument --max-snapshots: 'many' is not a whole number: give a whole number >= 4"),
+    (["--transition-timeout", "0"], "argument --transition-timeout: 0: give a number of seconds > 0"),
+    (["--determinism-checks", "-1"], "argument --determinism-checks: -1 is negative: give a whole number >= 0"),
+    (["--keep-going", "yes"], "unrecognized arguments: yes"),
+])
+def test_bad_flag_values_are_one_line_usage_errors(argv, fragment):
+    with pytest.raises(_cli.CliError) as e:
+        _options_of(*argv)
+    assert fragment in one_line(e)
+
+
+def test_sizes():
+    assert [_cli._size(t) for t in ("64M", "64m", "64MiB", "64mb", " 1g ", "0.5G", str(2 ** 26))] == \
+        [2 ** 26, 2 ** 26, 2 ** 26, 2 ** 26, 2 ** 30, 2 ** 29, 2 ** 26]
