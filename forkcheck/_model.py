@@ -81,7 +81,8 @@ class Model:
             /proc (sound, experimental: it rarely merges states, see docs/pages.md).
         stop_on_violation : bool
             Stop at the first violation (default); False explores the whole
-            graph, finding every violation and judging liveness too.
+            graph: a counterexample for every property violated, and liveness
+            judged too.
         walks : int
             Random walks of the random strategy (default 100).
         max_states : int, optional

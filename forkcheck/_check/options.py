@@ -56,8 +56,8 @@ class CheckOptions:
         /proc (sound, experimental: it rarely merges states, see docs/pages.md).
     stop_on_violation : bool
         Stop at the first violation (True, the default); with False the whole
-        graph is explored, so that every violation is found and liveness
-        properties are judged too.  On the command line: ``--keep-going``.
+        graph is explored, so that every property violated gets its
+        counterexample and liveness properties are judged too.  On the command line: ``--keep-going``.
     walks : int
         Random walks of the random strategy (>= 1, default 100).
     max_states : int or None
