@@ -242,3 +242,58 @@ def test_bad_flag_values_are_one_line_usage_errors(argv, fragment):
 def test_sizes():
     assert [_cli._size(t) for t in ("64M", "64m", "64MiB", "64mb", " 1g ", "0.5G", str(2 ** 26))] == \
         [2 ** 26, 2 ** 26, 2 ** 26, 2 ** 26, 2 ** 30, 2 ** 29, 2 ** 26]
+
+
+def _forkcheck(*argv: str, cwd: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    root = os.path.dirname(HERE)
+    env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    env.pop("FORKCHECK_DEBUG", None)
+    return subprocess.run([sys.executable, "-m", "forkcheck", *argv], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_transition_timeout_from_the_command_line_and_its_message_names_the_flag(tmp_path):
+    proc = _forkcheck("check", f"{CLI_MODELS}:slow", "--arg", "steps=1", "--arg", "delay=3",
+                      "--transition-timeout", "0.5", "--determinism-checks", "0", "--quiet", cwd=str(tmp_path))
+    assert proc.returncode == 1, proc.stderr
+    assert "VIOLATION (timeout)" in proc.stdout
+    assert "did not reach its next await within 0.5s" in proc.stdout
+    assert "raise check(transition_timeout=...) / --transition-timeout" in proc.stdout
+
+
+BOTH_BUGS = '''
+import forkcheck as fc
+
+@fc.model
+def both_bugs():
+    s = {"n": 0}
+
+    async def a():
+        for _ in range(2):
+            await fc.checkpoint()
+        while True:
+            await fc.checkpoint()
+
+    async def b():
+        s["n"] += 1
+        await fc.checkpoint()
+        assert False, "b fails"
+
+    fc.spawn(a)
+    fc.spawn(b)
+    fc.eventually(lambda: s["n"] == 5, name="five")
+'''
+
+
+def test_keep_going_judges_liveness_and_the_warning_names_it(tmp_path):
+    model = tmp_path / "both.py"
+    model.write_text(BOTH_BUGS)
+    proc = _forkcheck("check", str(model), "--fairness", "none", "--quiet", cwd=str(tmp_path))
+    assert proc.returncode == 1, proc.stderr
+    assert "check with stop_on_violation=False / --keep-going to judge liveness too" in proc.stderr
+    assert "VIOLATION (liveness)" not in proc.stdout
+    proc = _forkcheck("check", str(model), "--fairness", "none", "--keep-going", "--quiet", cwd=str(tmp_path))
+    assert proc.returncode == 1, proc.stderr
+    assert "--keep-going" not in proc.stderr
+    assert "VIOLATION (assertion)" in proc.stdout and "VIOLATION (liveness)" in proc.stdout
