@@ -297,3 +297,19 @@ def test_keep_going_judges_liveness_and_the_warning_names_it(tmp_path):
     assert proc.returncode == 1, proc.stderr
     assert "--keep-going" not in proc.stderr
     assert "VIOLATION (assertion)" in proc.stdout and "VIOLATION (liveness)" in proc.stdout
+
+
+# --------------------------------------------------------------------------- the notebook
+
+
+def test_explorer_run_builds_check_options_with_checks_messages():
+    with fc.Explorer(two) as ex:
+        for options, message in (({"jobs": 0}, "jobs=0: give a whole number >= 1"),
+                                 ({"progress": 3}, "progress=3: give a callable taking a dict of counts, or None"),
+                                 ({"colour": 1}, "check() got unknown option 'colour'; the options are: ")):
+            with pytest.raises(fc.UsageError) as e:
+                ex.run(**options)
+            assert message in one_line(e)
+        seen: list = []
+        r = ex.run(strategy="bfs", stop_on_violation=False, progress=seen.append)
+        assert (r.stats.states, r.stats.transitions) == (4, 4) and r.ok
