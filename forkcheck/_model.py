@@ -93,7 +93,7 @@ class Model:
         time_limit : float, optional
             Stop after this many seconds (the result is then incomplete).
         progress : callable, optional
-            Called with a dict of counts about once a second.
+            Called with a dict of counts about four times a second.
         determinism_checks : int
             The first this many states take each transition twice to catch
             nondeterminism (default 20; 0 turns it off).

@@ -68,8 +68,8 @@ class CheckOptions:
     time_limit : float or None
         Stop after this many seconds (the result is then incomplete).
     progress : callable or None
-        Called with a dict of counts (states, transitions, ...) about once a
-        second during the search.
+        Called with a dict of counts (states, transitions, violations, depth,
+        live_snapshots, seconds) about four times a second during the search.
     determinism_checks : int
         The first this many states take each of their transitions twice, to
         catch nondeterminism (>= 0, default 20; 0 turns the check off).
