@@ -188,7 +188,8 @@ def _add_check_options(p: argparse.ArgumentParser) -> Any:
 
     option("strategy", choices=["dfs", "bfs", "random"],
            help="search order: dfs (default), bfs (shortest counterexamples), random (random walks)")
-    option("max_depth", type=_non_negative_int, metavar="N", help="take no transition beyond depth N (default: no bound)")
+    option("max_depth", type=_non_negative_int, metavar="N",
+           help="take no transition beyond depth N (default: no bound)")
     option("jobs", type=_positive_int, metavar="N", help="snapshot processes forking at the same time (default 1)")
     option("fingerprint", choices=["state", "pages"], help="how revisited states are recognised (default: state)")
     option("deadlock", action="store_const", const=False,

@@ -171,7 +171,8 @@ class CheckOptions:
         if self.transition_timeout is None:
             raise UsageError("transition_timeout=None: give a number of seconds > 0")
         if self.huge_pages is not None and not isinstance(self.huge_pages, bool):
-            raise UsageError(f"huge_pages={self.huge_pages!r}: give True (the root's heap on huge pages), False, or None")
+            raise UsageError(f"huge_pages={self.huge_pages!r}: give True (the root's heap on huge pages), False, "
+                             "or None")
         if self.huge_pages and self.fingerprint == "pages":
             raise UsageError("huge_pages=True cannot be combined with fingerprint='pages': page fingerprints read "
                              "4 KiB pages; drop huge_pages (pages mode turns it off) or use fingerprint='state'")
