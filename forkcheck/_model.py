@@ -4,13 +4,41 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
-from ._check.options import CheckOptions, option_keywords
 from ._errors import UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ._check.options import CheckOptions
     from ._results import CheckResult
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _option_keywords(fn: F) -> F:
+    """Decorate a ``check`` that declares every option as a keyword: it receives them as one ``options``.
+
+    The decorated function declares each option as a keyword-only parameter
+    (for the IDE, the type checker and ``help()``) plus ``options``; the
+    wrapper refuses an unknown keyword with the one-line UsageError of
+    ``CheckOptions.parse`` (not Python's TypeError), builds the CheckOptions
+    from the keywords actually given (over ``options`` when given: they
+    replace its fields), and calls ``fn`` with ``options=`` alone.  Only the
+    wrapper sees which keywords the caller wrote, which is why this is a
+    decorator: a keyword given with its default value still replaces the field
+    of ``options``.  tests/test_options.py holds the declared keywords equal to
+    the CheckOptions fields.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kw: Any) -> Any:
+        # Imported here: snapshot processes import this module, and must not load the explorer's side.
+        from ._check.options import CheckOptions
+
+        given = kw.pop("options", None)
+        return fn(*args, options=CheckOptions.parse(given, **kw))
+
+    return wrapper  # type: ignore[return-value]
 
 
 class Model:
@@ -47,7 +75,7 @@ class Model:
         parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
         return f"{self.name}({', '.join(parts)})"
 
-    @option_keywords
+    @_option_keywords
     def check(self, *, strategy: str = "dfs", max_depth: int | None = None, jobs: int = 1, deadlock: bool = True,
               seed: int = 0, fingerprint: str = "state", stop_on_violation: bool = True, walks: int = 100,
               max_states: int | None = None, transition_timeout: float = 30.0, time_limit: float | None = None,
@@ -148,7 +176,7 @@ class Model:
         >>> race.check(options=bfs, max_depth=1).stats.states
         3
         """
-        # @option_keywords folded the keywords into `options`: the parameters above are
+        # @_option_keywords folded the keywords into `options`: the parameters above are
         # declared for the IDE, the type checker and help(), and read from there.
         from ._check.search import check
 
@@ -175,7 +203,7 @@ class ModelFactory:
             raise UsageError(f"{self.fn.__name__}{inspect.signature(self.fn)}: {exc}") from None
         return Model(self.fn, args, kwargs)
 
-    @option_keywords
+    @_option_keywords
     def check(self, *, strategy: str = "dfs", max_depth: int | None = None, jobs: int = 1, deadlock: bool = True,
               seed: int = 0, fingerprint: str = "state", stop_on_violation: bool = True, walks: int = 100,
               max_states: int | None = None, transition_timeout: float = 30.0, time_limit: float | None = None,

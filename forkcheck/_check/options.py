@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import inspect
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable
 
 from .._errors import UsageError
 
@@ -22,9 +21,6 @@ from .._errors import UsageError
 #: STRATEGIES has the same keys (a test holds them equal); it is not imported
 #: here because it imports trio.
 STRATEGY_NAMES = ("dfs", "bfs", "random")
-
-F = TypeVar("F", bound=Callable[..., Any])
-
 
 @dataclass(frozen=True, kw_only=True)
 class CheckOptions:
@@ -105,10 +101,12 @@ class CheckOptions:
     ('bfs', 10, 1)
     >>> dataclasses.replace(o, fingerprint="pages").uses_huge_pages
     False
-    >>> CheckOptions(jobs=0)
-    Traceback (most recent call last):
-    ...
-    forkcheck._errors.UsageError: jobs=0: give a whole number >= 1
+    >>> import forkcheck as fc
+    >>> try:
+    ...     CheckOptions(jobs=0)
+    ... except fc.UsageError as e:
+    ...     print(e)
+    jobs=0: give a whole number >= 1
     """
 
     strategy: str = "dfs"
@@ -216,10 +214,12 @@ class CheckOptions:
         >>> from forkcheck._check.options import CheckOptions
         >>> CheckOptions.parse(CheckOptions(strategy="bfs"), max_depth=3).max_depth
         3
-        >>> CheckOptions.parse(colour="red")  # doctest: +ELLIPSIS
-        Traceback (most recent call last):
-        ...
-        forkcheck._errors.UsageError: check() got unknown option 'colour'; the options are: deadlock, ..., walks
+        >>> import forkcheck as fc
+        >>> try:
+        ...     CheckOptions.parse(colour="red")
+        ... except fc.UsageError as e:
+        ...     print(e)  # doctest: +ELLIPSIS
+        check() got unknown option 'colour'; the options are: deadlock, ..., walks
         """
         _refuse_unknown("check()", kw)
         if options is None:
@@ -260,31 +260,3 @@ def _friendly_init(cls: type[CheckOptions]) -> None:
 
 
 _friendly_init(CheckOptions)
-
-
-def option_keywords(fn: F) -> F:
-    """Decorate a ``check`` that declares every option as a keyword: it receives them as one ``options``.
-
-    The decorated function declares each option as a keyword-only parameter
-    (for the IDE, the type checker and ``help()``) plus ``options``; the
-    wrapper refuses an unknown keyword with the one-line UsageError of
-    :meth:`CheckOptions.parse` (not Python's TypeError), builds the
-    CheckOptions from the keywords actually given (over ``options`` when
-    given: they replace its fields), and calls ``fn`` with ``options=`` alone.
-    Only the wrapper sees which keywords the caller wrote, which is why this is
-    a decorator: a keyword given with its default value still replaces the
-    field of ``options``.
-    """
-    params = inspect.signature(fn).parameters
-    declared = {name for name, p in params.items() if p.kind is p.KEYWORD_ONLY}
-    # A new option must reach every check signature: forgetting one fails at import, not silently.
-    if declared != set(OPTION_NAMES) | {"options"}:
-        raise TypeError(f"{fn.__qualname__} must declare exactly the options and `options` as keyword-only "
-                        f"parameters; differs in: {sorted(declared ^ (set(OPTION_NAMES) | {'options'}))}")
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kw: Any) -> Any:
-        given = kw.pop("options", None)
-        return fn(*args, options=CheckOptions.parse(given, **kw))
-
-    return wrapper  # type: ignore[return-value]
