@@ -25,10 +25,10 @@ import trio
 from .. import _protocol as P
 from .._errors import Interrupted, ModelError, NondeterminismError, OpaqueStateWarning, UsageError
 from .._model import Model, as_model
-from .options import CheckOptions
 from .pages import PageFingerprinter
 from .._results import CheckResult, Stats, Violation
 from .snapshots import Snapshot, SnapshotTree, raise_model_error
+from .options import CheckOptions
 from .strategies import STRATEGIES
 from .._trace import Replay, ReplayStep, Step, Trace
 
