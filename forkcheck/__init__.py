@@ -61,6 +61,7 @@ from ._model import ModelFactory as ModelFactory
 from ._model import model as model
 
 if TYPE_CHECKING:  # loaded on first use, below
+    from ._check.options import CheckOptions as CheckOptions
     from ._notebook import Explorer as Explorer
     from ._notebook import Node as Node
     from ._results import CheckResult as CheckResult
@@ -75,8 +76,9 @@ if TYPE_CHECKING:  # loaded on first use, below
 __version__ = "0.1.0"
 
 #: Public names that load on first use, and their modules: the notebook needs trio and networkx,
-#: and results and traces are only made in the explorer.
+#: and options, results and traces belong to the explorer.
 _LAZY = {
+    "CheckOptions": "_check.options",
     "Explorer": "_notebook", "Node": "_notebook",
     "CheckResult": "_results", "MemoryStats": "_results", "Stats": "_results", "Violation": "_results",
     "Replay": "_trace", "ReplayStep": "_trace", "Step": "_trace", "Trace": "_trace",
@@ -167,6 +169,7 @@ def _public(obj: _Any, old: str | None = None) -> None:
 
 
 __all__ = [
+    "CheckOptions",
     "CheckResult",
     "Event",
     "Explorer",

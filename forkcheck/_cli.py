@@ -40,6 +40,7 @@ from typing import IO, Any, Callable, Iterator, Sequence
 
 import cloudpickle
 
+from ._check.options import OPTION_NAMES, CheckOptions
 from ._errors import ForkcheckError, InternalError, Interrupted, ModelError, NondeterminismError, UsageError
 from ._model import Model, ModelFactory
 from ._results import CheckResult, Violation
@@ -131,36 +132,101 @@ def _add_common_options(p: argparse.ArgumentParser) -> None:
                    help="show Python tracebacks on errors, and the snapshot processes' stderr")
 
 
+_SIZE_UNITS = {"": 1, "K": 2 ** 10, "M": 2 ** 20, "G": 2 ** 30, "T": 2 ** 40}
+
+
+def _size(text: str) -> int:
+    """A size in bytes: a whole number, or with a binary unit K, M, G or T (``2G`` is 2 GiB).
+
+    Examples
+    --------
+    >>> _size("2G"), _size("512MiB"), _size("1.5g"), _size("67108864")
+    (2147483648, 536870912, 1610612736, 67108864)
+    """
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*", text, re.IGNORECASE)
+    if not m:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size: give bytes, or a number with K, M, G or T "
+                                         "(powers of 1024), e.g. 2G")
+    value = int(float(m.group(1)) * _SIZE_UNITS[m.group(2).upper()])
+    if value < 2 ** 26:
+        raise argparse.ArgumentTypeError(f"{text} is too small: give at least 64M (an interpreter needs about that)")
+    return value
+
+
+def _snapshot_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number: give a whole number >= 4") from None
+    if value < 4:
+        raise argparse.ArgumentTypeError(f"{text} is too small: give a whole number >= 4")
+    return value
+
+
+#: The flag of every check option (a CheckOptions field), but ``progress``, which the
+#: command line drives itself.  _add_check_options adds them all, and refuses to build
+#: a parser that misses one: a new option cannot be forgotten here.
+OPTION_FLAGS: dict[str, str] = {
+    "strategy": "--strategy", "max_depth": "--max-depth", "jobs": "--jobs", "fingerprint": "--fingerprint",
+    "deadlock": "--no-deadlock", "seed": "--seed", "walks": "--walks", "fairness": "--fairness",
+    "max_states": "--max-states", "time_limit": "--time-limit", "snapshot": "--snapshot", "opaque": "--opaque",
+    "huge_pages": "--no-huge-pages", "stop_on_violation": "--keep-going", "transition_timeout": "--transition-timeout",
+    "determinism_checks": "--determinism-checks", "max_snapshots": "--max-snapshots", "memory_limit": "--memory-limit",
+}
+
+
 def _add_check_options(p: argparse.ArgumentParser) -> Any:
-    """The exploration options of check and graph; returns the "output" group for the command's own."""
+    """The exploration options of check and graph; returns the "output" group for the command's own.
+
+    Each flag stores into the CheckOptions field of its name, None when not given, so that
+    CheckOptions' own defaults apply (one place says what the defaults are).
+    """
     g = p.add_argument_group("exploration")
-    g.add_argument("--strategy", choices=["dfs", "bfs", "random"], default="dfs",
-                   help="search order: dfs (default), bfs (shortest counterexamples), random (random walks)")
-    g.add_argument("--max-depth", type=_non_negative_int, default=None, metavar="N",
-                   help="take no transition beyond depth N (default: no bound)")
-    g.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
-                   help="snapshot processes forking at the same time (default 1)")
-    g.add_argument("--fingerprint", choices=["state", "pages"], default="state",
-                   help="how revisited states are recognised (default: state)")
-    g.add_argument("--no-deadlock", action="store_true",
-                   help="do not report states where no actor can move as violations")
-    g.add_argument("--seed", type=_int, default=0, metavar="N", help="seed of the random strategy (default 0)")
-    g.add_argument("--walks", type=_positive_int, default=None, metavar="N",
-                   help="random walks of the random strategy (default 100)")
-    g.add_argument("--fairness", choices=["weak", "strong", "none"], default=None,
-                   help="fairness assumed for liveness properties (default: check()'s, weak)")
-    g.add_argument("--max-states", type=_positive_int, default=None, metavar="N",
-                   help="stop after N distinct states (the result is then incomplete)")
-    g.add_argument("--time-limit", type=_seconds, default=None, metavar="SECONDS",
-                   help="stop after this many seconds (the result is then incomplete)")
-    g.add_argument("--snapshot", choices=["fork", "replay"], default=None,
-                   help="how states are kept: fork (a process per state, default) or replay (every state rebuilt "
-                        "from the root: a reference mode)")
-    g.add_argument("--opaque", choices=["error", "distinct"], default=None,
-                   help="a state holding an object whose contents forkcheck cannot see: error (default) or "
-                        "distinct (keep each such state apart from every other; a warning says so)")
-    g.add_argument("--no-huge-pages", action="store_true",
-                   help="keep the model's heap on 4 KiB pages (forks of a big heap are then slower)")
+
+    def option(field: str, **kw: Any) -> None:
+        g.add_argument(OPTION_FLAGS[field], dest=field, default=None, **kw)
+
+    option("strategy", choices=["dfs", "bfs", "random"],
+           help="search order: dfs (default), bfs (shortest counterexamples), random (random walks)")
+    option("max_depth", type=_non_negative_int, metavar="N",
+           help="take no transition beyond depth N (default: no bound)")
+    option("jobs", type=_positive_int, metavar="N", help="snapshot processes forking at the same time (default 1)")
+    option("fingerprint", choices=["state", "pages"], help="how revisited states are recognised (default: state)")
+    option("deadlock", action="store_const", const=False,
+           help="do not report states where no actor can move as violations")
+    option("seed", type=_int, metavar="N", help="seed of the random strategy (default 0)")
+    option("walks", type=_positive_int, metavar="N", help="random walks of the random strategy (default 100)")
+    option("fairness", choices=["weak", "strong", "none"],
+           help="fairness assumed for liveness properties (default: check()'s, weak)")
+    option("max_states", type=_positive_int, metavar="N",
+           help="stop after N distinct states (the result is then incomplete)")
+    option("time_limit", type=_seconds, metavar="SECONDS",
+           help="stop after this many seconds (the result is then incomplete)")
+    option("snapshot", choices=["fork", "replay"],
+           help="how states are kept: fork (a process per state, default) or replay (every state rebuilt "
+                "from the root: a reference mode)")
+    option("opaque", choices=["error", "distinct"],
+           help="a state holding an object whose contents forkcheck cannot see: error (default) or "
+                "distinct (keep each such state apart from every other; a warning says so)")
+    option("huge_pages", action="store_const", const=False,
+           help="keep the model's heap on 4 KiB pages (forks of a big heap are then slower)")
+    option("stop_on_violation", action="store_const", const=False,
+           help="do not stop at the first violation: explore the whole graph, so that every property violated "
+                "gets its counterexample and liveness properties are judged too")
+    option("transition_timeout", type=_seconds, metavar="SECONDS",
+           help="a transition taking longer is a timeout violation (default 30)")
+    option("determinism_checks", type=_non_negative_int, metavar="N",
+           help="the first N states take each transition twice to catch nondeterminism (default 20; 0: off)")
+    option("max_snapshots", type=_snapshot_count, metavar="N",
+           help="the most snapshot processes alive at once, N >= 4 (default: from the machine's memory and "
+                "process limits)")
+    option("memory_limit", type=_size, metavar="SIZE",
+           help="address-space limit of every snapshot process: bytes, or with K, M, G (powers of 1024), "
+                "e.g. 2G; at least 64M (default: none)")
+    missing = set(OPTION_NAMES) - {"progress"} - set(OPTION_FLAGS)
+    if missing:
+        raise InternalError(f"check options without a command-line flag: {', '.join(sorted(missing))}; "
+                            "add them to OPTION_FLAGS and _add_check_options")
     o = p.add_argument_group("output")
     o.add_argument("--quiet", "-q", action="store_true", help="no progress display on stderr")
     return o
@@ -860,20 +926,10 @@ def _check_output_paths(outputs: dict[str, str | None]) -> None:
 # --------------------------------------------------------------------------- commands
 
 
-def _check_options(args: argparse.Namespace, progress: Callable[[dict], None] | None) -> dict[str, Any]:
-    opts: dict[str, Any] = {
-        "strategy": args.strategy, "max_depth": args.max_depth, "jobs": args.jobs,
-        "deadlock": not args.no_deadlock, "seed": args.seed, "fingerprint": args.fingerprint,
-    }
-    # Passed only when given, so that check()'s own defaults apply otherwise.
-    for name in ("walks", "max_states", "time_limit", "fairness", "snapshot", "opaque"):
-        if getattr(args, name) is not None:
-            opts[name] = getattr(args, name)
-    if args.no_huge_pages:
-        opts["huge_pages"] = False
-    if progress is not None:
-        opts["progress"] = progress
-    return opts
+def _check_options(args: argparse.Namespace, progress: Callable[[dict], None] | None) -> CheckOptions:
+    """The CheckOptions the flags give: those not given keep CheckOptions' defaults."""
+    given = {name: getattr(args, name) for name in OPTION_FLAGS if getattr(args, name) is not None}
+    return CheckOptions(**given, progress=progress)
 
 
 def _explore(args: argparse.Namespace, outputs: dict[str, str | None]) -> int:
@@ -898,7 +954,7 @@ def _explore(args: argparse.Namespace, outputs: dict[str, str | None]) -> int:
         for category in ours:
             warnings.simplefilter("always", category)
         try:
-            result = check(model, **_check_options(args, None if display.mode == "off" else display.update))
+            result = check(model, _check_options(args, None if display.mode == "off" else display.update))
         except Interrupted as exc:
             # Ctrl-C or SIGTERM: report what was found so far (every process has ended already).
             result, interrupted = exc.result, exc

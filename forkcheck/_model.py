@@ -4,12 +4,41 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from ._errors import UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ._check.options import CheckOptions
     from ._results import CheckResult
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _option_keywords(fn: F) -> F:
+    """Decorate a ``check`` that declares every option as a keyword: it receives them as one ``options``.
+
+    The decorated function declares each option as a keyword-only parameter
+    (for the IDE, the type checker and ``help()``) plus ``options``; the
+    wrapper refuses an unknown keyword with the one-line UsageError of
+    ``CheckOptions.parse`` (not Python's TypeError), builds the CheckOptions
+    from the keywords actually given (over ``options`` when given: they
+    replace its fields), and calls ``fn`` with ``options=`` alone.  Only the
+    wrapper sees which keywords the caller wrote, which is why this is a
+    decorator: a keyword given with its default value still replaces the field
+    of ``options``.  tests/test_options.py holds the declared keywords equal to
+    the CheckOptions fields.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kw: Any) -> Any:
+        # Imported here: snapshot processes import this module, and must not load the explorer's side.
+        from ._check.options import CheckOptions
+
+        given = kw.pop("options", None)
+        return fn(*args, options=CheckOptions.parse(given, **kw))
+
+    return wrapper  # type: ignore[return-value]
 
 
 class Model:
@@ -46,15 +75,26 @@ class Model:
         parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
         return f"{self.name}({', '.join(parts)})"
 
-    def check(self, strategy: str = "dfs", max_depth: int | None = None, jobs: int = 1, deadlock: bool = True,
-              seed: int = 0, fingerprint: str = "state", **options: Any) -> CheckResult:
+    @_option_keywords
+    def check(self, *, strategy: str = "dfs", max_depth: int | None = None, jobs: int = 1, deadlock: bool = True,
+              seed: int = 0, fingerprint: str = "state", stop_on_violation: bool = True, walks: int = 100,
+              max_states: int | None = None, transition_timeout: float = 30.0, time_limit: float | None = None,
+              progress: Callable[[dict], None] | None = None, determinism_checks: int = 20, fairness: str = "weak",
+              max_snapshots: int | None = None, snapshot: str = "fork", memory_limit: int | None = None,
+              huge_pages: bool | None = None, opaque: str = "error",
+              options: CheckOptions | None = None) -> CheckResult:
         """Explore every state of the model and check its properties.
+
+        Every option is a keyword; :class:`forkcheck.CheckOptions` holds them
+        as one object.  A bad value or an unknown keyword is a one-line
+        :class:`forkcheck.UsageError`.  On the command line each option has a
+        flag (``max_depth``: ``--max-depth``; see docs/cli.md).
 
         Parameters
         ----------
         strategy : {"dfs", "bfs", "random"}
             Search order.  BFS finds shortest counterexamples; "random" runs
-            random walks (``walks`` of them, default 100) chosen by ``seed``.
+            ``walks`` random walks chosen by ``seed``.
         max_depth : int, optional
             Do not take transitions beyond this depth.
         jobs : int
@@ -67,18 +107,45 @@ class Model:
             How revisited states are recognised: "state" hashes the program's
             objects (sound and precise); "pages" hashes its memory pages through
             /proc (sound, experimental: it rarely merges states, see docs/pages.md).
-        **options
-            ``stop_on_violation`` (default True), ``walks``, ``max_states``,
-            ``time_limit``, ``transition_timeout`` (seconds, default 30),
-            ``determinism_checks`` (default 20), ``fairness`` ("weak", "strong",
-            "none"), ``max_snapshots``, ``snapshot`` ("fork" or "replay"),
-            ``memory_limit`` (bytes), ``huge_pages`` (default on, off with
-            ``fingerprint="pages"``: the snapshots' heap on 2 MiB pages, so that
-            big heaps fork fast), ``opaque`` ("error", the default: a state
-            holding an object whose contents the fingerprint cannot see is an
-            :class:`forkcheck.OpaqueStateError`; "distinct": such states are
-            never merged, with an :class:`forkcheck.OpaqueStateWarning`),
-            ``progress`` (a callable).  See docs/guide.md.
+        stop_on_violation : bool
+            Stop at the first violation (default); False explores the whole
+            graph: a counterexample for every property violated, and liveness
+            judged too.
+        walks : int
+            Random walks of the random strategy (default 100).
+        max_states : int, optional
+            Stop after this many distinct states (the result is then incomplete).
+        transition_timeout : float
+            Seconds a transition may take before it is a ``timeout`` violation
+            (default 30).
+        time_limit : float, optional
+            Stop after this many seconds (the result is then incomplete).
+        progress : callable, optional
+            Called with a dict of counts about four times a second.
+        determinism_checks : int
+            The first this many states take each transition twice to catch
+            nondeterminism (default 20; 0 turns it off).
+        fairness : {"weak", "strong", "none"}
+            Fairness assumed when judging liveness properties.
+        max_snapshots : int, optional
+            The most snapshot processes alive at once (>= 4; default: from
+            the machine's memory and process limits).
+        snapshot : {"fork", "replay"}
+            A forked process per state, or none (every state rebuilt from the
+            root: a reference mode).
+        memory_limit : int, optional
+            Address-space limit of every snapshot process, in bytes (>= 64 MiB).
+        huge_pages : bool, optional
+            The snapshots' heap on 2 MiB pages, so that big heaps fork fast
+            (None, the default: on, off with ``fingerprint="pages"``).
+        opaque : {"error", "distinct"}
+            A state holding an object whose contents the fingerprint cannot
+            see: "error" (the default) is an :class:`forkcheck.OpaqueStateError`;
+            "distinct" never merges such states, with an
+            :class:`forkcheck.OpaqueStateWarning`.
+        options : CheckOptions, optional
+            Prepared options; the keywords given with it replace its fields
+            (as :func:`dataclasses.replace` does).  See docs/guide.md.
 
         Returns
         -------
@@ -101,11 +168,19 @@ class Model:
         >>> r = race.check(strategy="bfs")
         >>> r.violations[0].kind, len(r.violations[0].trace)
         ('assertion', 2)
+
+        Prepared options, with a keyword replacing one of them:
+
+        >>> from forkcheck._check.options import CheckOptions
+        >>> bfs = CheckOptions(strategy="bfs", stop_on_violation=False)
+        >>> race.check(options=bfs, max_depth=1).stats.states
+        3
         """
+        # @_option_keywords folded the keywords into `options`: the parameters above are
+        # declared for the IDE, the type checker and help(), and read from there.
         from ._check.search import check
 
-        return check(self, strategy=strategy, max_depth=max_depth, jobs=jobs, deadlock=deadlock, seed=seed,
-                     fingerprint=fingerprint, **options)
+        return check(self, options)
 
 
 class ModelFactory:
@@ -128,9 +203,17 @@ class ModelFactory:
             raise UsageError(f"{self.fn.__name__}{inspect.signature(self.fn)}: {exc}") from None
         return Model(self.fn, args, kwargs)
 
-    def check(self, *args: Any, **kwargs: Any) -> CheckResult:
-        """``factory.check(...)`` is ``factory().check(...)``."""
-        return self().check(*args, **kwargs)
+    @_option_keywords
+    def check(self, *, strategy: str = "dfs", max_depth: int | None = None, jobs: int = 1, deadlock: bool = True,
+              seed: int = 0, fingerprint: str = "state", stop_on_violation: bool = True, walks: int = 100,
+              max_states: int | None = None, transition_timeout: float = 30.0, time_limit: float | None = None,
+              progress: Callable[[dict], None] | None = None, determinism_checks: int = 20, fairness: str = "weak",
+              max_snapshots: int | None = None, snapshot: str = "fork", memory_limit: int | None = None,
+              huge_pages: bool | None = None, opaque: str = "error",
+              options: CheckOptions | None = None) -> CheckResult:
+        """``factory.check(...)`` is ``factory().check(...)``: see :meth:`Model.check` for the options."""
+        # The same keywords as Model.check, spelled out again so that the IDE shows them here too.
+        return self().check(options=options)
 
     def __repr__(self) -> str:
         return f"<forkcheck model {self.fn.__qualname__}{inspect.signature(self.fn)}>"

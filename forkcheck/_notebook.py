@@ -267,9 +267,9 @@ class Explorer:
 
     def __init__(self, model: Any, *, deadlock: bool = True, transition_timeout: float = 30.0,
                  memory_limit: int | None = None, huge_pages: bool = True, opaque: str = "error") -> None:
-        from ._check.search import Options
+        from ._check.options import CheckOptions
 
-        Options.parse(opaque=opaque)  # one message for a bad value, as check() gives
+        CheckOptions(opaque=opaque)  # one message for a bad value, as check() gives
         self.model = as_model(model)
         self.opaque = opaque
         self.deadlock = bool(deadlock)
@@ -406,9 +406,10 @@ class Explorer:
             Explore from this state; the counterexamples' traces still start
             at the initial state.
         **options
-            The options of :meth:`forkcheck.Model.check` (``max_states``,
-            ``max_depth``, ``jobs``, ``stop_on_violation``, ...); ``deadlock``
-            defaults to the explorer's.
+            The options of :meth:`forkcheck.Model.check` (the fields of
+            :class:`forkcheck.CheckOptions`: ``max_states``, ``max_depth``,
+            ``jobs``, ``stop_on_violation``, ...), validated as ``check``
+            validates them; ``deadlock`` defaults to the explorer's.
 
         Returns
         -------
@@ -429,7 +430,7 @@ class Explorer:
         ...     print(r.stats.states, r.stats.transitions, r.ok, ex.graph.number_of_nodes())
         4 4 True 4
         """
-        from ._check.search import Options
+        from ._check.options import CheckOptions
 
         start = self.root if start is None else start
         if not isinstance(start, Node) or start.explorer is not self:
@@ -440,7 +441,7 @@ class Explorer:
         if options.setdefault("opaque", self.opaque) != self.opaque:
             raise UsageError(f"opaque={options['opaque']!r} differs from the Explorer's opaque={self.opaque!r}: "
                              "the snapshot processes were started with it; give it to Explorer(...)")
-        opts = Options.parse(strategy=strategy, **options)
+        opts = CheckOptions.parse(strategy=strategy, **options)
         if start.snap.report.pid == 0 or start.snap.closed:
             raise UsageError(f"{start!r} has no process to explore from (its transition crashed or timed out)")
         t0 = time.perf_counter()

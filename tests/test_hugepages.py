@@ -98,10 +98,10 @@ def test_huge_pages_change_no_result(huge_pages):
 
 
 def test_pages_mode_turns_huge_pages_off():
-    from forkcheck._check.search import Options
+    from forkcheck._check.options import CheckOptions
 
-    assert Options.parse(fingerprint="pages").huge_pages is False
-    assert Options.parse().huge_pages is True
+    assert CheckOptions.parse(fingerprint="pages").uses_huge_pages is False
+    assert CheckOptions.parse().uses_huge_pages is True
 
 
 def test_the_root_allocator_and_the_users_choice(monkeypatch):

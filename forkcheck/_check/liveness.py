@@ -166,7 +166,7 @@ class _Graph:
         if reasons:
             text = "the graph is incomplete (" + "; ".join(reasons) + ")"
             if any(r.startswith("stopped at the first violation") for r in reasons):
-                text += "; check with stop_on_violation=False to judge liveness too"
+                text += "; check with stop_on_violation=False / --keep-going to judge liveness too"
             if search.opts.strategy == "random":
                 text += "; use strategy='bfs' or 'dfs' to judge liveness"
             return text
@@ -180,7 +180,7 @@ class _Graph:
         opts = search.opts
         if search.stopped and opts.stop_on_violation and any(v.kind != "liveness" for v in search.violations):
             return ("the exploration stopped at the first safety violation (stop_on_violation=True); "
-                    "check with stop_on_violation=False to judge liveness too")
+                    "check with stop_on_violation=False / --keep-going to judge liveness too")
         if opts.strategy == "random":
             return "random walks do not explore every transition; use strategy='bfs' or 'dfs'"
         if opts.max_depth is not None:

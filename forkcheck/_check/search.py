@@ -9,14 +9,12 @@ interface.  Fingerprints come from the snapshot processes; the graph is a
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 import resource
 import signal
 import threading
 import time
 import warnings
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import networkx as nx
@@ -30,85 +28,12 @@ from .pool import SnapshotPool
 from .reduction import NoReduction, Reduction
 from .._results import CheckResult, Stats, Violation
 from .snapshots import Snapshot, SnapshotTree, raise_model_error
+from .options import CheckOptions
 from .strategies import STRATEGIES
 from .._trace import Replay, ReplayStep, Step, Trace
 
-_OPTIONS = {
-    "strategy", "max_depth", "jobs", "deadlock", "seed", "fingerprint", "stop_on_violation", "walks",
-    "max_states", "transition_timeout", "time_limit", "progress", "determinism_checks", "fairness",
-    "max_snapshots", "snapshot", "memory_limit", "huge_pages", "opaque",
-}
-
-
-@dataclass
-class Options:
-    strategy: str = "dfs"
-    max_depth: int | None = None
-    jobs: int = 1
-    deadlock: bool = True
-    seed: int = 0
-    fingerprint: str = "state"
-    stop_on_violation: bool = True
-    walks: int = 100
-    max_states: int | None = None
-    transition_timeout: float = 30.0
-    time_limit: float | None = None
-    progress: Callable[[dict], None] | None = None
-    determinism_checks: int = 20
-    fairness: str = "weak"
-    max_snapshots: int | None = None
-    snapshot: str = "fork"
-    memory_limit: int | None = None
-    huge_pages: bool | None = None  # None: on, except with fingerprint="pages"
-    opaque: str = "error"  # a state holding an object the fingerprint cannot see: "error" or "distinct"
-
-    @classmethod
-    def parse(cls, **kw: Any) -> Options:
-        unknown = sorted(set(kw) - _OPTIONS)
-        if unknown:
-            raise UsageError(f"check() got unknown option {unknown[0]!r}; the options are: {', '.join(sorted(_OPTIONS))}")
-        o = cls(**kw)
-        if o.strategy not in STRATEGIES:
-            raise UsageError(f"strategy={o.strategy!r} is not a strategy; use one of: {', '.join(STRATEGIES)}")
-        if o.fingerprint not in ("state", "pages"):
-            raise UsageError(f"fingerprint={o.fingerprint!r} is not a fingerprint; use 'state' or 'pages'")
-        for name in ("max_depth", "max_states", "determinism_checks"):
-            v = getattr(o, name)
-            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
-                raise UsageError(f"{name}={v!r}: give a whole number >= 0, or None for no bound")
-        if o.snapshot not in ("fork", "replay"):
-            raise UsageError(f"snapshot={o.snapshot!r}: use 'fork' (a process per state) or 'replay' (rebuild every state from the root)")
-        if o.max_snapshots is not None and (not isinstance(o.max_snapshots, int) or isinstance(o.max_snapshots, bool) or o.max_snapshots < 4):
-            raise UsageError(f"max_snapshots={o.max_snapshots!r}: give a whole number >= 4, or None for the machine's default")
-        if o.memory_limit is not None and (not isinstance(o.memory_limit, int) or isinstance(o.memory_limit, bool) or o.memory_limit < 2 ** 26):
-            raise UsageError(f"memory_limit={o.memory_limit!r}: give the address-space limit per snapshot in bytes, at least 64 MiB")
-        for name in ("jobs", "walks"):
-            v = getattr(o, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise UsageError(f"{name}={v!r}: give a whole number >= 1")
-        if not isinstance(o.seed, int) or isinstance(o.seed, bool):
-            raise UsageError(f"seed={o.seed!r}: give an int")
-        for name in ("transition_timeout", "time_limit"):
-            v = getattr(o, name)
-            if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0 or math.isnan(v)):
-                raise UsageError(f"{name}={v!r}: give a number of seconds > 0")
-        if o.opaque not in ("error", "distinct"):
-            raise UsageError(f"opaque={o.opaque!r}: use 'error' (refuse a state holding an object the fingerprint "
-                             "cannot see) or 'distinct' (keep each such state apart from every other)")
-        if o.fairness not in ("weak", "strong", "none"):
-            raise UsageError(f"fairness={o.fairness!r} is not a fairness assumption; use 'weak', 'strong' or 'none'")
-        if o.determinism_checks is None:
-            raise UsageError("determinism_checks=None: give a whole number >= 0 (0 turns the check off)")
-        if o.transition_timeout is None:
-            raise UsageError("transition_timeout=None: give a number of seconds > 0")
-        if o.huge_pages is None:
-            o.huge_pages = o.fingerprint != "pages"
-        elif not isinstance(o.huge_pages, bool):
-            raise UsageError(f"huge_pages={o.huge_pages!r}: give True (the root's heap on huge pages), False, or None")
-        elif o.huge_pages and o.fingerprint == "pages":
-            raise UsageError("huge_pages=True cannot be combined with fingerprint='pages': page fingerprints read "
-                             "4 KiB pages; drop huge_pages (pages mode turns it off) or use fingerprint='state'")
-        return o
+#: The old name of :class:`CheckOptions`, kept while the ``Search`` class still spells it.
+Options = CheckOptions
 
 
 class Node:
@@ -617,11 +542,11 @@ def run_sync(fn: Callable, *args: Any) -> Any:
     return box["value"]
 
 
-def check(model: Any, **kw: Any) -> CheckResult:
-    """Explore ``model``; see :meth:`forkcheck.Model.check` for the options."""
+def check(model: Any, options: CheckOptions | None = None, **kw: Any) -> CheckResult:
+    """Explore ``model`` with ``options``, the keywords replacing its fields; see :meth:`forkcheck.Model.check`."""
     model = as_model(model)
-    opts = Options.parse(**kw)
-    tree = SnapshotTree(model, opts.transition_timeout, huge_pages=opts.huge_pages, opaque=opts.opaque)
+    opts = CheckOptions.parse(options, **kw)
+    tree = SnapshotTree(model, opts.transition_timeout, huge_pages=opts.uses_huge_pages, opaque=opts.opaque)
     tree.memory_limit = opts.memory_limit
     search = Search(tree, model, opts)
     start = time.perf_counter()

@@ -236,7 +236,8 @@ class SnapshotTree:
                 pass
         return self._fault(parent, path, info, "timeout",
                            f"actor {info.actor} did not reach its next await within {self.transition_timeout:g}s "
-                           f"after '{info.label}' (an endless loop? raise transition_timeout if it is just slow)")
+                           f"after '{info.label}' (an endless loop? if it is just slow, raise "
+                           "check(transition_timeout=...) / --transition-timeout)")
 
     def _fault(self, parent: Snapshot, path: tuple[int, ...], info: P.TransitionInfo, kind: str, message: str) -> P.Report:
         fp = hashlib.blake2b(parent.report.fingerprint + f"/{path}/{kind}".encode(), digest_size=16).digest()

@@ -1,0 +1,262 @@
+"""The options of a check, as one typed, validated object: :class:`CheckOptions`.
+
+``Model.check``, ``ModelFactory.check``, the notebook's ``Explorer.run`` and
+the command line all build a :class:`CheckOptions`; the explorer
+(``search.py``) reads nothing else.  This module imports nothing heavy (no
+trio, no networkx), so that the command line can validate its options before
+it loads the explorer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .._errors import UsageError
+
+#: The strategies by name, in the order messages list them.  strategies.py's
+#: STRATEGIES has the same keys (a test holds them equal); it is not imported
+#: here because it imports trio.
+STRATEGY_NAMES = ("dfs", "bfs", "random")
+
+@dataclass(frozen=True, kw_only=True)
+class CheckOptions:
+    """How to explore a model: every option of :meth:`forkcheck.Model.check`, validated once.
+
+    Build it with keywords (``CheckOptions(strategy="bfs", max_depth=10)``);
+    a bad value or an unknown keyword is a one-line
+    :class:`forkcheck.UsageError`.  It is frozen: derive a variant with
+    :func:`dataclasses.replace`, which validates again.  Give it to
+    ``Model.check(options=...)``; keywords given with it replace its fields.
+
+    Attributes
+    ----------
+    strategy : {"dfs", "bfs", "random"}
+        Search order.  BFS finds shortest counterexamples; "random" runs
+        ``walks`` random walks chosen by ``seed``.
+    max_depth : int or None
+        Take no transition beyond this depth (a whole number >= 0); None: no
+        bound.
+    jobs : int
+        Snapshot processes expanding states at the same time (>= 1).
+    deadlock : bool
+        Report states where no actor can move (and not all have returned).
+    seed : int
+        Seed of the random strategy.
+    fingerprint : {"state", "pages"}
+        How revisited states are recognised: "state" hashes the program's
+        objects (sound and precise); "pages" hashes its memory pages through
+        /proc (sound, experimental: it rarely merges states, see docs/pages.md).
+    stop_on_violation : bool
+        Stop at the first violation (True, the default); with False the whole
+        graph is explored, so that every property violated gets its
+        counterexample and liveness properties are judged too.  On the command line: ``--keep-going``.
+    walks : int
+        Random walks of the random strategy (>= 1, default 100).
+    max_states : int or None
+        Stop after this many distinct states (the result is then incomplete).
+    transition_timeout : float
+        Seconds a transition may take before it is a ``timeout`` violation
+        (> 0, default 30).
+    time_limit : float or None
+        Stop after this many seconds (the result is then incomplete).
+    progress : callable or None
+        Called with a dict of counts (states, transitions, violations, depth,
+        live_snapshots, seconds) about four times a second during the search.
+    determinism_checks : int
+        The first this many states take each of their transitions twice, to
+        catch nondeterminism (>= 0, default 20; 0 turns the check off).
+    fairness : {"weak", "strong", "none"}
+        Fairness assumed when judging liveness properties.
+    max_snapshots : int or None
+        The most snapshot processes alive at once (>= 4); None: the machine's
+        default (see docs/guide.md).
+    snapshot : {"fork", "replay"}
+        How states are kept: a forked process per state, or none (every state
+        rebuilt from the root: a reference mode).
+    memory_limit : int or None
+        Address-space limit of every snapshot process, in bytes (at least
+        64 MiB); None: no limit.
+    huge_pages : bool or None
+        Put the snapshots' heap on 2 MiB pages, so that big heaps fork fast.
+        None (the default) means on, except with ``fingerprint="pages"``, which
+        reads 4 KiB pages; it stays None here, so that
+        :func:`dataclasses.replace` with another fingerprint resolves it again.
+        :attr:`uses_huge_pages` is what the check does.
+    opaque : {"error", "distinct"}
+        A state holding an object whose contents the fingerprint cannot see:
+        "error" refuses it (:class:`forkcheck.OpaqueStateError`); "distinct"
+        keeps each such state apart from every other, with an
+        :class:`forkcheck.OpaqueStateWarning`.
+
+    Examples
+    --------
+    >>> import dataclasses
+    >>> from forkcheck._check.options import CheckOptions
+    >>> o = CheckOptions(strategy="bfs", max_depth=10)
+    >>> o.strategy, o.max_depth, o.jobs
+    ('bfs', 10, 1)
+    >>> dataclasses.replace(o, fingerprint="pages").uses_huge_pages
+    False
+    >>> import forkcheck as fc
+    >>> try:
+    ...     CheckOptions(jobs=0)
+    ... except fc.UsageError as e:
+    ...     print(e)
+    jobs=0: give a whole number >= 1
+    """
+
+    strategy: str = "dfs"
+    max_depth: int | None = None
+    jobs: int = 1
+    deadlock: bool = True
+    seed: int = 0
+    fingerprint: str = "state"
+    stop_on_violation: bool = True
+    walks: int = 100
+    max_states: int | None = None
+    transition_timeout: float = 30.0
+    time_limit: float | None = None
+    progress: Callable[[dict], None] | None = None
+    determinism_checks: int = 20
+    fairness: str = "weak"
+    max_snapshots: int | None = None
+    snapshot: str = "fork"
+    memory_limit: int | None = None
+    huge_pages: bool | None = None
+    opaque: str = "error"
+
+    def __post_init__(self) -> None:
+        # The messages name the keyword and what to give: tests match them, and the
+        # command line shows them as they are.
+        if self.strategy not in STRATEGY_NAMES:
+            raise UsageError(f"strategy={self.strategy!r} is not a strategy; use one of: {', '.join(STRATEGY_NAMES)}")
+        if self.fingerprint not in ("state", "pages"):
+            raise UsageError(f"fingerprint={self.fingerprint!r} is not a fingerprint; use 'state' or 'pages'")
+        for name in ("max_depth", "max_states", "determinism_checks"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
+                raise UsageError(f"{name}={v!r}: give a whole number >= 0, or None for no bound")
+        if self.snapshot not in ("fork", "replay"):
+            raise UsageError(f"snapshot={self.snapshot!r}: use 'fork' (a process per state) or 'replay' "
+                             "(rebuild every state from the root)")
+        m = self.max_snapshots
+        if m is not None and (not isinstance(m, int) or isinstance(m, bool) or m < 4):
+            raise UsageError(f"max_snapshots={m!r}: give a whole number >= 4, or None for the machine's default")
+        m = self.memory_limit
+        if m is not None and (not isinstance(m, int) or isinstance(m, bool) or m < 2 ** 26):
+            raise UsageError(f"memory_limit={m!r}: give the address-space limit per snapshot in bytes, at least 64 MiB")
+        for name in ("jobs", "walks"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise UsageError(f"{name}={v!r}: give a whole number >= 1")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise UsageError(f"seed={self.seed!r}: give an int")
+        for name in ("transition_timeout", "time_limit"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0 or math.isnan(v)):
+                raise UsageError(f"{name}={v!r}: give a number of seconds > 0")
+        if self.opaque not in ("error", "distinct"):
+            raise UsageError(f"opaque={self.opaque!r}: use 'error' (refuse a state holding an object the fingerprint "
+                             "cannot see) or 'distinct' (keep each such state apart from every other)")
+        if self.fairness not in ("weak", "strong", "none"):
+            raise UsageError(f"fairness={self.fairness!r} is not a fairness assumption; use 'weak', 'strong' or 'none'")
+        if self.determinism_checks is None:
+            raise UsageError("determinism_checks=None: give a whole number >= 0 (0 turns the check off)")
+        if self.transition_timeout is None:
+            raise UsageError("transition_timeout=None: give a number of seconds > 0")
+        if self.huge_pages is not None and not isinstance(self.huge_pages, bool):
+            raise UsageError(f"huge_pages={self.huge_pages!r}: give True (the root's heap on huge pages), False, "
+                             "or None")
+        if self.huge_pages and self.fingerprint == "pages":
+            raise UsageError("huge_pages=True cannot be combined with fingerprint='pages': page fingerprints read "
+                             "4 KiB pages; drop huge_pages (pages mode turns it off) or use fingerprint='state'")
+        if self.progress is not None and not callable(self.progress):
+            raise UsageError(f"progress={self.progress!r}: give a callable taking a dict of counts, or None")
+
+    @property
+    def uses_huge_pages(self) -> bool:
+        """Whether the snapshots' heap goes on huge pages: ``huge_pages``, or when None, unless pages mode.
+
+        Examples
+        --------
+        >>> from forkcheck._check.options import CheckOptions
+        >>> CheckOptions().uses_huge_pages, CheckOptions(fingerprint="pages").uses_huge_pages
+        (True, False)
+        """
+        return self.fingerprint != "pages" if self.huge_pages is None else self.huge_pages
+
+    @classmethod
+    def parse(cls, options: CheckOptions | None = None, /, **kw: Any) -> CheckOptions:
+        """Build from keywords, over ``options`` when given: the keywords replace its fields.
+
+        Parameters
+        ----------
+        options : CheckOptions, optional
+            A prepared object; the keywords replace its fields.
+        **kw
+            Options by name.
+
+        Returns
+        -------
+        CheckOptions
+
+        Raises
+        ------
+        UsageError
+            For an unknown keyword (the message lists the options) or a bad value.
+
+        Examples
+        --------
+        >>> from forkcheck._check.options import CheckOptions
+        >>> CheckOptions.parse(CheckOptions(strategy="bfs"), max_depth=3).max_depth
+        3
+        >>> import forkcheck as fc
+        >>> try:
+        ...     CheckOptions.parse(colour="red")
+        ... except fc.UsageError as e:
+        ...     print(e)  # doctest: +ELLIPSIS
+        check() got unknown option 'colour'; the options are: deadlock, ..., walks
+        """
+        _refuse_unknown("check()", kw)
+        if options is None:
+            return cls(**kw)
+        if not isinstance(options, CheckOptions):
+            raise UsageError(f"options={options!r}: give a forkcheck.CheckOptions (or the options as keywords)")
+        return dataclasses.replace(options, **kw) if kw else options
+
+
+#: The options by name, in declaration order.
+OPTION_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(CheckOptions))
+
+
+def _refuse_unknown(who: str, kw: dict[str, Any]) -> None:
+    unknown = sorted(set(kw) - set(OPTION_NAMES))
+    if unknown:
+        raise UsageError(f"{who} got unknown option {unknown[0]!r}; the options are: {', '.join(sorted(OPTION_NAMES))}")
+
+
+def _friendly_init(cls: type[CheckOptions]) -> None:
+    """Make ``CheckOptions(colour=...)`` and positional arguments one-line UsageErrors, not TypeErrors.
+
+    The dataclass's own ``__init__`` stays underneath (``functools.wraps``: its
+    signature is what ``inspect.signature`` and ``help()`` show); type checkers
+    read the class body, so they still flag a wrong keyword.
+    """
+    init = cls.__init__
+
+    @functools.wraps(init)
+    def __init__(self: CheckOptions, *args: Any, **kw: Any) -> None:
+        if args:
+            raise UsageError(f"CheckOptions takes its options as keywords, not positions: "
+                             f"CheckOptions(strategy='bfs', ...); got {len(args)} positional argument(s)")
+        _refuse_unknown("CheckOptions()", kw)
+        init(self, **kw)
+
+    setattr(cls, "__init__", __init__)
+
+
+_friendly_init(CheckOptions)
