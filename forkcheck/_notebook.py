@@ -26,7 +26,7 @@ import time
 import weakref
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import networkx as nx
 import trio
@@ -36,6 +36,7 @@ from ._errors import ModelError, NondeterminismError, UsageError
 from ._model import as_model
 from ._results import CheckResult, Stats, Violation
 from ._check.snapshots import Snapshot, SnapshotTree, raise_model_error
+from ._graph import StateGraph
 from ._trace import Step, Trace, _short, format_state
 
 __all__ = ["Explorer", "Node", "Transition", "Actor", "Frame", "SVG", "ExplorerWidget"]
@@ -273,7 +274,7 @@ class Explorer:
         self.model = as_model(model)
         self.opaque = opaque
         self.deadlock = bool(deadlock)
-        self.graph = nx.DiGraph()
+        self.graph = StateGraph()
         self._sids: dict[str, int] = {}
         self._closed = False
         self._loop = _Loop()
@@ -328,29 +329,8 @@ class Explorer:
         sid = self._sids.get(fp)
         if sid is None:
             sid = self._sids[fp] = len(self._sids)
-            blocked = report.blocked and (self.deadlock if deadlock is None else deadlock)
-            self.graph.add_node(
-                sid,
-                fingerprint=fp,
-                violations=[v.kind for v in report.violations] + (["deadlock"] if blocked else []),
-                enabled=sorted({t.actor for t in report.transitions}),
-                done=report.all_done,
-                labels=dict(report.labels),
-            )
+            self.graph.add_state(sid, report, self.deadlock if deadlock is None else deadlock)
         return sid
-
-    def _add_edge(self, u: int, v: int, labels: Iterable[str], steps: Iterable[Step]) -> None:
-        if not self.graph.has_edge(u, v):
-            labels = list(labels)
-            self.graph.add_edge(u, v, label=labels[0] if labels else "", labels=[], steps=[],
-                                actor=labels[0].split(":")[0] if labels else "")
-        edge = self.graph.edges[u, v]
-        for lbl in labels:
-            if lbl not in edge["labels"]:
-                edge["labels"].append(lbl)
-        for st in steps:
-            if all((st.index, st.actor, st.label) != (s.index, s.actor, s.label) for s in edge["steps"]):
-                edge["steps"].append(st)
 
     # -- navigation ---------------------------------------------------------------------
 
@@ -493,7 +473,8 @@ class Explorer:
                                                        for k, v in data.items()})
             ids[sid] = self._sids[fp]
         for u, v, data in graph.edges(data=True):
-            self._add_edge(ids[u], ids[v], data.get("labels", []), data.get("steps", []))
+            for step in data["steps"]:
+                self.graph.add_step(ids[u], ids[v], step, once=True)
 
     # -- display --------------------------------------------------------------------------
 
@@ -629,7 +610,7 @@ class Node:
         if parent is not None:
             info = parent.transitions[index]
             self.last_step: Step | None = Step(index, info.actor, info.label, info.where, rep.fingerprint.hex())
-            explorer._add_edge(parent.id, self.id, [str(info)], [self.last_step])
+            explorer.graph.add_step(parent.id, self.id, self.last_step, once=True)
         else:
             self.last_step = None
 

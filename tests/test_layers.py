@@ -13,7 +13,7 @@ import forkcheck as fc
 
 PACKAGE = Path(fc.__file__).parent
 #: What a snapshot process must never load: the explorer's side, the front ends, their dependencies.
-EXPLORER_ONLY = ("forkcheck._check", "forkcheck._cli", "forkcheck._notebook", "forkcheck._bench",
+EXPLORER_ONLY = ("forkcheck._check", "forkcheck._cli", "forkcheck._notebook", "forkcheck._bench", "forkcheck._graph",
                  "forkcheck._results", "forkcheck._trace", "trio", "networkx", "rich")
 
 
@@ -97,3 +97,18 @@ def test_every_public_name_has_one_home_named_forkcheck():
              and isinstance(vars(fc)[n], (type, types.FunctionType))]
     assert not extra, f"public names missing from __all__: {extra}"
     assert str(fc.UsageError) == "<class 'forkcheck.UsageError'>"
+
+
+def test_the_state_graph_is_written_in_one_schema_by_check_and_the_notebook():
+    from forkcheck._graph import StateGraph
+
+    r = idle.check()
+    with fc.Explorer(idle) as ex:
+        ex.root.step(0)
+        ex.run()  # merges the run's graph into the explorer's: the same edge is not recorded twice
+        assert isinstance(ex.graph, StateGraph) and isinstance(r.graph, StateGraph)
+        for g in (r.graph, ex.graph):
+            assert dict(g.nodes[0]).keys() == {"fingerprint", "violations", "enabled", "done", "labels"}
+            (edge,) = g.edges(data=True)
+            assert edge[2]["labels"] == ["a: checkpoint"] and edge[2]["actor"] == "a" and len(edge[2]["steps"]) == 1
+        assert [dict(d) for _, d in r.graph.nodes(data=True)] == [dict(d) for _, d in ex.graph.nodes(data=True)]

@@ -21,6 +21,7 @@ import networkx as nx
 import trio
 
 from .. import _protocol as P
+from .._graph import StateGraph
 from .._errors import Interrupted, ModelError, NondeterminismError, OpaqueStateWarning, UsageError
 from .._model import Model, as_model
 from .keys import state_key
@@ -63,7 +64,7 @@ class Search:
         # What identifies a state (keys.py), and which of its transitions are taken (reduction.py).
         self.keys = state_key(opts.fingerprint)
         self.reduction: Reduction = NoReduction()
-        self.graph = nx.DiGraph()
+        self.graph = StateGraph()
         self.parent: dict[int, tuple[int, Step]] = {}
         self.transitions = 0
         self.violations: list[Violation] = []
@@ -257,14 +258,7 @@ class Search:
                 "max_states or time_limit stops it"), stacklevel=2)
         sid = len(self.seen)
         self.seen[key] = sid
-        self.graph.add_node(
-            sid,
-            fingerprint=report.fingerprint.hex(),
-            violations=[v.kind for v in report.violations] + (["deadlock"] if report.blocked and self.opts.deadlock else []),
-            enabled=sorted({t.actor for t in report.transitions}),
-            done=report.all_done,
-            labels=dict(report.labels),
-        )
+        self.graph.add_state(sid, report, self.opts.deadlock)
         return sid
 
     def _visit(self, parent: Node, index: int, child: Snapshot, again: bool = False) -> Node | None:
@@ -299,14 +293,7 @@ class Search:
         if new or not again:
             self.transitions += 1
             self._progress()
-            label = f"{info.actor}: {info.label}"
-            step = Step(index, info.actor, info.label, info.where, rep.fingerprint.hex())
-            if self.graph.has_edge(parent.sid, sid):
-                edge = self.graph.edges[parent.sid, sid]
-                edge["labels"].append(label)
-                edge["steps"].append(step)
-            else:
-                self.graph.add_edge(parent.sid, sid, label=label, labels=[label], actor=info.actor, steps=[step])
+            self.graph.add_step(parent.sid, sid, Step(index, info.actor, info.label, info.where, rep.fingerprint.hex()))
         if new:
             self._record_violations(sid, child)
             self._reached(sid, depth, rep)
