@@ -44,7 +44,7 @@ class Violation:
         return self.format()
 
     def _repr_html_(self) -> str:
-        from ._notebook import violation_html
+        from ._html import violation_html
 
         return violation_html(self)
 
@@ -154,7 +154,7 @@ class CheckResult:
         return "\n".join(parts)
 
     def _repr_html_(self) -> str:
-        from ._notebook import result_html
+        from ._html import result_html
 
         return result_html(self)
 

@@ -114,7 +114,7 @@ class Trace(Sequence[Step]):
         return self.format()
 
     def _repr_html_(self) -> str:
-        from ._notebook import trace_html
+        from ._html import trace_html
 
         return trace_html(self)
 
