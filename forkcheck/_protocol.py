@@ -8,7 +8,7 @@ instead, flagged by the top bit of the length: pickling writes the reference
 count of every object it memoizes and looks its classes up by name, and each
 such write copies a page the new snapshot shares with its parent.  The
 explorer makes the socket pair of a new snapshot itself and sends one end with
-the :class:`Step` request (``SCM_RIGHTS`` ancillary data).  The parent forks
+the :class:`Fork` request (``SCM_RIGHTS`` ancillary data).  The parent forks
 and closes its copy; the child keeps it as its channel.  So the parent sends
 nothing back on success: one message per transition instead of two, and the
 parent is ready for its next request as soon as it has forked.
@@ -18,7 +18,7 @@ Requests and their replies::
     explorer                      snapshot process
     Load(model, version, ...) ->  Report                 (root only, once; a model error
                                                           "VersionError" when the versions differ)
-    Step(path) + fd           ->  Report                 (the new child, on the socket sent with Step)
+    Fork(path) + fd           ->  Report                 (the new child, on the socket sent with Fork)
                                   | ForkFailed(errno)    (the parent, on that same socket: EAGAIN, ENOMEM)
                                   | <end of file>        (the child died before reporting)
     Describe()                ->  Description
@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: Bumped whenever a message changes shape; checked with the forkcheck version at Load.
-PROTOCOL = 2
+PROTOCOL = 3  # 3: Step became Fork
 
 PACKET = 65536 - 512
 _HEADER = struct.Struct("<Q")
@@ -66,7 +66,7 @@ class Load:
 
 
 @dataclass
-class Step:
+class Fork:
     """Fork; the child takes the transitions of ``path`` in turn and becomes a new snapshot.
 
     Sent with the child's socket as ancillary data.  Each element of ``path`` is

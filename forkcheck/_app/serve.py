@@ -267,9 +267,9 @@ def serve(sock: socket.socket, world: World, root: bool, reserve: int | None) ->
             msg, fd = P.recv_with_fd(sock)
         except (EOFError, OSError):
             _leave(root)
-        if isinstance(msg, P.Step):
+        if isinstance(msg, P.Fork):
             if fd is None:  # pragma: no cover - the reserve makes room for it; a bug otherwise
-                raise RuntimeError("Step arrived without the child's socket")
+                raise RuntimeError("Fork arrived without the child's socket")
             try:
                 pid = _fork(msg.reseed)
             except OSError as exc:
@@ -307,7 +307,7 @@ def serve(sock: socket.socket, world: World, root: bool, reserve: int | None) ->
             if pid > 0:
                 os.close(fd)  # the channel is the child's alone: its end of file means the child died
         else:
-            if fd is not None:  # pragma: no cover - only Step carries a socket
+            if fd is not None:  # pragma: no cover - only Fork carries a socket
                 os.close(fd)
             if isinstance(msg, P.Describe):
                 status, value = _throwaway(lambda: describe(world))

@@ -193,7 +193,7 @@ class SnapshotTree:
                 theirs_inode = os.fstat(theirs.fileno()).st_ino
                 try:
                     async with snap.lock:
-                        await P.asend(snap.sock, P.Step(path, reseed), fd=theirs.fileno())
+                        await P.asend(snap.sock, P.Fork(path, reseed), fd=theirs.fileno())
                 except BaseException:
                     ours.close()
                     raise
