@@ -296,6 +296,7 @@ class Explorer:
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` ran (or the explorer was garbage-collected): its states are gone."""
         return self._closed or not self._finalizer.alive
 
     def __enter__(self) -> Explorer:
