@@ -63,3 +63,10 @@ def test_every_docs_page_is_in_the_site():
     nav = (ROOT / "mkdocs.yml").read_text()
     pages = sorted(p.name for p in (ROOT / "docs").glob("*.md"))
     assert [p for p in pages if f": {p}" not in nav] == []
+
+
+def test_the_site_home_page_is_the_readme_intro():
+    readme = (ROOT / "README.md").read_text()
+    index = (ROOT / "docs" / "index.md").read_text()
+    intro = readme.split("\n## Documentation\n")[0]
+    assert index.split("\n## Documentation\n")[0] == intro, "docs/index.md: copy the README's intro again"
