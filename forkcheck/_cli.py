@@ -1126,7 +1126,7 @@ def _exc_line(exc: BaseException) -> str:
 
 def _user_location(exc: BaseException, path: str | None) -> str:
     """`` (file.py:12)`` for the innermost frame of the user's file (or of any non-forkcheck file)."""
-    frames = traceback.extract_tb(exc.__traceback__)
+    frames: list[traceback.FrameSummary] = traceback.extract_tb(exc.__traceback__)
     here = os.path.dirname(os.path.abspath(__file__))
     frames = [f for f in frames if (f.filename == path if path else not f.filename.startswith(here))
               and not f.filename.startswith("<frozen")]

@@ -69,6 +69,7 @@ class Model:
 
     @property
     def name(self) -> str:
+        """The setup function's name, as results and the command line show it."""
         return getattr(self.fn, "__name__", "model")
 
     def __repr__(self) -> str:

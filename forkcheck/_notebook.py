@@ -26,7 +26,7 @@ import time
 import weakref
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import networkx as nx
 import trio
@@ -192,6 +192,7 @@ class _Loop:
             finally:
                 done.set()
 
+        assert self.token is not None  # set before __init__ returns
         try:
             self.token.run_sync_soon(run)
         except trio.RunFinishedError:
@@ -298,6 +299,7 @@ class Explorer:
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` ran (or the explorer was garbage-collected): its states are gone."""
         return self._closed or not self._finalizer.alive
 
     def __enter__(self) -> Explorer:
@@ -454,7 +456,7 @@ class Explorer:
         saved_hook = getattr(self._tree, "on_fork_failure", None)
         self._tree.transition_timeout = opts.transition_timeout
         try:
-            search = Search(tree, self.model, opts)
+            search = Search(tree, self.model, opts)  # type: ignore[arg-type]  # a proxy of the SnapshotTree
             await run_search(search, start.snap)
         finally:
             self._tree.transition_timeout = saved_timeout
@@ -540,6 +542,11 @@ class _Guarded:
     Other attributes are the tree's (setting one sets the tree's).
     """
 
+    _tree: SnapshotTree
+    _keep: Snapshot
+    root: Snapshot
+    peak: int
+
     def __init__(self, tree: SnapshotTree, keep: Snapshot) -> None:
         object.__setattr__(self, "_tree", tree)
         object.__setattr__(self, "_keep", keep)
@@ -568,6 +575,7 @@ class _Guarded:
     async def describe(self, snap: Snapshot) -> P.Description | None:
         with trio.CancelScope(shield=snap is self._keep):
             return await self._tree.describe(snap)
+        return None  # not reached: this scope is never cancelled itself, so it swallows no exception
 
 
 # --------------------------------------------------------------------------- nodes
@@ -601,7 +609,7 @@ class Node:
         self.snap = snap
         self.parent = parent
         self.index = index
-        self.depth = 0 if parent is None else parent.depth + 1
+        self.depth: int = 0 if parent is None else parent.depth + 1
         self.children: dict[int, Node] = {}
         self._desc: P.Description | None = None
         self._described = False
@@ -609,6 +617,7 @@ class Node:
         self.transitions = [Transition(i, t.actor, t.label, t.where) for i, t in enumerate(rep.transitions)]
         self.id = explorer._state_id(rep)
         if parent is not None:
+            assert index is not None  # a child is reached by a transition
             info = parent.transitions[index]
             self.last_step: Step | None = Step(index, info.actor, info.label, info.where, rep.fingerprint.hex())
             explorer.graph.add_step(parent.id, self.id, self.last_step, once=True)
@@ -640,7 +649,8 @@ class Node:
     @property
     def path(self) -> list[Node]:
         """The nodes from the root to this one."""
-        out, node = [], self
+        out: list[Node] = []
+        node: Node | None = self
         while node is not None:
             out.append(node)
             node = node.parent
@@ -649,7 +659,7 @@ class Node:
     @property
     def trace(self) -> Trace:
         """The transitions from the initial state to this one."""
-        return Trace([n.last_step for n in self.path[1:]])
+        return Trace([n.last_step for n in self.path[1:]])  # type: ignore[misc]  # only the root has none
 
     @property
     def violations(self) -> list[Violation]:
@@ -960,7 +970,7 @@ def _layers(graph: nx.DiGraph, root: int = 0) -> list[list[int]]:
     return layers
 
 
-def graph_svg(graph: nx.DiGraph, path: list[int] = (), max_states: int = 400) -> SVG:
+def graph_svg(graph: nx.DiGraph, path: Sequence[int] = (), max_states: int = 400) -> SVG:
     """Draw a state graph (forkcheck's schema) as SVG; ``path`` lists state ids from the root."""
     path = list(path)
     if len(graph) > max_states:

@@ -31,6 +31,7 @@ class Violation:
     model: str = ""
 
     def format(self) -> str:
+        """The violation as text: the message, the counterexample step by step, the state, how to replay it."""
         where = "in the initial state" if len(self.trace) == 0 else f"after {len(self.trace)} step{'s' if len(self.trace) > 1 else ''}"
         out = [f"{self.kind} violation {where}: {self.message}", "", "Counterexample:", self.trace.format()]
         if self.details:
@@ -129,9 +130,11 @@ class CheckResult:
 
     @property
     def ok(self) -> bool:
+        """True when the check found no violation (see :attr:`complete` for whether it saw every state)."""
         return not self.violations
 
     def summary(self) -> str:
+        """One line: whether the search finished, its counts and the kinds of violations found."""
         s = self.stats
         head = "Done." if self.complete else f"Stopped early ({'; '.join(self.incomplete)})."
         text = f"{head} states={s.states}, transitions={s.transitions}, depth={s.max_depth}, {s.seconds:.2f}s"

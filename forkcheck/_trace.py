@@ -56,7 +56,7 @@ class Trace(Sequence[Step]):
     def __len__(self) -> int:
         return len(self.steps)
 
-    def __getitem__(self, i):  # type: ignore[override]
+    def __getitem__(self, i):
         return self.steps[i]
 
     def __iter__(self) -> Iterator[Step]:
@@ -74,7 +74,7 @@ class Trace(Sequence[Step]):
     @property
     def token(self) -> str:
         """A compact, paste-able string that identifies this trace."""
-        payload = {"s": [[s.index, s.actor, s.label, s.fingerprint[:8]] for s in self.steps]}
+        payload: dict[str, object] = {"s": [[s.index, s.actor, s.label, s.fingerprint[:8]] for s in self.steps]}
         if self.cycle_start is not None:
             payload["c"] = self.cycle_start
         raw = zlib.compress(json.dumps(payload, separators=(",", ":")).encode(), 9)

@@ -232,7 +232,7 @@ class _Hasher:
         elif isinstance(o, enum.Enum):
             out.append(f"E{t.__module__}.{t.__qualname__}.{o.name}")
         else:
-            fn = _REDUCER_CACHE.get(t, _MISSING)
+            fn: Any = _REDUCER_CACHE.get(t, _MISSING)  # a reducer, None, or _MISSING when not looked up yet
             if fn is _MISSING:
                 fn = resolve_reducer(t)
             if fn is not None:
@@ -290,7 +290,7 @@ class _Hasher:
             return
         fn = rv[0]
         args = rv[1] if len(rv) > 1 else ()
-        if fn is copyreg.__newobj__ or getattr(fn, "__name__", "") == "__newobj__":
+        if fn is copyreg.__newobj__ or getattr(fn, "__name__", "") == "__newobj__":  # type: ignore[attr-defined]  # not in typeshed
             self.out.append(f"N{t.__module__}.{t.__qualname__}")
             args = args[1:]
         else:
@@ -510,12 +510,13 @@ def _walk(h, world) -> None:
 from .reducers import builtin_reducer  # noqa: E402 - it needs Opaque, defined above
 
 try:
-    from . import _cfingerprint
+    from . import _cfingerprint  # type: ignore[attr-defined]  # the C extension: no stub, and optional
 except ImportError:  # not built: no C compiler at install time, or not CPython 3.11
     _cfingerprint = None
 else:
     _cfingerprint.configure(Fallback, collections.deque, collections.defaultdict, collections.Counter,
-                            Unordered, enum.Enum, copyreg.__newobj__, Opaque, _REDUCER_CACHE, resolve_reducer)
+                            Unordered, enum.Enum, copyreg.__newobj__, Opaque, _REDUCER_CACHE,  # type: ignore[attr-defined]
+                            resolve_reducer)
 
 C_WALK = _cfingerprint is not None and os.environ.get("FORKCHECK_PURE_PYTHON_WALK", "") in ("", "0")
 
@@ -557,7 +558,7 @@ def walk_stream(world, walk: str = "auto", stream: bool = False) -> tuple[bytes,
         h.stream_parts = []
     _walk(h, world)
     digest = h.digest()
-    return digest, (b"".join(h.stream_parts) if stream else None)
+    return digest, (b"".join(h.stream_parts or []) if stream else None)
 
 
 # --------------------------------------------------------------------------- where an object sits in the state

@@ -75,6 +75,7 @@ class Mailbox:
         return len(self._items)
 
     def empty(self) -> bool:
+        """Whether no message is waiting; ``len(box)`` counts them."""
         return not self._items
 
     def __repr__(self) -> str:
@@ -173,7 +174,12 @@ class Network:
                 del self._flight[i]
                 return
 
-    def env_transitions(self):
+    def env_transitions(self) -> list:
+        """The environment's transitions in this state, as ``(label, apply)`` pairs.
+
+        A lossy network may drop any distinct message in flight.  The runtime
+        calls this; models do not need to.
+        """
         from .fingerprint import canonical_key
 
         out, seen = [], []
@@ -186,6 +192,7 @@ class Network:
 
     @property
     def actor_name(self) -> str:
+        """The name its environment transitions (dropped messages) are shown under: the network's."""
         return self.name
 
     def __repr__(self) -> str:
@@ -238,6 +245,7 @@ class Lock(_AsyncContext):
         self.owner: str | None = None
 
     def acquire(self) -> Request:
+        """``await lock.acquire()``: take the lock; a transition, enabled while the lock is free."""
         return _Acquire(self)
 
     def _can_acquire(self) -> bool:
@@ -247,6 +255,7 @@ class Lock(_AsyncContext):
         self.owner = who
 
     def release(self) -> None:
+        """Release the lock the running actor holds; not an interleaving point."""
         world = _runtime._WORLD
         who = world.running.name if world is not None and world.running is not None else None
         if self.owner is None or (who is not None and self.owner != who):
@@ -254,6 +263,7 @@ class Lock(_AsyncContext):
         self.owner = None
 
     def locked(self) -> bool:
+        """Whether an actor holds the lock."""
         return self.owner is not None
 
     def __repr__(self) -> str:
@@ -273,6 +283,7 @@ class Semaphore(_AsyncContext):
         self.value = value
 
     def acquire(self) -> Request:
+        """``await sem.acquire()``: decrement the count; a transition, enabled while it is above zero."""
         return _Acquire(self)
 
     def _can_acquire(self) -> bool:
@@ -282,6 +293,7 @@ class Semaphore(_AsyncContext):
         self.value -= 1
 
     def release(self) -> None:
+        """Increment the count; never blocks and is not an interleaving point."""
         self.value += 1
 
     def __repr__(self) -> str:
@@ -315,12 +327,15 @@ class Event:
         self._set = False
 
     def set(self) -> None:
+        """Set the flag, waking every actor waiting for it; it stays set."""
         self._set = True
 
     def is_set(self) -> bool:
+        """Whether the flag is set."""
         return self._set
 
     def wait(self) -> Request:
+        """``await ev.wait()``: a transition, enabled once the flag is set."""
         return _Wait(self)
 
     def __repr__(self) -> str:

@@ -91,7 +91,8 @@ _RLOCK_COUNT = re.compile(r"count=(\d+)")
 
 def _rlock(lock: Any) -> Any:
     count = getattr(lock, "_recursion_count", None)
-    n = count() if count is not None else int(_RLOCK_COUNT.search(repr(lock)).group(1))
+    # An RLock's repr always shows its count (Python 3.11 has no _recursion_count).
+    n = count() if count is not None else int(_RLOCK_COUNT.search(repr(lock)).group(1))  # type: ignore[union-attr]
     return ("rlock", lock._is_owned(), n)
 
 

@@ -774,6 +774,7 @@ def _call_at(code: types.CodeType, offset: int) -> tuple[int, str]:
     if not 0 <= k < len(positions) or positions[k][0] is None:
         return code.co_firstlineno, ""
     l0, l1, c0, c1 = positions[k]
+    assert l0 is not None  # checked above
     if l1 != l0 or c0 is None or c1 is None:
         return l0, ""
     text = linecache.getline(code.co_filename, l0).encode()[c0:c1]  # columns count bytes

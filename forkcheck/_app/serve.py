@@ -21,7 +21,9 @@ import socket
 import sys
 import time
 import warnings
-from _signal import getsignal as _getsignal  # signal.getsignal runs Python code
+from typing import Callable
+
+from _signal import getsignal as _getsignal  # type: ignore[import-not-found]  # signal.getsignal runs Python code
 
 from .. import _protocol as P
 from . import fingerprint as _fingerprint
@@ -40,13 +42,13 @@ try:
     _raw_fork.restype = ctypes.c_int
     _raw_fork.argtypes = []
 except (OSError, AttributeError):  # pragma: no cover - not glibc
-    _raw_fork = os.fork
+    _raw_fork = os.fork  # type: ignore[assignment]  # libc's fork or os.fork: both are called as fork()
 
 
 try:
     from _random import Random as _CRandom
 
-    _random_seed = _CRandom.seed
+    _random_seed: Callable[..., None] | None = _CRandom.seed
 except ImportError:  # pragma: no cover - a Python without _random
     _random_seed = None
 

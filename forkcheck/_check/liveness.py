@@ -316,7 +316,7 @@ class _Graph:
             if self._depth is None:
                 self._depth = {}
                 for u in parent:  # BFS order: a parent comes before its children
-                    self._depth[u] = 0 if parent[u] is None else self._depth[parent[u]] + 1
+                    self._depth[u] = 0 if (p := parent[u]) is None else self._depth[p] + 1
             depth = self._depth
         else:
             parent, depth = {0: None}, {0: 0}
@@ -326,8 +326,8 @@ class _Graph:
         _, trigger = min(candidates)
         nodes = self.path_to(parent, trigger)
         trigger_at = len(nodes) - 1
-        while nxt[nodes[-1]] is not None:
-            nodes.append(nxt[nodes[-1]])
+        while (after := nxt[nodes[-1]]) is not None:
+            nodes.append(after)
         steps = [self.step(a, b) for a, b in zip(nodes, nodes[1:])]
         entry = nodes[-1]
         model = repr(self.search.model)

@@ -111,15 +111,15 @@ def sample(pids: Iterable[int], limit: int | None = None) -> MemorySample:
     """
     pids = sorted({p for p in pids if p > 0})
     if limit is None or len(pids) <= limit:
-        private = logical = alive = 0
+        private = logical = count = 0
         for pid in pids:
-            got = _rollup(pid)
-            if got is None:
+            rollup = _rollup(pid)
+            if rollup is None:
                 continue
-            alive += 1
-            private += got[0]
-            logical += got[1]
-        return MemorySample(private, logical, alive, alive)
+            count += 1
+            private += rollup[0]
+            logical += rollup[1]
+        return MemorySample(private, logical, count, count)
     # Resident sizes are cheap: take them all.  Private bytes come from an evenly
     # spaced subset (deterministic, so repeated runs sample the same way).
     resident = {pid: r for pid in pids if (r := _resident(pid)) is not None}
@@ -128,7 +128,7 @@ def sample(pids: Iterable[int], limit: int | None = None) -> MemorySample:
         return MemorySample(0, 0, 0, 0)
     step = len(alive) / limit
     chosen = sorted({alive[int(i * step)] for i in range(limit)})
-    got = [(pid, r) for pid in chosen if (r := _rollup(pid)) is not None]
+    got = [(pid, ru) for pid in chosen if (ru := _rollup(pid)) is not None]
     if not got:
         return MemorySample(0, sum(resident.values()), len(alive), 0)
     # Scale by resident size rather than by count: a subset that happens to hold

@@ -77,6 +77,7 @@ class SnapshotPool:
             if not self.resident:
                 return False
             _, victim = self.resident.popitem(last=self.evict_newest)
+            assert victim.snap is not None  # resident: it holds a live snapshot
             self.tree.release(victim.snap)
             victim.snap = None
             self.evictions += 1
@@ -107,6 +108,7 @@ class SnapshotPool:
         path: list[int] = []
         while True:
             if sid == 0:
+                assert self.tree.root is not None  # the tree is started before the search
                 return self.tree.root, tuple(reversed(path))
             if self.mode == "fork" and sid in self.factories:
                 snap = self.factories.pop(sid)

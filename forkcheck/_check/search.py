@@ -41,6 +41,7 @@ class Node:
     """A state being explored: its number, depth, report and live snapshot (None once evicted)."""
 
     __slots__ = ("sid", "depth", "snap", "report")
+    snap: Snapshot | None
 
     def __init__(self, sid: int, depth: int, snap: Snapshot) -> None:
         self.sid = sid
@@ -142,7 +143,9 @@ class Search:
             if k in direct:
                 base, path = direct[k]
                 return await self.tree.step(base, path + (i,), reseed)
-            return await self.tree.step(nodes[k].snap, i, reseed)
+            snap = nodes[k].snap
+            assert snap is not None  # materialized above
+            return await self.tree.step(snap, i, reseed)
 
         gate = trio.Semaphore(self.jobs)
 
@@ -205,6 +208,7 @@ class Search:
 
     async def step_one(self, node: Node, index: int) -> Node | None:
         """Take one transition (random walks); the child is returned even if already seen."""
+        assert node.snap is not None  # a walk steps from live snapshots only
         child = await self.tree.step(node.snap, index)
         await self.keys.observe(child, node.snap)
         # Each transition is counted and drawn once, however often the walks take it.
@@ -290,6 +294,7 @@ class Search:
             sid = self._add_state(rep, key)
             self.parent[sid] = (parent.sid, Step(index, info.actor, info.label, info.where, rep.fingerprint.hex()))
             self.deepest = max(self.deepest, depth)
+        assert sid is not None  # a known state's number, or the one just added
         if new or not again:
             self.transitions += 1
             self._progress()
@@ -623,7 +628,7 @@ def replay(model: Any, token: str | Trace) -> Replay:
                     raise_model_error(child.report, model)
                 except (ModelError, UsageError) as exc:
                     err = type(exc)(f"step {k} of the trace ('{info.actor}: {info.label}'): {exc}")
-                    err.replay = done  # type: ignore[attr-defined]
+                    err.replay = done  # type: ignore[union-attr]  # an attribute these errors carry from here
                     raise err from None
             fp = child.report.fingerprint.hex()
             if st.fingerprint and not fp.startswith(st.fingerprint) and child.report.pid != 0:

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import IO, Callable
 
 import trio
 
@@ -34,12 +35,15 @@ class Snapshot:
     """A live snapshot process as the explorer sees it."""
 
     __slots__ = ("pid", "raw", "sock", "report", "lock", "closed")
+    # None only while the process has not answered yet: start() and step() set it before they
+    # return the snapshot, so the rest of the explorer reads it as a Report.
+    report: P.Report
 
     def __init__(self, pid: int, raw: socket.socket, report: P.Report | None = None) -> None:
         self.pid = pid
         self.raw = raw
         self.sock = trio.socket.from_stdlib_socket(raw)
-        self.report = report
+        self.report = report  # type: ignore[assignment]  # see the class attribute's comment
         self.lock = trio.Lock()
         self.closed = False
 
@@ -48,8 +52,8 @@ def model_blob(model: Model) -> tuple[bytes, list[str]]:
     """Pickle a model for the root interpreter; modules that cannot be imported there go by value."""
     by_value = []
     for fn in (model.fn,):
-        modname = getattr(fn, "__module__", None)
-        mod = sys.modules.get(modname or "")
+        modname: str = getattr(fn, "__module__", None) or ""
+        mod = sys.modules.get(modname)
         if mod is not None and modname != "__main__" and getattr(mod, "__forkcheck_by_value__", False):
             by_value.append(modname)
     from .._app.fingerprint import user_reducers
@@ -64,7 +68,7 @@ def model_blob(model: Model) -> tuple[bytes, list[str]]:
 class SnapshotTree:
     """The root snapshot process, its descendants, and the explorer's handles on them."""
 
-    def __init__(self, model: Model, transition_timeout: float = 30.0, huge_pages: bool = True,
+    def __init__(self, model: Model, transition_timeout: float = 30.0, huge_pages: bool | None = True,
                  opaque: str = "error") -> None:
         self.model = model
         self.opaque = opaque  # Load.opaque
@@ -73,12 +77,12 @@ class SnapshotTree:
         self.live: set[Snapshot] = set()
         self.root: Snapshot | None = None
         self.fork_failures = 0
-        self.on_fork_failure = None  # called when a snapshot could not fork: free some
+        self.on_fork_failure: Callable[[], None] | None = None  # called when a snapshot could not fork: free some
         self.memory_limit: int | None = None
-        self.huge_pages = huge_pages  # put the root's heap on transparent huge pages (_hugepages.py)
+        self.huge_pages = bool(huge_pages)  # put the root's heap on transparent huge pages (_hugepages.py)
         self.peak = 0
         self.memory = MemoryTracker()  # private and logical bytes of the live snapshots at their peak
-        self._errfile = None
+        self._errfile: IO[bytes] | None = None
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -184,6 +188,7 @@ class SnapshotTree:
         path = (index,) if isinstance(index, int) else tuple(index)
         last = path[-1]
         info = snap.report.transitions[last] if len(path) == 1 else P.TransitionInfo("?", f"path of {len(path)} steps", "")
+        reply: P.Report | P.ForkFailed
         for attempt in range(12):
             try:
                 ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -209,6 +214,7 @@ class SnapshotTree:
                 self.on_fork_failure()
             await trio.sleep(0.01 * 2 ** min(attempt, 6))
         else:
+            assert isinstance(reply, P.ForkFailed)  # every attempt failed
             raise ForkcheckError(f"cannot create snapshot processes ({os.strerror(reply.errno)}) even after freeing "
                                  f"some: {len(self.live)} are live; lower max_snapshots or free memory and processes")
         if not isinstance(reply, P.Report):
