@@ -4,6 +4,7 @@ import pytest
 
 import forkcheck as fc
 from models import die_hard
+from test_liveness import starvation
 from two_phase import two_phase
 
 
@@ -173,22 +174,7 @@ def test_replay_of_a_token_that_reaches_a_raising_invariant_raises_the_model_err
 
 
 def test_replay_of_a_lasso_checks_that_the_loop_closes():
-    @fc.model
-    def hog():
-        s = {"done": False}
-
-        async def spinner():
-            while True:
-                await fc.checkpoint()
-
-        async def worker():
-            await fc.checkpoint()
-            s["done"] = True
-
-        fc.spawn(spinner)
-        fc.spawn(worker)
-        fc.eventually(lambda: s["done"], name="worker done")
-
+    hog = starvation  # a spinner starves the worker when nothing is fair
     trace = hog.check(fairness="none").violations[0].trace
     assert trace.cycle_start is not None
     rep = fc.replay(hog, trace.token)
