@@ -236,6 +236,10 @@ class Explorer:
     huge_pages : bool
         Put the snapshots' heap on 2 MiB pages, so that big heaps fork fast (as
         for ``check``).
+    opaque : {"error", "distinct"}
+        A state holding an object whose contents forkcheck cannot see: refused
+        with :class:`forkcheck.OpaqueStateError`, or kept apart from every
+        other state (as for ``check``); :meth:`run` uses the same.
 
     Notes
     -----
