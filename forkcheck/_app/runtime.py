@@ -346,7 +346,9 @@ class World:
         self._enabled: list[Transition] | None = None
         self._names: dict[str, int] = {}
         self.counters: dict[str, int] = {}
-        self.path: list[int] = []  # the transitions taken from the initial state (distinct_fingerprint)
+        # The transitions taken from the initial state, kept only where a fingerprint may need them
+        # (opaque="distinct": distinct_fingerprint); None elsewhere, to keep them off the hot path.
+        self.path: list[int] | None = None
         # Requests made in the current step (setup or one actor's step) and where: (request, code, offset).
         self.made: list[tuple[Request, types.CodeType, int]] = []
 
@@ -540,7 +542,8 @@ class World:
         t = self.enabled()[index]
         self._enabled = None
         self.violations = []
-        self.path.append(index)
+        if self.path is not None:
+            self.path.append(index)
         if t.actor is None:
             t.apply()
         else:

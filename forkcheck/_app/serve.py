@@ -475,6 +475,8 @@ def main(argv: list[str]) -> None:
 
     _OPAQUE[0] = load.opaque
     world = World()
+    if load.opaque == "distinct":
+        world.path = []
     try:
         model, reducers = cloudpickle.loads(load.model)
         _fingerprint.install_reducers(reducers)
