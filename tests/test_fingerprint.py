@@ -226,3 +226,33 @@ def test_sets_of_objects_keep_identity_structure():
     s = {a1, a2}
     assert fp([s, a1]) == fp([s, a1])
     assert fp([{a1}, a1]) != fp([{a1}, a2])
+
+
+def test_a_state_function_found_on_a_base_class_does_not_hide_the_subclass_state():
+    import sqlite3
+    import weakref
+
+    class A:
+        pass
+
+    a = A()
+    # weakref.KeyedRef keeps its key in a slot; the weakref function knows only the referent
+    assert fp(weakref.KeyedRef(a, None, "one")) != fp(weakref.KeyedRef(a, None, "two"))
+
+    class Conn(sqlite3.Connection):
+        pass
+
+    c1, c2 = sqlite3.connect(":memory:", factory=Conn), sqlite3.connect(":memory:", factory=Conn)
+    c1.tag, c2.tag = 1, 2
+    assert fp(c1) != fp(c2)
+    c2.tag = 1
+    assert fp(c1) == fp(c2)
+
+    class Told(sqlite3.Connection):  # a class that says what its state is: its own word wins
+        def __fc_state__(self):
+            return ("told", self.n)
+
+    t1, t2 = sqlite3.connect(":memory:", factory=Told), sqlite3.connect(":memory:", factory=Told)
+    t1.n, t2.n = 1, 1
+    t2.execute("create table x (y)")  # left out of its own state, so the two are one
+    assert fp(t1) == fp(t2)

@@ -368,25 +368,46 @@ _REDUCER_CACHE: dict[type, Callable[[Any], Any] | None] = {}
 def resolve_reducer(t: type) -> Callable[[Any], Any] | None:
     """The function that gives the state of instances of ``t``, or None: the walk reduces them.
 
-    A function registered for ``t`` or its nearest base wins; then
-    ``copyreg.dispatch_table`` (how pickle reduces ``re.Pattern``, say); then
-    the built-in table of ``_reducers.py`` (looked up by type name, so that no
-    module is imported to build it).  The answer is cached per type.
+    A function registered for ``t`` or its nearest base wins.  Then, unless
+    the class says what its state is (``__fc_state__``): ``copyreg.dispatch_table``
+    (how pickle reduces ``re.Pattern``, say), then the built-in table of
+    ``reducers.py`` (looked up by type name, so that no module is imported to
+    build it).  A function found on a base class sees only the base's state,
+    so for a subclass the instance's own attributes (its ``__dict__`` and
+    slots) are added to what it returns.  The answer is cached per type.
     """
-    fn = None
+    fn, found = None, t
+    own_hook = getattr(t, "__fc_state__", None) is not None
     for base in t.__mro__:
+        found = base
         fn = _USER_REDUCERS.get(base)
-        if fn is not None:
-            break
+        if fn is not None or own_hook:
+            break  # a class's own __fc_state__ gives way only to a registration
         fn = copyreg.dispatch_table.get(base)
+        if fn is None and base is not object:
+            fn = builtin_reducer(base)
         if fn is not None:
             break
-        if base is not object:
-            fn = builtin_reducer(base)
-            if fn is not None:
-                break
+    if fn is not None and found is not t:
+        fn = _with_own_attributes(fn, t)
     _REDUCER_CACHE[t] = fn
     return fn
+
+
+def _with_own_attributes(fn: Callable[[Any], Any], t: type) -> Callable[[Any], Any]:
+    """``fn`` for instances of ``t``, a subclass of the class ``fn`` knows: plus their own attributes."""
+    slots = tuple(copyreg._slotnames(t))  # type: ignore[attr-defined]  # what pickle uses, across the MRO
+
+    def reducer(obj: Any) -> Any:
+        filled = []  # (name, value) of the slots that hold a value
+        for name in slots:
+            try:
+                filled.append((name, getattr(obj, name)))
+            except AttributeError:
+                pass
+        return (fn(obj), getattr(obj, "__dict__", None), tuple(filled))
+
+    return reducer
 
 
 _WALKED_TYPES = (list, dict, set, frozenset, tuple, collections.deque, collections.defaultdict,
@@ -404,7 +425,8 @@ def register_state(cls: type, fn: Callable[[Any], Any] | None) -> None:
     returns plain data (or objects forkcheck walks) that is equal for two
     objects exactly when they behave alike from now on: return *everything*
     their future depends on, since what ``fn`` leaves out, forkcheck cannot
-    tell apart.  It applies to subclasses too; ``fn=None`` removes it.
+    tell apart.  It applies to subclasses too, whose own attributes are added
+    to what ``fn`` returns; ``fn=None`` removes it.
 
     Register before calling ``check()`` (the registry travels to the snapshot
     processes with the model), or in the model's setup function.

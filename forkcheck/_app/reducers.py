@@ -97,9 +97,9 @@ def _rlock(lock: Any) -> Any:
 
 
 def _weakref(ref: Any) -> Any:
-    extra = getattr(ref, "__dict__", None)
-    slots = tuple(getattr(ref, name, None) for name in getattr(type(ref), "__slots__", ()) if isinstance(name, str))
-    return ("weakref", ref(), ref.__callback__, slots, extra)
+    # The referent, walked with identity, and the callback; a subclass's own attributes
+    # (weakref.KeyedRef's key) are added by fingerprint.resolve_reducer.
+    return ("weakref", ref(), ref.__callback__)
 
 
 def _dict_view(view: Any) -> Any:
