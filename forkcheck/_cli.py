@@ -78,24 +78,25 @@ class _Parser(argparse.ArgumentParser):
         raise CliError(f"{message} (see '{self.prog} --help')")
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number: give a whole number >= 0") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is negative: give a whole number >= 0")
-    return value
+def _whole_number(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number >= ``minimum``, with a message that says which."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number: give a whole number >= {minimum}") from None
+        if value < minimum:
+            too = "negative" if minimum == 0 else "too small"
+            raise argparse.ArgumentTypeError(f"{text} is {too}: give a whole number >= {minimum}")
+        return value
+
+    return parse
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number: give a whole number >= 1") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is too small: give a whole number >= 1")
-    return value
+_non_negative_int = _whole_number(0)
+_positive_int = _whole_number(1)
+_snapshot_count = _whole_number(4)  # max_snapshots: check() refuses fewer
 
 
 def _int(text: str) -> int:
@@ -150,16 +151,6 @@ def _size(text: str) -> int:
     value = int(float(m.group(1)) * _SIZE_UNITS[m.group(2).upper()])
     if value < 2 ** 26:
         raise argparse.ArgumentTypeError(f"{text} is too small: give at least 64M (an interpreter needs about that)")
-    return value
-
-
-def _snapshot_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number: give a whole number >= 4") from None
-    if value < 4:
-        raise argparse.ArgumentTypeError(f"{text} is too small: give a whole number >= 4")
     return value
 
 
