@@ -7,7 +7,7 @@ transparent huge page maps 2 MiB with one entry, and copy-on-write of a huge
 page shared with a child still copies only the 4 KiB that was written (the
 kernel splits the mapping in the writer), so private memory does not grow.
 
-Two things put the root's heap on huge pages (``Options.huge_pages``, on by
+Two things put the root's heap on huge pages (``CheckOptions.huge_pages``, on by
 default):
 
 * before the root interpreter starts, its environment asks glibc's malloc for

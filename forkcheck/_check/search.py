@@ -33,9 +33,6 @@ from .options import CheckOptions
 from .strategies import STRATEGIES
 from .._trace import Replay, ReplayStep, Step, Trace
 
-#: The old name of :class:`CheckOptions`, kept while the ``Search`` class still spells it.
-Options = CheckOptions
-
 
 class Node:
     """A state being explored: its number, depth, report and live snapshot (None once evicted)."""
@@ -53,7 +50,7 @@ class Node:
 class Search:
     """Bookkeeping shared by every strategy: seen states, the graph, traces, violations."""
 
-    def __init__(self, tree: SnapshotTree, model: Model, opts: Options) -> None:
+    def __init__(self, tree: SnapshotTree, model: Model, opts: CheckOptions) -> None:
         self.tree = tree
         self.model = model
         self.opts = opts
