@@ -134,6 +134,19 @@ class Report:
         return (self.pid, self.fingerprint, transitions, violations, self.all_done, self.blocked, self.model_error,
                 self.labels, self.properties, self.opaque)
 
+    def found(self, deadlock: bool) -> list[ViolationInfo]:
+        """What this state violates: its violations, and a deadlock as one more when deadlocks count.
+
+        The one place that says what a deadlock is worth, for the search, the graph, replay and the notebook.
+        """
+        if self.blocked and deadlock:
+            return [*self.violations, ViolationInfo("deadlock", "deadlock", self.blocked)]
+        return self.violations
+
+    def ends(self, deadlock: bool) -> bool:
+        """Whether this state is an end of the search: it violates something (a deadlock counting when asked)."""
+        return bool(self.violations) or bool(self.blocked and deadlock)
+
     @classmethod
     def from_wire(cls, t: tuple) -> Report:
         pid, fingerprint, transitions, violations, all_done, blocked, model_error, labels, properties, opaque = t
@@ -190,15 +203,28 @@ def _decode(header: int, data: bytes) -> Any:
     return pickle.loads(data)
 
 
-def send(sock: socket.socket, msg: Any, fd: int | None = None) -> None:
+def _packets(msg: Any) -> list[bytes]:
+    """One message as the packets that carry it; the first holds the header (and travels with the fd, if any)."""
     data, header = _encode(msg)
-    first = _HEADER.pack(header) + data[: PACKET - _HEADER.size]
+    head = PACKET - _HEADER.size
+    packets = [_HEADER.pack(header) + data[:head]]
+    for off in range(head, len(data), PACKET):
+        packets.append(data[off: off + PACKET])
+    return packets
+
+
+def _with_fd(fd: int) -> list:
+    return [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))]
+
+
+def send(sock: socket.socket, msg: Any, fd: int | None = None) -> None:
+    first, *rest = _packets(msg)
     if fd is None:
         sock.sendall(first)
     else:
-        sock.sendmsg([first], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
-    for off in range(PACKET - _HEADER.size, len(data), PACKET):
-        sock.sendall(data[off: off + PACKET])
+        sock.sendmsg([first], _with_fd(fd))
+    for packet in rest:
+        sock.sendall(packet)
 
 
 def recv(sock: socket.socket) -> Any:
@@ -230,32 +256,42 @@ def _fd(anc) -> int | None:
     return fds[0] if fds else None
 
 
-def _assemble(first: bytes, more) -> Any:
-    (header,) = _HEADER.unpack_from(first)
-    total = header & ~_MARSHALLED
-    chunks = [first[_HEADER.size:]]
-    got = len(chunks[0])
-    while got < total:
-        part = more()
+class _Reassembly:
+    """The packets of one message, as they arrive: ``missing`` bytes are still to come (sans-I/O, for both sides)."""
+
+    def __init__(self, first: bytes) -> None:
+        (self.header,) = _HEADER.unpack_from(first)
+        self.chunks = [first[_HEADER.size:]]
+        self.missing = (self.header & ~_MARSHALLED) - len(self.chunks[0])
+
+    def add(self, part: bytes) -> None:
         if not part:
             raise EOFError
-        chunks.append(part)
-        got += len(part)
-    return _decode(header, b"".join(chunks))
+        self.chunks.append(part)
+        self.missing -= len(part)
+
+    def message(self) -> Any:
+        return _decode(self.header, b"".join(self.chunks))
+
+
+def _assemble(first: bytes, more) -> Any:
+    r = _Reassembly(first)
+    while r.missing > 0:
+        r.add(more())
+    return r.message()
 
 
 # --------------------------------------------------------------------------- framing (trio side)
 
 
 async def asend(sock, msg: Any, fd: int | None = None) -> None:
-    data, header = _encode(msg)
-    first = _HEADER.pack(header) + data[: PACKET - _HEADER.size]
+    first, *rest = _packets(msg)
     if fd is None:
         await sock.send(first)
     else:
-        await sock.sendmsg([first], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
-    for off in range(PACKET - _HEADER.size, len(data), PACKET):
-        await sock.send(data[off: off + PACKET])
+        await sock.sendmsg([first], _with_fd(fd))
+    for packet in rest:
+        await sock.send(packet)
 
 
 async def arecv(sock) -> Any:
@@ -263,14 +299,8 @@ async def arecv(sock) -> Any:
     first = await sock.recv(PACKET)
     if not first:
         raise EOFError
-    chunks = [first]
-    (header,) = _HEADER.unpack_from(first)
-    total = header & ~_MARSHALLED
-    got = len(first) - _HEADER.size
-    while got < total:
-        part = await sock.recv(PACKET)
-        if not part:
-            raise EOFError
-        chunks.append(part)
-        got += len(part)
-    return _decode(header, b"".join(chunks)[_HEADER.size:])
+    r = _Reassembly(first)
+    while r.missing > 0:
+        r.add(await sock.recv(PACKET))
+    return r.message()
+
