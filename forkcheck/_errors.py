@@ -63,6 +63,10 @@ class NondeterminismError(ForkcheckError):
     """Re-executing a trace did not reproduce the states it recorded."""
 
 
+#: What makes an actor nondeterministic outside forkcheck's control: the end of every message that says so.
+OUTSIDE_THE_MODEL = "something outside the model (the clock, random outside fc.choose, id(), files, the environment)"
+
+
 class InternalError(ForkcheckError):
     """Something inside forkcheck failed; this is a bug in forkcheck, please report it."""
 

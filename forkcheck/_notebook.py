@@ -36,33 +36,16 @@ from ._errors import ModelError, NondeterminismError, UsageError
 from ._model import as_model
 from ._results import CheckResult, Stats, Violation
 from ._check.snapshots import Snapshot, SnapshotTree, raise_model_error
-from ._graph import StateGraph
+from ._graph import StateGraph, violation_kinds
 from ._html import _CELL, _RED, _TABLE, _e, state_html, trace_html
 from ._trace import Step, Trace, _short, format_state
 
-__all__ = ["Explorer", "Node", "Transition", "Actor", "Frame", "SVG", "ExplorerWidget"]
+__all__ = ["Explorer", "Node", "Actor", "Frame", "SVG", "ExplorerWidget"]
 
 _GRAPH_IN_NODE_VIEW = 150  # a node's HTML view embeds the graph picture up to this many states
 
 
 # --------------------------------------------------------------------------- small value types
-
-
-@dataclass(frozen=True)
-class Transition:
-    """An enabled transition of a state: ``actor`` can take ``label`` at ``where`` (file:line).
-
-    ``index`` is its position among the state's transitions, the number that
-    :meth:`Node.step` accepts (as does ``str(transition)``, ``"actor: label"``).
-    """
-
-    index: int
-    actor: str
-    label: str
-    where: str = ""
-
-    def __str__(self) -> str:
-        return f"{self.actor}: {self.label}"
 
 
 @dataclass(frozen=True)
@@ -456,16 +439,10 @@ class Explorer:
 
         tree = _Guarded(self._tree, start.snap)
         before = set(self._tree.live)
-        saved_timeout = self._tree.transition_timeout
-        saved_hook = getattr(self._tree, "on_fork_failure", None)
-        self._tree.transition_timeout = opts.transition_timeout
         try:
             search = Search(tree, self.model, opts)  # type: ignore[arg-type]  # a proxy of the SnapshotTree
             await run_search(search, start.snap)
         finally:
-            self._tree.transition_timeout = saved_timeout
-            if hasattr(self._tree, "on_fork_failure"):
-                self._tree.on_fork_failure = saved_hook
             for snap in list(self._tree.live - before):  # the search's own processes; not the nodes'
                 self._tree.release(snap)
         return search, tree.peak
@@ -618,7 +595,7 @@ class Node:
         self._desc: P.Description | None = None
         self._described = False
         rep = snap.report
-        self.transitions = [Transition(i, t.actor, t.label, t.where) for i, t in enumerate(rep.transitions)]
+        self.transitions = [Step(i, t.actor, t.label, t.where) for i, t in enumerate(rep.transitions)]
         self.id = explorer._state_id(rep)
         if parent is not None:
             assert index is not None  # a child is reached by a transition
@@ -669,9 +646,7 @@ class Node:
     def violations(self) -> list[Violation]:
         """The properties this state violates (with a deadlock, if the explorer counts them)."""
         rep = self.snap.report
-        found = [(v.kind, v.name, v.message, v.details) for v in rep.violations]
-        if rep.blocked and self.explorer.deadlock:
-            found.append(("deadlock", "deadlock", rep.blocked, ""))
+        found = [(v.kind, v.name, v.message, v.details) for v in rep.found(self.explorer.deadlock)]
         if not found:
             return []
         trace, state = self.trace, self.description()
@@ -713,9 +688,9 @@ class Node:
 
     # -- moving ------------------------------------------------------------------------
 
-    def _index(self, which: int | str | Transition) -> int:
+    def _index(self, which: int | str | Step) -> int:
         ts = self.transitions
-        if isinstance(which, Transition):
+        if isinstance(which, Step):
             which = which.index
         if isinstance(which, bool) or not isinstance(which, (int, str)):
             raise UsageError(f"step() takes a transition's index or its 'actor: label', not {which!r}")
@@ -733,10 +708,10 @@ class Node:
         enabled = "; ".join(f"{t.index}: {t}" for t in ts) or "none"
         raise UsageError(f"step({which!r}) does not name exactly one enabled transition; enabled: {enabled}")
 
-    def step(self, which: int | str | Transition) -> Node:
+    def step(self, which: int | str | Step) -> Node:
         """Take a transition and return the state it leads to.
 
-        ``which`` is the transition's index, a :class:`Transition`, its
+        ``which`` is the transition's index, a :class:`Step`, its
         ``"actor: label"``, its label, or the actor's name when that names one
         transition.  The first time forks this state's process; afterwards the
         same Node is returned.
@@ -811,10 +786,8 @@ class Node:
 
     def __repr__(self) -> str:
         last = f" after {self.last_step.actor}: {self.last_step.label}" if self.last_step else " (initial)"
-        viol = self.snap.report.violations
-        extra = f"; {', '.join(v.kind for v in viol)}" if viol else ""
-        if self.snap.report.blocked and self.explorer.deadlock:
-            extra += "; deadlock"
+        kinds = violation_kinds(self.snap.report, self.explorer.deadlock)
+        extra = f"; {', '.join(kinds)}" if kinds else ""
         return f"<Node #{self.id} depth {self.depth}{last}; {len(self.transitions)} enabled{extra}>"
 
     def html(self, graph: bool | None = None) -> str:
@@ -863,7 +836,7 @@ class ExplorerWidget:
         self.node = node
         self.render()
 
-    def step(self, which: int | str | Transition) -> None:
+    def step(self, which: int | str | Step) -> None:
         """Take a transition of the shown state and show where it leads."""
         self.go(self.node.step(which))
 
@@ -891,7 +864,7 @@ class ExplorerWidget:
             child = node.children.get(t.index)
             style = ""
             if child is not None:
-                bad = child.snap.report.violations or (child.blocked and self.explorer.deadlock)
+                bad = child.snap.report.ends(self.explorer.deadlock)
                 style = "danger" if bad else "info"
             b = W.Button(description=str(t), tooltip=f"{t} at {_short(t.where)}" if t.where else str(t),
                          button_style=style, layout=W.Layout(width="auto"))

@@ -16,10 +16,19 @@ _TOKEN_PREFIX = "fc1:"
 
 @dataclass(frozen=True)
 class Step:
-    """One transition of a trace: ``actor`` took ``label`` at ``where`` (file:line).
+    """A transition, as the explorer side knows it: ``actor`` takes ``label`` at ``where`` (file:line).
 
     ``index`` is the transition's position among those enabled in the state it
-    was taken from; ``fingerprint`` identifies the state it led to.
+    is taken from.  In a trace, ``fingerprint`` identifies the state it led to;
+    a notebook node's enabled transitions (``Node.transitions``), not taken
+    yet, have none.  ``str(step)`` is ``"actor: label"``, the text that
+    ``Node.step`` accepts.
+
+    Examples
+    --------
+    >>> from forkcheck import Step
+    >>> str(Step(0, "phil0", "acquire fork0", "dining_philosophers.py:23"))
+    'phil0: acquire fork0'
     """
 
     index: int
@@ -29,7 +38,11 @@ class Step:
     fingerprint: str = ""
 
     def __str__(self) -> str:
-        return f"{self.actor}: {self.label}" + (f"  ({_short(self.where)})" if self.where else "")
+        return f"{self.actor}: {self.label}"
+
+    def format(self) -> str:
+        """``"actor: label  (file:line)"``: the step as a trace prints it."""
+        return f"{self}  ({_short(self.where)})" if self.where else str(self)
 
 
 class Trace(Sequence[Step]):
@@ -105,7 +118,7 @@ class Trace(Sequence[Step]):
         for i, s in enumerate(self.steps, 1):
             if self.cycle_start is not None and i - 1 == self.cycle_start:
                 lines.append("  -- loop starts here --")
-            lines.append(f"  {i:>3}. {s}")
+            lines.append(f"  {i:>3}. {s.format()}")
         if self.cycle_start is not None:
             lines.append(f"  -- then back to step {self.cycle_start + 1}, forever --")
         return "\n".join(lines) if lines else "  (the initial state)"

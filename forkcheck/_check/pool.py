@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Mapping
 
 import trio
 
-from .._errors import NondeterminismError
+from .._errors import OUTSIDE_THE_MODEL, NondeterminismError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .._trace import Step
@@ -144,6 +144,5 @@ class SnapshotPool:
             self.tree.release(snap)
             raise NondeterminismError(
                 f"rebuilding state {node.sid} by replaying {len(path)} transitions from a live ancestor reached a "
-                "different state: an actor depends on something outside the model (the clock, random outside "
-                "fc.choose, id(), files, the environment); fix it, or use a larger max_snapshots")
+                f"different state: an actor depends on {OUTSIDE_THE_MODEL}; fix it, or use a larger max_snapshots")
         node.snap = snap

@@ -22,7 +22,7 @@ import trio
 
 from .. import _protocol as P
 from .._graph import StateGraph
-from .._errors import Interrupted, ModelError, NondeterminismError, OpaqueStateWarning, UsageError
+from .._errors import OUTSIDE_THE_MODEL, Interrupted, ModelError, NondeterminismError, OpaqueStateWarning, UsageError
 from .._model import Model, as_model
 from .keys import state_key
 from .pool import SnapshotPool
@@ -89,7 +89,6 @@ class Search:
                                  opts.snapshot, self.parent, self.keys,
                                  evict_newest=getattr(STRATEGIES[opts.strategy], "evicts_newest", False))
         self._opaque_warned: set[str] = set()
-        tree.on_fork_failure = self.pool.shrink
         self._started = time.monotonic()
         self._next_progress = self._started
 
@@ -217,7 +216,7 @@ class Search:
         new = self._visit(node, index, child, again)
         sid = self.seen.get(self._key(child))
         self._check_budget()
-        if sid is None or child.report.violations or (child.report.blocked and self.opts.deadlock):
+        if sid is None or child.report.ends(self.opts.deadlock):
             if new is None:
                 self._drop(child)
             return None
@@ -234,7 +233,7 @@ class Search:
 
     def _open(self, rep: P.Report) -> bool:
         """Whether a state has transitions to explore: a violating state is an end (as a deadlock is)."""
-        return bool(rep.transitions) and not rep.violations and not (rep.blocked and self.opts.deadlock)
+        return bool(rep.transitions) and not rep.ends(self.opts.deadlock)
 
     def _expandable(self, node: Node) -> bool:
         return self._open(node.report) and (self.max_depth is None or node.depth < self.max_depth)
@@ -356,9 +355,7 @@ class Search:
 
     def _record_violations(self, sid: int, snap: Snapshot) -> None:
         rep = snap.report
-        found = [(v.kind, v.name, v.message, v.details) for v in rep.violations]
-        if rep.blocked and self.opts.deadlock:
-            found.append(("deadlock", "deadlock", rep.blocked, ""))
+        found = [(v.kind, v.name, v.message, v.details) for v in rep.found(self.opts.deadlock)]
         if not found:
             return
         trace = self.trace_to(sid)
@@ -390,8 +387,8 @@ class Search:
         cause = _first_difference(a, b)
         trace = Trace(self.trace_to(parent.sid).steps + [Step(index, info.actor, info.label, info.where, "")])
         message = (f"actor {info.actor} reached different states when '{info.label}' was taken twice from the same "
-                   f"state{': ' + cause if cause else ''}. It depends on something outside the model (the clock, "
-                   "random outside fc.choose, id(), files, the environment): make it a fc.choose() or model state")
+                   f"state{': ' + cause if cause else ''}. It depends on {OUTSIDE_THE_MODEL}: make it a fc.choose() "
+                   "or model state")
         if ("nondeterminism", info.actor) not in {(v.kind, v.name) for v in self.violations}:
             self.violations.append(Violation("nondeterminism", info.actor, message, trace, "", a, repr(self.model)))
         if self.opts.stop_on_violation:
@@ -420,13 +417,14 @@ class Search:
 
 async def run_search(search: Search, root: Snapshot) -> None:
     """Explore from ``root`` with the search's strategy, then describe violations and check liveness."""
-    await search.keys.start(search.tree, root)
-    node = search.add_root(root)
-    if search.stopped or not search._expandable(node):
-        if root not in search._held():
-            search.tree.release(root)
-    else:
-        await STRATEGIES[search.opts.strategy](search, node)
+    with search.tree.using(transition_timeout=search.opts.transition_timeout, on_fork_failure=search.pool.shrink):
+        await search.keys.start(search.tree, root)
+        node = search.add_root(root)
+        if search.stopped or not search._expandable(node):
+            if root not in search._held():
+                search.tree.release(root)
+        else:
+            await STRATEGIES[search.opts.strategy](search, node)
     await search.describe_violations()
     search._progress(force=True)
     if root.report.properties:
@@ -586,7 +584,7 @@ def check(model: Any, options: CheckOptions | None = None, **kw: Any) -> CheckRe
 _REPLAY_CAUSES = (
     "Likeliest causes: the model's arguments differ from the check that found the trace (on the command line, "
     "give the same TARGET and --arg values as the check that printed the token); the model changed since; "
-    "an actor reads something outside the model (the clock, random outside fc.choose, id(), files, the environment)")
+    f"an actor reads {OUTSIDE_THE_MODEL}")
 
 
 def replay(model: Any, token: str | Trace) -> Replay:
@@ -637,9 +635,7 @@ def replay(model: Any, token: str | Trace) -> Replay:
                              f"'{info.actor}: {info.label}' to the same state (a label or an actor name reads "
                              "differently, for instance after an edit of a repr)")
             desc = await tree.describe(child)
-            viol = [(v.kind, v.name, v.message) for v in child.report.violations]
-            if child.report.blocked:
-                viol.append(("deadlock", "deadlock", child.report.blocked))
+            viol = [(v.kind, v.name, v.message) for v in child.report.found(deadlock=True)]
             steps.append(ReplayStep(info.actor, info.label, info.where, desc, fp, viol))
             fingerprints.append(fp)
             node = child

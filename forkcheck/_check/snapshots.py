@@ -8,6 +8,7 @@ sure that nothing outlives it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pickle
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import IO, Callable
+from typing import IO, Callable, Iterator
 
 import trio
 
@@ -173,6 +174,19 @@ class SnapshotTree:
         size = self._errfile.tell()
         self._errfile.seek(max(0, size - limit))
         return self._errfile.read().decode("utf-8", "replace")
+
+    @contextlib.contextmanager
+    def using(self, *, transition_timeout: float, on_fork_failure: Callable[[], None] | None) -> Iterator[None]:
+        """Run one search with its own timeout and fork-failure handler, then restore the tree's.
+
+        A notebook's tree outlives the searches run on it, each with its options.
+        """
+        saved = self.transition_timeout, self.on_fork_failure
+        self.transition_timeout, self.on_fork_failure = transition_timeout, on_fork_failure
+        try:
+            yield
+        finally:
+            self.transition_timeout, self.on_fork_failure = saved
 
     # -- requests ---------------------------------------------------------------
 
