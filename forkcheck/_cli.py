@@ -40,6 +40,7 @@ from typing import IO, Any, Callable, Iterator, Sequence
 
 import cloudpickle
 
+from . import _where
 from ._check.options import OPTION_NAMES, CheckOptions
 from ._errors import ForkcheckError, InternalError, Interrupted, ModelError, NondeterminismError, UsageError
 from ._model import Model, ModelFactory
@@ -561,27 +562,6 @@ def model_signature(name: str, obj: ModelFactory | Model) -> str:
 # --------------------------------------------------------------------------- locations
 
 
-def short_where(where: str) -> str:
-    """``path:line`` with the path relative to the current directory when the file is under it.
-
-    Examples
-    --------
-    >>> import os
-    >>> short_where(os.path.join(os.getcwd(), "models", "jugs.py") + ":12")
-    'models/jugs.py:12'
-    >>> short_where("<stdin>:3")
-    '<stdin>:3'
-    """
-    path, sep, line = where.rpartition(":")
-    if not sep or not path or path.startswith("<"):
-        return where
-    try:
-        rel = os.path.relpath(path)
-    except ValueError:
-        rel = path
-    return f"{path if rel.startswith('..') else rel}:{line}"
-
-
 # --------------------------------------------------------------------------- progress
 
 
@@ -693,7 +673,7 @@ def format_steps(trace: Trace) -> str:
     for i, s in enumerate(trace, 1):
         if trace.cycle_start is not None and i - 1 == trace.cycle_start:
             lines.append("  -- loop starts here --")
-        where = f"  ({short_where(s.where)})" if s.where else ""
+        where = f"  ({_where.relative(s.where)})" if s.where else ""
         lines.append(f"  {i:>3}. {s.actor}: {s.label}{where}")
     if trace.cycle_start is not None:
         lines.append(f"  -- then back to step {trace.cycle_start + 1}, forever --")
@@ -1055,7 +1035,7 @@ def _replay_lines(rep: Any, trace: Trace, model: Any, only: int | None, ended: b
             continue
         if cycle is not None and k == cycle + 1:
             out.append("-- loop starts here --")
-        where = f"  ({short_where(st.where)})" if st.where else ""
+        where = f"  ({_where.relative(st.where)})" if st.where else ""
         out.append(f"Step {k}. {st.actor}: {st.label}{where}")
         out.append(format_state(st.state) if st.state is not None else "  (no state: the snapshot "
                    "process did not survive this step)")
@@ -1212,7 +1192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModelError as exc:
         # The message may end with the model's own traceback: keep its innermost location on the line.
         frames = re.findall(r'File "([^"]+)", line (\d+)', str(exc))
-        where = f"{short_where(f'{frames[-1][0]}:{frames[-1][1]}')}; " if frames else ""
+        where = f"{_where.relative(f'{frames[-1][0]}:{frames[-1][1]}')}; " if frames else ""
         _error(_one_line(str(exc), f"{where}run with --debug to see the model's traceback"), debug)
         return EXIT_USAGE
     except NondeterminismError as exc:

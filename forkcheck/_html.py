@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Any
 
-from ._trace import _short
+from . import _where
 
 if TYPE_CHECKING:  # pragma: no cover
     from . import _protocol as P
@@ -36,7 +36,7 @@ def trace_html(trace: Trace) -> str:
         if trace.cycle_start is not None and i - 1 == trace.cycle_start:
             rows.append(f'<tr><td {_CELL} colspan="4"><i>— the loop starts here —</i></td></tr>')
         rows.append(f"<tr><td {_CELL}>{i}</td><td {_CELL}><b>{_e(s.actor)}</b></td><td {_CELL}><code>{_e(s.label)}"
-                    f"</code></td><td {_CELL}>{_e(_short(s.where)) if s.where else ''}</td></tr>")
+                    f"</code></td><td {_CELL}>{_e(_where.short(s.where)) if s.where else ''}</td></tr>")
     if trace.cycle_start is not None:
         rows.append(f'<tr><td {_CELL} colspan="4"><i>— then back to step {trace.cycle_start + 1}, forever —</i></td></tr>')
     head = f"<tr><th {_CELL}>#</th><th {_CELL}>actor</th><th {_CELL}>transition</th><th {_CELL}>at</th></tr>"
@@ -54,7 +54,7 @@ def state_html(desc: P.Description | None) -> str:
             shown = ", ".join(f"{_e(k)}=<code>{_e(v)}</code>" for k, v in loc.items())
             frames.append(f"<div><span style='color:#555'>{_e(fn.rsplit('.', 1)[-1])}:</span> {shown}</div>")
         rows.append(f"<tr><td {_CELL}><b>{_e(a.name)}</b></td><td {_CELL}>{_e(a.status)}</td>"
-                    f"<td {_CELL}><code>{_e(a.waiting)}</code></td><td {_CELL}>{_e(_short(a.where)) if a.where else ''}"
+                    f"<td {_CELL}><code>{_e(a.waiting)}</code></td><td {_CELL}>{_e(_where.short(a.where)) if a.where else ''}"
                     f"</td><td {_CELL}>{''.join(frames)}</td></tr>")
     head = (f"<tr><th {_CELL}>actor</th><th {_CELL}>status</th><th {_CELL}>waiting for</th><th {_CELL}>at</th>"
             f"<th {_CELL}>locals</th></tr>")

@@ -38,7 +38,8 @@ from ._results import CheckResult, Stats, Violation
 from ._check.snapshots import Snapshot, SnapshotTree, raise_model_error
 from ._graph import StateGraph, violation_kinds
 from ._html import _CELL, _RED, _TABLE, _e, state_html, trace_html
-from ._trace import Step, Trace, _short, format_state
+from . import _where
+from ._trace import Step, Trace, format_state
 
 __all__ = ["Explorer", "Node", "Actor", "Frame", "SVG", "ExplorerWidget"]
 
@@ -77,7 +78,7 @@ class Actor:
 
     def __str__(self) -> str:
         wait = f", waiting for {self.waiting}" if self.waiting else ""
-        pos = f" at {_short(self.where)}" if self.where else ""
+        pos = f" at {_where.short(self.where)}" if self.where else ""
         return f"{self.name}: {self.status}{wait}{pos}"
 
 
@@ -866,7 +867,7 @@ class ExplorerWidget:
             if child is not None:
                 bad = child.snap.report.ends(self.explorer.deadlock)
                 style = "danger" if bad else "info"
-            b = W.Button(description=str(t), tooltip=f"{t} at {_short(t.where)}" if t.where else str(t),
+            b = W.Button(description=str(t), tooltip=f"{t} at {_where.short(t.where)}" if t.where else str(t),
                          button_style=style, layout=W.Layout(width="auto"))
             b.on_click(lambda _b, i=t.index: self._clicked(i))
             buttons.append(b)
@@ -901,7 +902,7 @@ def node_html(node: Node, graph: bool = True) -> str:
             "</details>", state_html(node.description())]
     if node.transitions:
         rows = "".join(f"<tr><td {_CELL}>{t.index}</td><td {_CELL}><b>{_e(t.actor)}</b></td><td {_CELL}><code>"
-                       f"{_e(t.label)}</code></td><td {_CELL}>{_e(_short(t.where)) if t.where else ''}</td></tr>"
+                       f"{_e(t.label)}</code></td><td {_CELL}>{_e(_where.short(t.where)) if t.where else ''}</td></tr>"
                        for t in node.transitions)
         out.append(f"<div><b>Enabled transitions</b></div><table {_TABLE}>{rows}</table>")
     else:

@@ -9,6 +9,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
+from . import _where
 from ._errors import UsageError
 
 _TOKEN_PREFIX = "fc1:"
@@ -42,7 +43,7 @@ class Step:
 
     def format(self) -> str:
         """``"actor: label  (file:line)"``: the step as a trace prints it."""
-        return f"{self}  ({_short(self.where)})" if self.where else str(self)
+        return f"{self}  ({_where.short(self.where)})" if self.where else str(self)
 
 
 class Trace(Sequence[Step]):
@@ -144,7 +145,7 @@ class ReplayStep:
     violations: list = field(default_factory=list)
 
     def __str__(self) -> str:
-        return f"{self.actor}: {self.label}" + (f"  ({_short(self.where)})" if self.where else "")
+        return f"{self.actor}: {self.label}" + (f"  ({_where.short(self.where)})" if self.where else "")
 
 
 class Replay(list):
@@ -166,18 +167,13 @@ class Replay(list):
         self.notes = list(notes or [])
 
 
-def _short(where: str) -> str:
-    path, _, line = where.rpartition(":")
-    return f"{os.path.basename(path)}:{line}" if path else where
-
-
 def format_state(desc, indent: str = "  ") -> str:
     """Human text for a _protocol.Description: each actor's position and locals, then shared state."""
     if desc is None:
         return ""
     lines = []
     for a in desc.actors:
-        pos = f" at {_short(a.where)}" if a.where else ""
+        pos = f" at {_where.short(a.where)}" if a.where else ""
         wait = f", waiting for {a.waiting}" if a.waiting else ""
         lines.append(f"{indent}{a.name}: {a.status}{wait}{pos}")
         for fn, where, loc in a.frames:

@@ -25,6 +25,7 @@ import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .. import _where
 from .._errors import UsageError
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # forkcheck/, not forkcheck/_app/
@@ -461,7 +462,7 @@ class World:
                 actor.coro.close()
                 self.violations.append((
                     "exception", actor.name,
-                    f"actor {actor.name} awaited {short_repr(req)} at {_short_where(where)}, which is not a forkcheck "
+                    f"actor {actor.name} awaited {short_repr(req)} at {_where.short(where)}, which is not a forkcheck "
                     "primitive" + (" (a bare yield, as asyncio.sleep(0) makes)" if req is None else "") + ": inside "
                     "a model, await only fc.choose/fc.when/fc.checkpoint, mailboxes, networks, locks and events",
                     where,
@@ -565,7 +566,7 @@ class World:
                 ok = pred()
             except BaseException as exc:  # noqa: BLE001
                 frames = _user_frames(exc.__traceback__)
-                at = f" at {_short_where(f'{frames[-1].filename}:{frames[-1].lineno}')}" if frames else ""
+                at = f" at {_where.short(f'{frames[-1].filename}:{frames[-1].lineno}')}" if frames else ""
                 self.model_error = (
                     "InvariantError",
                     f"invariant {name!r} raised {type(exc).__name__}{at}: {_one_line(exc)}; an invariant must "
@@ -578,7 +579,7 @@ class World:
 
     def blocked_message(self) -> str:
         waiting = [a for a in self.actors if not a.done and not a.failed]
-        parts = [f"{a.name} waits for {a.pending.describe() if a.pending else '?'} at {_short_where(a.where())}" for a in waiting]
+        parts = [f"{a.name} waits for {a.pending.describe() if a.pending else '?'} at {_where.short(a.where())}" for a in waiting]
         return "deadlock: no actor can move; " + "; ".join(parts)
 
     def all_done(self) -> bool:
@@ -805,7 +806,7 @@ def _failing_line(exc: BaseException) -> str:
     if not frames:
         return ""
     fs = frames[-1]
-    return f"{(fs.line or '').strip()} ({_short_where(f'{fs.filename}:{fs.lineno}')})"
+    return f"{(fs.line or '').strip()} ({_where.short(f'{fs.filename}:{fs.lineno}')})"
 
 
 def _misuse(exc: BaseException) -> str | None:
@@ -820,7 +821,7 @@ def _misuse(exc: BaseException) -> str | None:
     frames = traceback.extract_tb(exc.__traceback__)
     asyncio_dir = os.path.dirname(os.path.abspath(getattr(sys.modules.get("asyncio"), "__file__", "") or "")) + os.sep
     user = [f for f in _user_frames(exc.__traceback__) if not f.filename.startswith(asyncio_dir)]
-    at = f" at {_short_where(f'{user[-1].filename}:{user[-1].lineno}')}" if user else ""
+    at = f" at {_where.short(f'{user[-1].filename}:{user[-1].lineno}')}" if user else ""
     code = f" ({user[-1].line.strip()})" if user and user[-1].line else ""
     if sys.modules.get("asyncio") is not None and frames and frames[-1].filename.startswith(asyncio_dir):
         return (f"asyncio used{at}{code}: asyncio's primitives need an event loop, and a forkcheck model runs on "
@@ -830,9 +831,3 @@ def _misuse(exc: BaseException) -> str | None:
                 "(async with lock: ...), which is an interleaving point forkcheck explores")
     return None
 
-
-def _short_where(where: str) -> str:
-    if not where:
-        return "?"
-    path, _, line = where.rpartition(":")
-    return f"{os.path.basename(path)}:{line}"
