@@ -30,19 +30,27 @@ def violation_kinds(report: Report, deadlock: bool) -> list[str]:
     return [v.kind for v in report.found(deadlock)]
 
 
+def state_attributes(report: Report, deadlock: bool) -> dict:
+    """A state's node attributes, from its report: the schema above."""
+    return {
+        "fingerprint": report.fingerprint.hex(),
+        "violations": violation_kinds(report, deadlock),
+        "enabled": sorted({t.actor for t in report.transitions}),
+        "done": report.all_done,
+        "labels": dict(report.labels),
+    }
+
+
 class StateGraph(nx.DiGraph):
     """A ``networkx.DiGraph`` whose nodes and edges follow the schema above."""
 
     def add_state(self, sid: int, report: Report, deadlock: bool) -> None:
         """Record state ``sid`` from its report."""
-        self.add_node(
-            sid,
-            fingerprint=report.fingerprint.hex(),
-            violations=violation_kinds(report, deadlock),
-            enabled=sorted({t.actor for t in report.transitions}),
-            done=report.all_done,
-            labels=dict(report.labels),
-        )
+        self.add_recorded(sid, state_attributes(report, deadlock))
+
+    def add_recorded(self, sid: int, attributes: dict) -> None:
+        """Record state ``sid`` from the :func:`state_attributes` of its report, taken elsewhere (the Ray backend)."""
+        self.add_node(sid, **attributes)
 
     def add_step(self, u: int, v: int, step: Step, once: bool = False) -> None:
         """Record the transition ``step`` from state ``u`` to ``v``.

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from typing import IO, Callable, Iterator
 
 import trio
@@ -49,6 +50,21 @@ class Snapshot:
         self.closed = False
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Where a tree's model comes from, when that is not the process that starts the tree.
+
+    A worker of the Ray backend starts the root on behalf of the explorer that
+    asked for the check: the model it pickled, its ``sys.path`` and working
+    directory, and its pid as the snapshots' ``FORKCHECK_OWNER``.
+    """
+
+    blob: bytes  # model_blob() of the model
+    sys_path: list[str]
+    cwd: str
+    owner: str
+
+
 def model_blob(model: Model) -> tuple[bytes, list[str]]:
     """Pickle a model for the root interpreter; modules that cannot be imported there go by value."""
     by_value = []
@@ -70,8 +86,9 @@ class SnapshotTree:
     """The root snapshot process, its descendants, and the explorer's handles on them."""
 
     def __init__(self, model: Model, transition_timeout: float = 30.0, huge_pages: bool | None = True,
-                 opaque: str = "error") -> None:
+                 opaque: str = "error", *, origin: Origin | None = None) -> None:
         self.model = model
+        self.origin = origin  # None: the model, sys.path and working directory of this process
         self.opaque = opaque  # Load.opaque
         self.transition_timeout = transition_timeout
         self.proc: subprocess.Popen | None = None
@@ -88,11 +105,11 @@ class SnapshotTree:
     # -- lifecycle ------------------------------------------------------------
 
     async def start(self) -> Snapshot:
-        blob, _ = model_blob(self.model)
+        source = self.origin or Origin(model_blob(self.model)[0], list(sys.path), os.getcwd(), str(os.getpid()))
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = dict(os.environ)
         env["PYTHONHASHSEED"] = "0"  # set and dict-of-str orders are part of the program's behaviour
-        env["FORKCHECK_OWNER"] = str(os.getpid())  # lets tools (and our tests) tell whose snapshots these are
+        env["FORKCHECK_OWNER"] = source.owner  # lets tools (and our tests) tell whose snapshots these are
         env["PYTHONPATH"] = os.pathsep.join([_PACKAGE_PARENT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
         if self.huge_pages:
             env = _hugepages.root_env(env)
@@ -108,7 +125,7 @@ class SnapshotTree:
             theirs.close()
         root = self.root = self._adopt(self.proc.pid, ours)
         version, origin = package_version()
-        await P.asend(root.sock, P.Load(blob, list(sys.path), os.getcwd(), memory_limit=self.memory_limit,
+        await P.asend(root.sock, P.Load(source.blob, source.sys_path, source.cwd, memory_limit=self.memory_limit,
                                            huge_pages=self.huge_pages, opaque=self.opaque, version=version,
                                            protocol=P.PROTOCOL, origin=origin))
         try:
