@@ -164,7 +164,17 @@ OPTION_FLAGS: dict[str, str] = {
     "max_states": "--max-states", "time_limit": "--time-limit", "snapshot": "--snapshot", "opaque": "--opaque",
     "huge_pages": "--no-huge-pages", "stop_on_violation": "--keep-going", "transition_timeout": "--transition-timeout",
     "determinism_checks": "--determinism-checks", "max_snapshots": "--max-snapshots", "memory_limit": "--memory-limit",
+    "backend": "--backend", "workers": "--workers", "ray_address": "--ray",
 }
+
+
+class _RayAction(argparse.Action):
+    """``--ray [ADDRESS]``: the Ray backend, on the cluster at ADDRESS, or on a private local one without it."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        namespace.backend = "ray"
+        setattr(namespace, self.dest, values or None)
 
 
 def _add_check_options(p: argparse.ArgumentParser) -> Any:
@@ -215,6 +225,14 @@ def _add_check_options(p: argparse.ArgumentParser) -> Any:
     option("memory_limit", type=_size, metavar="SIZE",
            help="address-space limit of every snapshot process: bytes, or with K, M, G (powers of 1024), "
                 "e.g. 2G; at least 64M (default: none)")
+    option("backend", choices=["local", "ray"],
+           help="where the search runs: local (default) or ray (a Ray cluster; --ray is the short way)")
+    option("ray_address", action=_RayAction, nargs="?", metavar="ADDRESS",
+           help="explore on a Ray cluster (pip install 'forkcheck[ray]'): the one whose head is at ADDRESS "
+                "(HOST:PORT, or auto for the one `ray start` runs here), or without ADDRESS a private local "
+                "cluster on loopback (see docs/distributed.md)")
+    option("workers", type=_positive_int, metavar="N",
+           help="with --ray: explorer processes, one CPU of the cluster each (default: one per CPU)")
     missing = set(OPTION_NAMES) - {"progress"} - set(OPTION_FLAGS)
     if missing:
         raise InternalError(f"check options without a command-line flag: {', '.join(sorted(missing))}; "
@@ -616,6 +634,10 @@ class ProgressDisplay:
             parts.append(f"depth {depth}")
         rate = states / seconds if seconds > 0 else 0.0
         parts += [f"{rate:.0f} states/s", f"{info.get('live_snapshots', 0)} live snapshots"]
+        workers = info.get("workers")
+        if workers:  # the Ray backend: states expanded by each worker, and how many it holds to expand
+            load = " ".join(f"{w.get('expanded', 0)}/{w.get('frontier', 0)}" for w in workers)
+            parts.append(f"{len(workers)} workers (expanded/queued: {load})")
         if info.get("violations"):
             parts.append(f"{info['violations']} violation{'s' if info['violations'] > 1 else ''}")
         parts.append(f"{seconds:.1f}s")

@@ -82,7 +82,8 @@ class Model:
               max_states: int | None = None, transition_timeout: float = 30.0, time_limit: float | None = None,
               progress: Callable[[dict], None] | None = None, determinism_checks: int = 20, fairness: str = "weak",
               max_snapshots: int | None = None, snapshot: str = "fork", memory_limit: int | None = None,
-              huge_pages: bool | None = None, opaque: str = "error",
+              huge_pages: bool | None = None, opaque: str = "error", backend: str = "local",
+              workers: int | None = None, ray_address: str | None = None,
               options: CheckOptions | None = None) -> CheckResult:
         """Explore every state of the model and check its properties.
 
@@ -144,6 +145,16 @@ class Model:
             see: "error" (the default) is an :class:`forkcheck.OpaqueStateError`;
             "distinct" never merges such states, with an
             :class:`forkcheck.OpaqueStateWarning`.
+        backend : {"local", "ray"}
+            "local" (the default) explores on this machine; "ray" on the
+            workers of a Ray cluster (docs/distributed.md): the same states,
+            transitions and violations, counterexamples shortest.
+        workers : int, optional
+            With ``backend="ray"``: how many explorers (one CPU each; default:
+            one per CPU of the cluster).
+        ray_address : str, optional
+            With ``backend="ray"``: the cluster's head (``"HOST:PORT"`` or
+            ``"auto"``); None starts a private local cluster on loopback.
         options : CheckOptions, optional
             Prepared options; the keywords given with it replace its fields
             (as :func:`dataclasses.replace` does).  See docs/guide.md.
@@ -210,7 +221,8 @@ class ModelFactory:
               max_states: int | None = None, transition_timeout: float = 30.0, time_limit: float | None = None,
               progress: Callable[[dict], None] | None = None, determinism_checks: int = 20, fairness: str = "weak",
               max_snapshots: int | None = None, snapshot: str = "fork", memory_limit: int | None = None,
-              huge_pages: bool | None = None, opaque: str = "error",
+              huge_pages: bool | None = None, opaque: str = "error", backend: str = "local",
+              workers: int | None = None, ray_address: str | None = None,
               options: CheckOptions | None = None) -> CheckResult:
         """``factory.check(...)`` is ``factory().check(...)``: see :meth:`Model.check` for the options."""
         # The same keywords as Model.check, spelled out again so that the IDE shows them here too.

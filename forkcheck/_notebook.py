@@ -413,6 +413,9 @@ class Explorer:
             raise UsageError(f"opaque={options['opaque']!r} differs from the Explorer's opaque={self.opaque!r}: "
                              "the snapshot processes were started with it; give it to Explorer(...)")
         opts = CheckOptions.parse(strategy=strategy, **options)
+        if opts.backend != "local":
+            raise UsageError(f"backend={opts.backend!r}: an Explorer runs its searches on its own snapshot processes; "
+                             "use Model.check(backend='ray') for a cluster")
         if start.snap.report.pid == 0 or start.snap.closed:
             raise UsageError(f"{start!r} has no process to explore from (its transition crashed or timed out)")
         t0 = time.perf_counter()

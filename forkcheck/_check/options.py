@@ -22,6 +22,9 @@ from .._errors import UsageError
 #: here because it imports trio.
 STRATEGY_NAMES = ("dfs", "bfs", "random")
 
+#: Where the search runs: this machine, or the workers of a Ray cluster (docs/distributed.md).
+BACKEND_NAMES = ("local", "ray")
+
 @dataclass(frozen=True, kw_only=True)
 class CheckOptions:
     """How to explore a model: every option of :meth:`forkcheck.Model.check`, validated once.
@@ -91,6 +94,20 @@ class CheckOptions:
         "error" refuses it (:class:`forkcheck.OpaqueStateError`); "distinct"
         keeps each such state apart from every other, with an
         :class:`forkcheck.OpaqueStateWarning`.
+    backend : {"local", "ray"}
+        Where the search runs: "local" (this process and its snapshot
+        processes), or "ray": ``workers`` explorers on a Ray cluster, each with
+        its own snapshot tree, sharing a visited set sharded by fingerprint
+        (docs/distributed.md; ``pip install 'forkcheck[ray]'``).
+    workers : int or None
+        With ``backend="ray"``: how many explorers (>= 1), each taking one CPU
+        of the cluster; None: one per CPU of the cluster (at least 2 on a
+        local cluster).  Only with ``backend="ray"``.
+    ray_address : str or None
+        With ``backend="ray"``: the cluster to connect to (``"HOST:PORT"`` of
+        its head, or ``"auto"`` for the one ``ray start`` runs on this
+        machine); None starts a private local cluster, reachable on loopback
+        only, for this check.
 
     Examples
     --------
@@ -128,6 +145,9 @@ class CheckOptions:
     memory_limit: int | None = None
     huge_pages: bool | None = None
     opaque: str = "error"
+    backend: str = "local"
+    workers: int | None = None
+    ray_address: str | None = None
 
     def __post_init__(self) -> None:
         # The messages name the keyword and what to give: tests match them, and the
@@ -176,6 +196,38 @@ class CheckOptions:
                              "4 KiB pages; drop huge_pages (pages mode turns it off) or use fingerprint='state'")
         if self.progress is not None and not callable(self.progress):
             raise UsageError(f"progress={self.progress!r}: give a callable taking a dict of counts, or None")
+        self._check_backend()
+
+    def _check_backend(self) -> None:
+        if self.backend not in BACKEND_NAMES:
+            raise UsageError(f"backend={self.backend!r} is not a backend; use 'local' (this machine) or 'ray' "
+                             "(a Ray cluster, see docs/distributed.md)")
+        w = self.workers
+        if w is not None and (not isinstance(w, int) or isinstance(w, bool) or w < 1):
+            raise UsageError(f"workers={w!r}: give a whole number >= 1, or None for one per CPU of the cluster")
+        if self.ray_address is not None and (not isinstance(self.ray_address, str) or not self.ray_address.strip()):
+            raise UsageError(f"ray_address={self.ray_address!r}: give 'HOST:PORT' of the cluster's head, 'auto', "
+                             "or None to start a local cluster")
+        if self.backend == "local":
+            for name in ("workers", "ray_address"):
+                if getattr(self, name) is not None:
+                    raise UsageError(f"{name}={getattr(self, name)!r} needs backend='ray' (--ray on the command "
+                                     "line); on one machine, jobs=N forks N transitions at a time")
+            return
+        # What the distributed search does not do (yet): each a one-line refusal naming what to use.
+        refused = {
+            "strategy": (self.strategy == "random", "random walks run on one machine: use backend='local'"),
+            "max_depth": (self.max_depth is not None, "a depth bound needs every state's shortest depth while the "
+                          "search runs: use backend='local', or time_limit"),
+            "max_states": (self.max_states is not None, "a state budget is not counted across workers: use "
+                           "time_limit, or backend='local'"),
+            "fingerprint": (self.fingerprint == "pages", "page fingerprints depend on each worker's own "
+                            "calibration: use fingerprint='state'"),
+            "snapshot": (self.snapshot == "replay", "the reference mode runs on one machine: use backend='local'"),
+        }
+        for name, (bad, why) in refused.items():
+            if bad:
+                raise UsageError(f"{name}={getattr(self, name)!r} is not supported with backend='ray': {why}")
 
     @property
     def uses_huge_pages(self) -> bool:

@@ -252,10 +252,7 @@ class Search:
     def _add_state(self, report: P.Report, key: bytes) -> int:
         if report.opaque and report.opaque not in self._opaque_warned:
             self._opaque_warned.add(report.opaque)
-            warnings.warn(OpaqueStateWarning(
-                f"states hold a {report.opaque}: with opaque='distinct' each of them is kept apart from every "
-                "other state (never merged), so the counts grow and a loop is explored until max_depth, "
-                "max_states or time_limit stops it"), stacklevel=2)
+            warnings.warn(opaque_warning(report.opaque), stacklevel=2)
         sid = len(self.seen)
         self.seen[key] = sid
         self.graph.add_state(sid, report, self.opts.deadlock)
@@ -433,6 +430,14 @@ async def run_search(search: Search, root: Snapshot) -> None:
         analyze(search, root.report.properties)
 
 
+def opaque_warning(type_name: str) -> OpaqueStateWarning:
+    """The warning, once per type, that states holding a ``type_name`` are kept apart (opaque='distinct')."""
+    return OpaqueStateWarning(
+        f"states hold a {type_name}: with opaque='distinct' each of them is kept apart from every "
+        "other state (never merged), so the counts grow and a loop is explored until max_depth, "
+        "max_states or time_limit stops it")
+
+
 def _first_difference(a: P.Description | None, b: P.Description | None) -> str:
     """Name the first variable whose value differs between two descriptions of 'the same' state."""
     if a is None or b is None:
@@ -533,6 +538,10 @@ def check(model: Any, options: CheckOptions | None = None, **kw: Any) -> CheckRe
     """Explore ``model`` with ``options``, the keywords replacing its fields; see :meth:`forkcheck.Model.check`."""
     model = as_model(model)
     opts = CheckOptions.parse(options, **kw)
+    if opts.backend == "ray":
+        from .distributed.driver import check_ray  # loads nothing of Ray until a cluster is asked for
+
+        return check_ray(model, opts)
     tree = SnapshotTree(model, opts.transition_timeout, huge_pages=opts.uses_huge_pages, opaque=opts.opaque)
     tree.memory_limit = opts.memory_limit
     search = Search(tree, model, opts)
