@@ -173,6 +173,9 @@ class _RayAction(argparse.Action):
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
                  option_string: str | None = None) -> None:
+        if values and (values.endswith(".py") or os.path.exists(values)):
+            raise argparse.ArgumentError(self, f"{values!r} looks like the TARGET, not a cluster's address: write "
+                                               "the TARGET before --ray, or --ray=ADDRESS")
         namespace.backend = "ray"
         setattr(namespace, self.dest, values or None)
 

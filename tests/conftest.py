@@ -73,6 +73,42 @@ def snapshot_processes(owner: int | None = None) -> list[tuple[int, str]]:
     return found
 
 
+def ray_processes(owner: int | None = None) -> list[tuple[int, str]]:
+    """Processes of the Ray backend started for explorer ``owner`` (default: this process), but snapshots.
+
+    The backend's host process, the local cluster it starts (GCS, raylet, agents, workers) and its
+    worker actors on any cluster (through their runtime_env) carry ``FORKCHECK_OWNER`` too.
+    """
+    found = []
+    me = os.getpid()
+    tag = f"FORKCHECK_OWNER={owner or me}".encode()
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == me:
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as f:
+                if tag not in f.read().split(b"\0"):
+                    continue
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        fields = proc_stat(name)
+        if fields is None or fields[0] == b"Z" or "forkcheck._app.serve" in cmd:
+            continue  # zombies and snapshots: snapshot_processes() counts them
+        found.append((int(name), cmd))
+    return found
+
+
+def wait_for_no_ray_processes(timeout: float = 15.0) -> list[tuple[int, str]]:
+    deadline = time.monotonic() + timeout
+    left = ray_processes()
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = ray_processes()
+    return left
+
+
 def wait_for_no_snapshots(timeout: float = 3.0, owner: int | None = None) -> list[tuple[int, str]]:
     deadline = time.monotonic() + timeout
     left = snapshot_processes(owner)
@@ -84,8 +120,12 @@ def wait_for_no_snapshots(timeout: float = 3.0, owner: int | None = None) -> lis
 
 @pytest.fixture(autouse=True)
 def no_leftover_processes():
-    """Fail any test that leaves a snapshot process or a zombie behind."""
+    """Fail any test that leaves a snapshot process, a zombie or a process of the Ray backend behind."""
     before = {pid for pid, _ in snapshot_processes()}
+    ray_before = {pid for pid, _ in ray_processes()}
     yield
     left = [p for p in wait_for_no_snapshots() if p[0] not in before]
     assert not left, f"processes left behind: {left}"
+    if ray_processes():
+        left = [p for p in wait_for_no_ray_processes() if p[0] not in ray_before]
+        assert not left, f"Ray processes left behind: {left}"

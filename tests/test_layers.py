@@ -14,7 +14,7 @@ import forkcheck as fc
 PACKAGE = Path(fc.__file__).parent
 #: What a snapshot process must never load: the explorer's side, the front ends, their dependencies.
 EXPLORER_ONLY = ("forkcheck._check", "forkcheck._cli", "forkcheck._notebook", "forkcheck._bench", "forkcheck._graph",
-                 "forkcheck._results", "forkcheck._trace", "trio", "networkx", "rich")
+                 "forkcheck._results", "forkcheck._trace", "trio", "networkx", "rich", "ray")
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:

@@ -42,7 +42,7 @@ def test_every_option_of_check_is_a_field_with_its_default():
     assert OPTION_NAMES == (
         "strategy", "max_depth", "jobs", "deadlock", "seed", "fingerprint", "stop_on_violation", "walks",
         "max_states", "transition_timeout", "time_limit", "progress", "determinism_checks", "fairness",
-        "max_snapshots", "snapshot", "memory_limit", "huge_pages", "opaque")
+        "max_snapshots", "snapshot", "memory_limit", "huge_pages", "opaque", "backend", "workers", "ray_address")
     o = CheckOptions()
     assert (o.strategy, o.jobs, o.walks, o.transition_timeout, o.determinism_checks, o.stop_on_violation) == \
         ("dfs", 1, 100, 30.0, 20, True)
@@ -190,7 +190,12 @@ FLAG_SAMPLES = {
     "determinism_checks": (["--determinism-checks", "0"], 0),
     "max_snapshots": (["--max-snapshots", "8"], 8),
     "memory_limit": (["--memory-limit", "2G"], 2 * 2 ** 30),
+    "backend": (["--backend", "ray"], "ray"),
+    "workers": (["--ray", "--workers", "3"], 3),  # --ray: workers need the Ray backend
+    "ray_address": (["--ray", "10.0.0.1:6379"], "10.0.0.1:6379"),
 }
+#: What a flag sets besides its own option: --ray chooses the Ray backend.
+FLAG_IMPLIES = {"workers": {"backend": "local"}, "ray_address": {"backend": "local"}}
 
 
 def _options_of(*argv: str, command: str = "check") -> CheckOptions:
@@ -215,7 +220,8 @@ def test_each_flag_reaches_its_option(name):
         o = _options_of(*argv, command=command)
         assert getattr(o, name) == value
         # ... and only it: the others keep CheckOptions' defaults.
-        assert dataclasses.replace(o, **{name: getattr(CheckOptions(), name)}) == CheckOptions()
+        assert dataclasses.replace(o, **{name: getattr(CheckOptions(), name), **FLAG_IMPLIES.get(name, {})}) \
+            == CheckOptions()
 
 
 def test_no_flag_is_check_options_defaults_and_progress_is_the_displays():

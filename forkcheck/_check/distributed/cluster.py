@@ -68,24 +68,22 @@ def interfaces() -> list[str]:
         return [line.split(":", 1)[0].strip() for line in f.readlines()[2:]]
 
 
-def start_local(num_cpus: int, temp_dir: str) -> str:
-    """Start a local single-node cluster in this process (call :func:`isolate_network` first); its address."""
+def start_local(num_cpus: int, temp_dir: str) -> None:
+    """Start a local single-node cluster in this process (call :func:`isolate_network` first)."""
     import ray
 
-    ctx = ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
+    ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
                    object_store_memory=OBJECT_STORE_BYTES, _temp_dir=temp_dir, log_to_driver=False,
                    configure_logging=False, namespace="forkcheck")
-    return str(ctx.address_info.get("gcs_address", ""))
 
 
-def connect(address: str) -> str:
+def connect(address: str) -> None:
     """Join the cluster at ``address`` (``HOST:PORT`` or ``auto``) as a driver."""
     import ray
 
     try:
-        ctx = ray.init(address=address, log_to_driver=False, configure_logging=False, namespace="forkcheck")
+        ray.init(address=address, log_to_driver=False, configure_logging=False, namespace="forkcheck")
     except ConnectionError as exc:
         raise UsageError(f"ray_address={address!r}: no Ray cluster answers there ({exc}); start one with "
                          "`ray start --head` and give the address it prints, or leave the address out to start a "
                          "private local cluster") from None
-    return str(ctx.address_info.get("gcs_address", address))

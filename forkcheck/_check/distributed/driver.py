@@ -174,13 +174,16 @@ def check_ray(model: Model, opts: CheckOptions) -> CheckResult:
     try:
         host.send("check", {"opts": _without_progress(opts), "origin": origin, "model_repr": repr(model)})
         data = None
+        setup = 0.0
         while data is None:
             try:
                 msg = host.recv(0.2)
                 if msg is None:
                     continue
                 kind = msg[0]
-                if kind == "progress":
+                if kind == "started":
+                    setup = time.perf_counter() - start
+                elif kind == "progress":
                     if opts.progress is not None:
                         opts.progress(msg[1])
                 elif kind == "error":
@@ -192,6 +195,7 @@ def check_ray(model: Model, opts: CheckOptions) -> CheckResult:
                     raise  # a second Ctrl-C: give up on the partial result
                 interrupted = "SIGINT"
                 host.send("stop")
+        data["setup_seconds"] = setup
         result = _result(model, opts, data, host, interrupted, start)
     finally:
         if old_term is not None:
@@ -263,8 +267,8 @@ def _result(model: Model, opts: CheckOptions, data: dict[str, Any], host: HostPr
     logical = [w["logical_bytes"] for w in workers]
     memory = MemoryStats(
         peak_snapshots=sum(w["peak_snapshots"] for w in workers),
-        private_bytes=sum(private) if workers and None not in private else None,  # type: ignore[arg-type]
-        logical_bytes=sum(logical) if workers and None not in logical else None,  # type: ignore[arg-type]
+        private_bytes=sum(private) if workers and None not in private else None,
+        logical_bytes=sum(logical) if workers and None not in logical else None,
     )
     stats = Stats(states=a.graph.number_of_nodes(), transitions=a.transitions, max_depth=a.max_depth,
                   seconds=time.perf_counter() - start, setup_seconds=data["setup_seconds"], memory=memory)

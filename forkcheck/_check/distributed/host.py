@@ -22,7 +22,7 @@ and the workers across the cluster, and coordinates them:
 
 Messages on the socket (``_protocol`` framing, pickled tuples): from the
 explorer ``("check", request)``, ``("stop",)``, ``("describe", [(path, fp)])``,
-``("close",)``; to it ``("progress", counts)``, ``("explored", data)``,
+``("close",)``; to it ``("started",)`` (every worker's root is up), ``("progress", counts)``, ``("explored", data)``,
 ``("described", descriptions)``, ``("error", (class, message, notes))``.
 """
 
@@ -97,7 +97,7 @@ class Host:
 
     # -- the cluster --------------------------------------------------------------------
 
-    def start(self) -> float:
+    def start(self) -> None:
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -105,7 +105,6 @@ class Host:
         from .shard import VisitedShard
         from .worker import ExplorerWorker
 
-        t0 = time.perf_counter()
         opts = self.opts
         address = opts.ray_address
         if address is None:
@@ -121,15 +120,18 @@ class Host:
             raise UsageError(f"workers={n}: the Ray cluster has {cpus} CPU{'s' if cpus != 1 else ''}, one per worker; "
                              "give fewer workers or add nodes")
         count = n  # shards
-        here = ray.get_runtime_context().get_node_id()
+        # The shards live on the head node, with Ray's own control store: a cluster that loses it is gone anyway.
+        heads = [nd["NodeID"] for nd in ray.nodes() if nd.get("Alive") and "node:__internal_head__" in nd.get("Resources", {})]
+        here = heads[0] if heads else ray.get_runtime_context().get_node_id()
         shard_cls = ray.remote(num_cpus=0, max_restarts=0)(VisitedShard)
         self.shards = [shard_cls.options(scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)).remote(i, count)
                        for i in range(count)]
-        worker_cls = ray.remote(num_cpus=1, max_concurrency=8, max_restarts=0)(ExplorerWorker)
+        worker_cls = ray.remote(ExplorerWorker)
         env = {"FORKCHECK_OWNER": self.req["origin"].owner, TAG: os.environ.get(TAG, "")}
         nodes = [nd for nd in ray.nodes() if nd.get("Alive")]
         per_node = max(1, -(-n // max(1, len(nodes))))
-        self.workers = [worker_cls.options(scheduling_strategy="SPREAD", runtime_env={"env_vars": env}).remote(
+        self.workers = [worker_cls.options(num_cpus=1, max_concurrency=8, max_restarts=0, scheduling_strategy="SPREAD",
+                                           runtime_env={"env_vars": env}).remote(
             i, self.shards, opts, self.req["origin"], self.req["model_repr"], per_node) for i in range(n)]
         self.alive = {i: w.serve.remote() for i, w in enumerate(self.workers)}
         infos = self.get([w.ready.remote(START_TIMEOUT) for w in self.workers], START_TIMEOUT + 30)
@@ -149,8 +151,8 @@ class Host:
         (gid, _), = self.get([self.shards[shard_of(fp, count)].claim.remote(
             OPEN, [claim_of(self.root, opts.deadlock, -1, None, 0, ())])])[0]
         self.root_gid = gid
+        self.shard_pids = self.get([s.pid.remote() for s in self.shards])
         self.get([w.go.remote() for w in self.workers])
-        return time.perf_counter() - t0
 
     def get(self, refs: list, timeout: float | None = 60.0) -> list:
         import ray
@@ -285,7 +287,7 @@ class Host:
     def shard_lost(self, lost: list[int] | None = None) -> ShardLost:
         lost = self.lost_shards() if lost is None else lost
         which = ", ".join(map(str, lost)) or "?"
-        return ShardLost(f"shard {which} of the visited set ({len(self.shards)} shards, on the driver's node) died: "
+        return ShardLost(f"shard {which} of the visited set ({len(self.shards)} shards, on the head node) died: "
                          "the states it recorded are lost, so no count would be exact and no result is given; "
                          "run the check again")
 
@@ -309,7 +311,7 @@ class Host:
                 "violations": sum(c[4] for c in counts), "depth": max(c[5] for c in counts),
                 "live_snapshots": sum(s["live_snapshots"] for s in live), "seconds": seconds,
                 "workers": [{k: s[k] for k in ("index", "expanded", "frontier", "live_snapshots", "pid")} for s in live],
-                "deaths": len(self.deaths)}
+                "deaths": len(self.deaths), "shard_pids": list(self.shard_pids)}
 
     def describe(self, requests: list) -> list:
         import ray
@@ -383,9 +385,9 @@ def main(argv: list[str]) -> int:
             isolate_network()  # before Ray starts a thread: a user namespace needs a single-threaded process
         threading.Thread(target=host.read_forever, daemon=True).start()
         try:
-            setup = host.start()
+            host.start()
+            host.send("started")
             data = host.explore()
-            data["setup_seconds"] = setup
             host.send("explored", data)
             while True:
                 msg = host.inbox.get()

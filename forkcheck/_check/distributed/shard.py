@@ -109,7 +109,7 @@ class VisitedShard:
 
     def take(self, worker: int, limit: int) -> list[tuple[int, bytes, tuple, int]]:
         """Up to ``limit`` open states for ``worker``, who holds them from now on: ``(gid, fp, path, depth)``."""
-        out = []
+        out: list[tuple[int, bytes, tuple, int]] = []
         if worker in self.dead:
             return out
         while self.open and len(out) < limit:

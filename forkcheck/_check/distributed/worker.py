@@ -399,8 +399,11 @@ class WorkerEngine:
             twice.append(self.checked < self.opts.determinism_checks)
             if twice[-1]:
                 self.checked += 1
-        self._make_room(sum(len(it.snap.report.transitions) * (2 if t else 1)  # type: ignore[union-attr]
-                            for it, t in zip(batch, twice)))
+        forks = 0
+        for item, t in zip(batch, twice):
+            assert item.snap is not None
+            forks += len(item.snap.report.transitions) * (2 if t else 1)
+        self._make_room(forks)
         children: dict[tuple[int, int], Snapshot] = {}
         gate = trio.Semaphore(self.opts.jobs)
 
