@@ -40,13 +40,16 @@ def proc_stat(pid: int | str) -> list[bytes] | None:
         return None
 
 
-def snapshot_processes(owner: int | None = None) -> list[tuple[int, str]]:
-    """Live snapshot processes of explorer ``owner`` (default: this process), and zombie children of this process.
+def _scan(owner: int | None) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+    """One pass over /proc: (snapshot processes of ``owner`` and zombie children of this process, Ray-backend processes).
 
-    Snapshot processes carry ``FORKCHECK_OWNER=<explorer pid>`` in their environment, so
-    checks run elsewhere on the machine at the same time are not counted.
+    Snapshot processes carry ``FORKCHECK_OWNER=<explorer pid>`` in their environment, so checks run
+    elsewhere on the machine at the same time are not counted.  So do the Ray backend's host process,
+    the local cluster it starts (GCS, raylet, agents, workers) and its worker actors on any cluster
+    (through their runtime_env).  Only processes whose command line names forkcheck or Ray have their
+    environment read.
     """
-    found = []
+    snapshots, ray = [], []
     me = os.getpid()
     tag = f"FORKCHECK_OWNER={owner or me}".encode()
     for name in os.listdir("/proc"):
@@ -54,50 +57,37 @@ def snapshot_processes(owner: int | None = None) -> list[tuple[int, str]]:
             continue
         try:
             with open(f"/proc/{name}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+                raw = f.read()
         except OSError:
             continue
         fields = proc_stat(name)
         if fields is None:
             continue
         state, ppid = fields[0].decode(), int(fields[1])
+        serve = b"forkcheck._app.serve" in raw
         mine = False
-        if "forkcheck._app.serve" in cmd:
+        if state != "Z" and (serve or b"ray" in raw or b"forkcheck._check.distributed" in raw):
             try:
                 with open(f"/proc/{name}/environ", "rb") as f:
                     mine = tag in f.read().split(b"\0")
             except OSError:
                 continue
-        if mine or (state == "Z" and ppid == me):
-            found.append((int(name), f"{state} {cmd.strip() or '<zombie>'}"))
-    return found
+        cmd = raw.replace(b"\0", b" ").decode(errors="replace").strip()
+        if (mine and serve) or (state == "Z" and ppid == me):
+            snapshots.append((int(name), f"{state} {cmd or '<zombie>'}"))
+        elif mine:
+            ray.append((int(name), cmd))
+    return snapshots, ray
+
+
+def snapshot_processes(owner: int | None = None) -> list[tuple[int, str]]:
+    """Live snapshot processes of explorer ``owner`` (default: this process), and zombie children of this process."""
+    return _scan(owner)[0]
 
 
 def ray_processes(owner: int | None = None) -> list[tuple[int, str]]:
-    """Processes of the Ray backend started for explorer ``owner`` (default: this process), but snapshots.
-
-    The backend's host process, the local cluster it starts (GCS, raylet, agents, workers) and its
-    worker actors on any cluster (through their runtime_env) carry ``FORKCHECK_OWNER`` too.
-    """
-    found = []
-    me = os.getpid()
-    tag = f"FORKCHECK_OWNER={owner or me}".encode()
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == me:
-            continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as f:
-                if tag not in f.read().split(b"\0"):
-                    continue
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-        except OSError:
-            continue
-        fields = proc_stat(name)
-        if fields is None or fields[0] == b"Z" or "forkcheck._app.serve" in cmd:
-            continue  # zombies and snapshots: snapshot_processes() counts them
-        found.append((int(name), cmd))
-    return found
+    """Processes of the Ray backend started for explorer ``owner`` (default: this process), but snapshots."""
+    return _scan(owner)[1]
 
 
 def wait_for_no_ray_processes(timeout: float = 15.0) -> list[tuple[int, str]]:
@@ -121,11 +111,11 @@ def wait_for_no_snapshots(timeout: float = 3.0, owner: int | None = None) -> lis
 @pytest.fixture(autouse=True)
 def no_leftover_processes():
     """Fail any test that leaves a snapshot process, a zombie or a process of the Ray backend behind."""
-    before = {pid for pid, _ in snapshot_processes()}
-    ray_before = {pid for pid, _ in ray_processes()}
+    snapshots, ray = _scan(None)
+    before, ray_before = {pid for pid, _ in snapshots}, {pid for pid, _ in ray}
     yield
     left = [p for p in wait_for_no_snapshots() if p[0] not in before]
     assert not left, f"processes left behind: {left}"
-    if ray_processes():
+    if any(pid not in ray_before for pid, _ in ray_processes()):
         left = [p for p in wait_for_no_ray_processes() if p[0] not in ray_before]
         assert not left, f"Ray processes left behind: {left}"

@@ -60,6 +60,16 @@ def test_import_forkcheck_and_the_driver_load_no_ray():
     assert out.stdout.strip() == "[]"
 
 
+def test_the_ray_flag_does_not_take_the_target_for_an_address(capsys):
+    from forkcheck import _cli
+
+    assert _cli.main(["check", "--ray", "examples/two_phase.py"]) == 2
+    assert "'examples/two_phase.py' looks like the TARGET, not a cluster's address: write the TARGET before --ray" \
+        in capsys.readouterr().err
+    args = _cli.build_parser().parse_args(["check", "m.py", "--ray", "--workers", "3"])
+    assert _cli._check_options(args, None) == fc.CheckOptions(backend="ray", workers=3)
+
+
 def _dumps(states, edges, pending=(), count=1):
     """Shard dumps made by hand: ``states`` gid -> (violations, expandable), ``edges`` gid -> [(index, child gid)]."""
     out = []
@@ -191,6 +201,22 @@ def test_two_phase_and_philosophers_give_the_answers_of_a_local_check(cluster):
 
 
 @pytest.mark.slow
+def test_the_command_line_checks_on_a_cluster(cluster):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, "-m", "forkcheck", "check", "examples/dining_philosophers.py",
+                           "--ray", cluster.address, "--workers", "2", "--keep-going", "--json", "-"],
+                          cwd=root, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stderr
+    import json
+
+    report = json.loads(proc.stdout)
+    assert (report["stats"]["states"], report["stats"]["transitions"]) == (45, 111)
+    assert [v["kind"] for v in report["violations"]] == ["deadlock"]
+    assert "forkcheck replay examples/dining_philosophers.py fc1:" in report["violations"][0]["replay"]
+    assert "Done. states=45, transitions=111, depth=9" in proc.stderr
+
+
+@pytest.mark.slow
 def test_two_phase_with_five_managers_matches_an_independent_search_of_the_spec(cluster):
     r = two_phase(n=5).check(backend="ray", ray_address=cluster.address, workers=2, determinism_checks=0)
     assert r.ok and r.complete
@@ -214,7 +240,8 @@ class _Once:
 @pytest.mark.slow
 def test_a_worker_killed_mid_run_loses_only_its_processes(cluster):
     kill = _Once(40, lambda info: os.kill(info["workers"][0]["pid"], signal.SIGKILL))
-    r = two_phase(n=3).check(backend="ray", ray_address=cluster.address, workers=2, progress=kill)
+    # time_limit: were the dead worker's states never handed out again, the search would wait for them forever.
+    r = two_phase(n=3).check(backend="ray", ray_address=cluster.address, workers=2, progress=kill, time_limit=900)
     assert kill.done and kill.seen < 288 and kill.last["deaths"] == 1
     assert r.ok and r.complete and (r.stats.states, r.stats.transitions, r.stats.max_depth) == (288, 1145, 10)
 
@@ -225,13 +252,27 @@ def test_a_node_removed_mid_run_loses_only_its_workers(cluster):
     cluster.wait_for_nodes()
     try:
         remove = _Once(40, lambda info: cluster.remove_node(node))
-        r = two_phase(n=3).check(backend="ray", ray_address=cluster.address, workers=3, progress=remove)
+        r = two_phase(n=3).check(backend="ray", ray_address=cluster.address, workers=3, progress=remove,
+                                 time_limit=900)
     finally:
         if node in cluster.worker_nodes:
             cluster.remove_node(node)
         _reap()
     assert remove.done and remove.seen < 288 and remove.last["deaths"] >= 1
     assert r.ok and r.complete and (r.stats.states, r.stats.transitions, r.stats.max_depth) == (288, 1145, 10)
+
+
+@pytest.mark.slow
+def test_an_interrupted_check_returns_what_it_explored(cluster):
+    def interrupt(info):
+        raise KeyboardInterrupt
+
+    stop = _Once(40, interrupt)
+    with pytest.raises(fc.Interrupted) as e:
+        two_phase(n=3).check(backend="ray", ray_address=cluster.address, workers=2, progress=stop)
+    r = e.value.result
+    assert e.value.signal_name == "SIGINT" and not r.complete and "interrupted by SIGINT" in r.incomplete[0]
+    assert 40 <= r.stats.states < 288 and r.graph.number_of_nodes() == r.stats.states
 
 
 @pytest.mark.slow
