@@ -336,3 +336,33 @@ def test_a_local_cluster_listens_on_loopback_only():
         exposed = [a for a, _ in sockets if a not in loopback]
         if exposed:  # bound to every address: only inside a namespace whose one interface is loopback
             assert ns != ours and interfaces == ["lo"], (cmd, sockets, interfaces)
+
+
+@pytest.mark.slow
+def test_a_killed_caller_leaves_no_ray_process_and_no_snapshot_behind(tmp_path):
+    pytest.importorskip("ray")
+    from conftest import snapshot_processes
+
+    script = tmp_path / "caller.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'examples')!r})\n"
+        "from two_phase import two_phase\n"
+        "two_phase(n=4).check(backend='ray', workers=2, progress=lambda info: print(info['states'], flush=True))\n")
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # the search is under way: the cluster, the workers and their snapshots exist
+            if int(line) > 20:
+                break
+        assert ray_processes(proc.pid) and snapshot_processes(proc.pid)
+        proc.kill()
+        proc.wait()
+        deadline = time.monotonic() + 60
+        while (ray_processes(proc.pid) or snapshot_processes(proc.pid)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not ray_processes(proc.pid) and not snapshot_processes(proc.pid)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
