@@ -27,7 +27,7 @@ import warnings
 from typing import Any
 
 from ... import _protocol as P
-from ..._errors import ForkcheckError, InternalError, Interrupted, UsageError
+from ..._errors import InternalError, Interrupted, UsageError
 from ..._model import Model
 from ..._results import CheckResult, MemoryStats, Stats, Violation
 from ..options import CheckOptions
