@@ -271,7 +271,7 @@ class CheckOptions:
         ...     CheckOptions.parse(colour="red")
         ... except fc.UsageError as e:
         ...     print(e)  # doctest: +ELLIPSIS
-        check() got unknown option 'colour'; the options are: deadlock, ..., walks
+        check() got unknown option 'colour'; the options are: backend, ..., workers
         """
         _refuse_unknown("check()", kw)
         if options is None:
