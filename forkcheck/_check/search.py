@@ -68,6 +68,9 @@ class Search:
         self.violations: list[Violation] = []
         self.discoveries: dict[str, Trace | None] = {}
         self._violating: list[tuple[Violation, Snapshot]] = []
+        # Where each counterexample may be shortened (shorten_traces): the state its trace must reach
+        # through the graph, and the steps that follow it unchanged (the transition that failed).
+        self._anchors: list[tuple[Violation, int, list[Step]]] = []
         self.stopped = False
         # Why the graph is not the whole reachable graph, as it happens (see ``incomplete``).
         self._reasons: list[str] = []  # reasons found after the search (liveness's own frontier check)
@@ -369,6 +372,10 @@ class Search:
             v = Violation(kind, name, message, trace, details, None, repr(self.model))
             self.violations.append(v)
             self._violating.append((v, snap))
+            if kind in _STATE_KINDS or sid not in self.parent:
+                self._anchors.append((v, sid, []))
+            else:  # what failed is the last transition: keep it, shorten the way to the state it leaves
+                self._anchors.append((v, self.parent[sid][0], trace.steps[-1:]))
         if self.opts.stop_on_violation:
             self._stop("stopped at the first violation")
 
@@ -393,7 +400,9 @@ class Search:
                    f"state{': ' + cause if cause else ''}. It depends on something outside the model (the clock, "
                    "random outside fc.choose, id(), files, the environment): make it a fc.choose() or model state")
         if ("nondeterminism", info.actor) not in {(v.kind, v.name) for v in self.violations}:
-            self.violations.append(Violation("nondeterminism", info.actor, message, trace, "", a, repr(self.model)))
+            v = Violation("nondeterminism", info.actor, message, trace, "", a, repr(self.model))
+            self.violations.append(v)
+            self._anchors.append((v, parent.sid, trace.steps[-1:]))
         if self.opts.stop_on_violation:
             self._stop("stopped at the first violation")
 
@@ -407,6 +416,31 @@ class Search:
             sid, step = self.parent[sid]
             steps.append(step)
         return Trace(steps[::-1])
+
+    def shorten_traces(self) -> None:
+        """Make every counterexample as short as the explored graph allows (SPIN's ``-i``, for free).
+
+        A depth-first search reaches a violating state by the first path it
+        tries, often a long one; a shortest path through the graph explored so
+        far reaches the same state, by transitions whose positions the graph's
+        edges record, so the shorter trace replays to the same fingerprints.
+        For an invariant or a deadlock (a property of the state) the path
+        leads to the violating state itself; for a failed transition
+        (assertion, exception, crash, timeout, nondeterminism) to the state
+        it was taken from, and that transition follows unchanged.  The counts
+        are not touched.  Not under ``opaque='distinct'``, where a state's
+        fingerprint is the hash of the path that reached it.
+        """
+        if self.opts.opaque == "distinct":
+            return
+        for v, anchor, tail in self._anchors:
+            if anchor not in self.graph:
+                continue
+            nodes = nx.shortest_path(self.graph, 0, anchor)
+            if len(nodes) - 1 + len(tail) >= len(v.trace):
+                continue
+            steps = [self.graph.edges[a, b]["steps"][0] for a, b in zip(nodes, nodes[1:])]
+            v.trace = Trace(steps + tail)
 
     async def describe_violations(self) -> None:
         for v, snap in self._violating:
@@ -427,12 +461,17 @@ async def run_search(search: Search, root: Snapshot) -> None:
             search.tree.release(root)
     else:
         await STRATEGIES[search.opts.strategy](search, node)
+    search.shorten_traces()
     await search.describe_violations()
     search._progress(force=True)
     if root.report.properties:
         from .liveness import analyze
 
         analyze(search, root.report.properties)
+
+
+#: Violations that depend on the state alone, not on the transition that reached it.
+_STATE_KINDS = ("invariant", "deadlock")
 
 
 def _first_difference(a: P.Description | None, b: P.Description | None) -> str:

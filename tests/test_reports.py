@@ -1,0 +1,60 @@
+"""What users see of a check (issue 20, "Reports"): short counterexamples, the state at a loop, pytest's output."""
+
+from __future__ import annotations
+
+import pytest
+
+import forkcheck as fc
+from dining_philosophers import philosophers  # examples/ is on sys.path (conftest)
+
+# --------------------------------------------------------------------------- shortest counterexamples
+
+
+def test_a_depth_first_counterexample_is_shortened_through_the_graph_and_still_replays():
+    # Exploring the whole graph depth first, the deadlock is first reached after 7 steps; the graph
+    # holds a path of 3 to the same state, and that is the trace reported.
+    m = philosophers(n=3)
+    r = m.check(strategy="dfs", stop_on_violation=False, determinism_checks=0)
+    (v,) = r.violations
+    assert len(v.trace) == 3
+    rep = fc.replay(m, v.trace.token)
+    assert [k for k, _n, _m in rep.violations] == ["deadlock"]
+    assert rep[-1].fingerprint == r.graph.nodes[next(u for u, d in r.graph.nodes(data=True)
+                                                     if d["violations"])]["fingerprint"]
+
+
+@fc.model
+def watched():
+    """Philosophers and a watcher that fails once every fork is taken: the failing step is the watcher's."""
+    forks = [fc.Lock(f"fork{i}") for i in range(3)]
+
+    async def philosopher(i):
+        while True:
+            async with forks[i]:
+                async with forks[(i + 1) % 3]:
+                    await fc.checkpoint()
+            await fc.checkpoint()
+
+    async def watcher():
+        await fc.when(lambda: all(f.owner is not None for f in forks))
+        assert False, "every fork is taken"
+
+    for i in range(3):
+        fc.spawn(philosopher, i, name=f"phil{i}")
+    fc.spawn(watcher)
+
+
+def test_shortening_keeps_the_transition_that_failed():
+    # Depth first, the watcher's failing step is first taken after 7 other steps; the graph has a
+    # path of 3 to the state it is taken from, and the failing step itself follows unchanged.
+    r = watched.check(strategy="dfs", deadlock=False, stop_on_violation=False, determinism_checks=0)
+    (v,) = r.violations
+    assert v.kind == "assertion" and len(v.trace) == 4
+    assert v.trace[-1].actor == "watcher" and v.trace[-1].label.startswith("when lambda: all(")
+    rep = fc.replay(watched, v.trace.token)
+    assert [k for k, _n, _m in rep.violations] == ["assertion"]
+
+
+def test_state_counts_under_depth_first_search_are_unchanged_by_shortening():
+    a = philosophers.check(strategy="dfs")
+    assert (a.stats.states, a.stats.transitions) == (45, 97)
