@@ -178,7 +178,7 @@ def _add_check_options(p: argparse.ArgumentParser) -> Any:
         g.add_argument(OPTION_FLAGS[field], dest=field, default=None, **kw)
 
     option("strategy", choices=["dfs", "bfs", "random"],
-           help="search order: dfs (default), bfs (shortest counterexamples), random (random walks)")
+           help="search order: bfs (default: shortest counterexamples), dfs, random (random walks)")
     option("max_depth", type=_non_negative_int, metavar="N",
            help="take no transition beyond depth N (default: no bound)")
     option("jobs", type=_positive_int, metavar="N", help="snapshot processes forking at the same time (default 1)")

@@ -77,7 +77,7 @@ class Model:
         return f"{self.name}({', '.join(parts)})"
 
     @_option_keywords
-    def check(self, *, strategy: str = "dfs", max_depth: int | None = None, jobs: int = 1, deadlock: bool = True,
+    def check(self, *, strategy: str = "bfs", max_depth: int | None = None, jobs: int = 1, deadlock: bool = True,
               seed: int = 0, fingerprint: str = "state", stop_on_violation: bool = True, walks: int = 100,
               max_states: int | None = None, transition_timeout: float = 30.0, time_limit: float | None = None,
               progress: Callable[[dict], None] | None = None, determinism_checks: int = 20, fairness: str = "weak",
@@ -93,9 +93,11 @@ class Model:
 
         Parameters
         ----------
-        strategy : {"dfs", "bfs", "random"}
-            Search order.  BFS finds shortest counterexamples; "random" runs
-            ``walks`` random walks chosen by ``seed``.
+        strategy : {"bfs", "dfs", "random"}
+            Search order.  "bfs" (the default) finds shortest counterexamples;
+            "dfs" reaches deep states sooner (its counterexamples are shortened
+            through the graph it explored); "random" runs ``walks`` random walks
+            chosen by ``seed``.
         max_depth : int, optional
             Do not take transitions beyond this depth.
         jobs : int
@@ -205,7 +207,7 @@ class ModelFactory:
         return Model(self.fn, args, kwargs)
 
     @_option_keywords
-    def check(self, *, strategy: str = "dfs", max_depth: int | None = None, jobs: int = 1, deadlock: bool = True,
+    def check(self, *, strategy: str = "bfs", max_depth: int | None = None, jobs: int = 1, deadlock: bool = True,
               seed: int = 0, fingerprint: str = "state", stop_on_violation: bool = True, walks: int = 100,
               max_states: int | None = None, transition_timeout: float = 30.0, time_limit: float | None = None,
               progress: Callable[[dict], None] | None = None, determinism_checks: int = 20, fairness: str = "weak",

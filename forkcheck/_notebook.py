@@ -378,7 +378,7 @@ class Explorer:
 
     # -- exhaustive search ----------------------------------------------------------------
 
-    def run(self, strategy: str = "dfs", *, start: Node | None = None, **options: Any) -> CheckResult:
+    def run(self, strategy: str = "bfs", *, start: Node | None = None, **options: Any) -> CheckResult:
         """Explore exhaustively from the live tree, like :meth:`forkcheck.Model.check`.
 
         The search forks the live ``start`` state (default: the root) and

@@ -45,7 +45,7 @@ def test_every_option_of_check_is_a_field_with_its_default():
         "max_snapshots", "snapshot", "memory_limit", "huge_pages", "opaque")
     o = CheckOptions()
     assert (o.strategy, o.jobs, o.walks, o.transition_timeout, o.determinism_checks, o.stop_on_violation) == \
-        ("dfs", 1, 100, 30.0, 20, True)
+        ("bfs", 1, 100, 30.0, 20, True)
 
 
 def test_it_is_frozen():

@@ -10,6 +10,13 @@ from dining_philosophers import philosophers  # examples/ is on sys.path (confte
 # --------------------------------------------------------------------------- shortest counterexamples
 
 
+def test_the_default_search_gives_the_shortest_counterexample():
+    r = philosophers.check()
+    (v,) = r.violations
+    assert v.kind == "deadlock" and len(v.trace) == 3
+    assert sorted(s.label for s in v.trace) == ["acquire fork0", "acquire fork1", "acquire fork2"]
+
+
 def test_a_depth_first_counterexample_is_shortened_through_the_graph_and_still_replays():
     # Exploring the whole graph depth first, the deadlock is first reached after 7 steps; the graph
     # holds a path of 3 to the same state, and that is the trace reported.

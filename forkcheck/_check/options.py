@@ -34,9 +34,11 @@ class CheckOptions:
 
     Attributes
     ----------
-    strategy : {"dfs", "bfs", "random"}
-        Search order.  BFS finds shortest counterexamples; "random" runs
-        ``walks`` random walks chosen by ``seed``.
+    strategy : {"bfs", "dfs", "random"}
+        Search order.  "bfs" (the default) finds shortest counterexamples;
+        "dfs" reaches deep states sooner (its counterexamples are shortened
+        through the graph it explored); "random" runs ``walks`` random walks
+        chosen by ``seed``.
     max_depth : int or None
         Take no transition beyond this depth (a whole number >= 0); None: no
         bound.
@@ -109,7 +111,7 @@ class CheckOptions:
     jobs=0: give a whole number >= 1
     """
 
-    strategy: str = "dfs"
+    strategy: str = "bfs"
     max_depth: int | None = None
     jobs: int = 1
     deadlock: bool = True
