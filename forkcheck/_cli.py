@@ -717,7 +717,7 @@ def format_violation(v: Violation, model: Model, target: str, arg_items: Sequenc
     if v.details:
         out += ["", v.details.rstrip()]
     if v.state is not None:
-        out += ["", "State at the violation:", format_state(v.state)]
+        out += ["", f"{v.state_heading}:", format_state(v.state)]
     out += ["", "Replay it with:", "  " + replay_command(target, v.trace.token, arg_items)]
     return "\n".join(out)
 

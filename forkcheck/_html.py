@@ -77,7 +77,7 @@ def violation_html(v: Violation) -> str:
     if v.details:
         out.append(f"<pre style='white-space:pre-wrap'>{_e(v.details.rstrip())}</pre>")
     if v.state is not None:
-        out += ["<div><b>State at the violation</b></div>", state_html(v.state)]
+        out += [f"<div><b>{_e(v.state_heading)}</b></div>", state_html(v.state)]
     out.append(f"<div style='color:#555'>Replay it with <code>forkcheck.replay({_e(v.model or 'model')}, "
                f"{_e(repr(v.trace.token))})</code></div></div>")
     return "".join(out)

@@ -30,6 +30,15 @@ class Violation:
     state: Any = None
     model: str = ""
 
+    @property
+    def state_heading(self) -> str:
+        """What :attr:`state` describes: the violating state, or for a lasso the state where its loop starts."""
+        if self.trace.cycle_start is not None:
+            return "State where the loop starts (and to which it returns)"
+        if self.kind == "liveness":
+            return "State where the run ends"
+        return "State at the violation"
+
     def format(self) -> str:
         """The violation as text: the message, the counterexample step by step, the state, how to replay it."""
         where = "in the initial state" if len(self.trace) == 0 else f"after {len(self.trace)} step{'s' if len(self.trace) > 1 else ''}"
@@ -37,7 +46,7 @@ class Violation:
         if self.details:
             out += ["", self.details.rstrip()]
         if self.state is not None:
-            out += ["", "State at the violation:", format_state(self.state)]
+            out += ["", f"{self.state_heading}:", format_state(self.state)]
         out += ["", "Replay it with:", f"  forkcheck.replay({self.model or 'model'}, {self.trace.token!r})"]
         return "\n".join(out)
 

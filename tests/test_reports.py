@@ -7,6 +7,14 @@ import pytest
 import forkcheck as fc
 from dining_philosophers import philosophers  # examples/ is on sys.path (conftest)
 
+
+
+def _line_of(marker: str) -> int:
+    """The line of this file that ends with ``# marker``."""
+    with open(__file__) as f:
+        return next(k for k, line in enumerate(f, 1) if line.rstrip().endswith(f"# {marker}"))
+
+
 # --------------------------------------------------------------------------- shortest counterexamples
 
 
@@ -65,3 +73,52 @@ def test_shortening_keeps_the_transition_that_failed():
 def test_state_counts_under_depth_first_search_are_unchanged_by_shortening():
     a = philosophers.check(strategy="dfs")
     assert (a.stats.states, a.stats.transitions) == (45, 97)
+
+
+# --------------------------------------------------------------------------- liveness reports
+
+
+@fc.model
+def stuck_worker():
+    s = {"go": False, "done": False}
+
+    async def spinner():
+        while True:
+            await fc.checkpoint()
+
+    async def worker():
+        await fc.when(lambda: s["go"])  # the worker waits
+        s["done"] = True
+
+    fc.spawn(spinner)
+    fc.spawn(worker)
+    fc.eventually(lambda: s["done"], name="worker done")
+    return s
+
+
+def test_a_liveness_report_shows_the_state_where_its_loop_starts():
+    (v,) = stuck_worker.check().violations
+    assert v.kind == "liveness" and v.trace.cycle_start == 0
+    assert v.state is not None
+    worker = next(a for a in v.state.actors if a.name == "worker")
+    assert worker.waiting == 'when lambda: s["go"]' and worker.where == f"{__file__}:{_line_of('the worker waits')}"
+    text = v.format()
+    assert "State where the loop starts (and to which it returns):" in text
+    assert "worker: waiting for when lambda: s[\"go\"]" in text.replace("waiting, waiting", "waiting")
+
+
+def test_a_liveness_run_that_ends_shows_its_last_state():
+    @fc.model
+    def gives_up():
+        s = {"done": False}
+
+        async def worker():
+            await fc.choose([0, 1])
+
+        fc.spawn(worker)
+        fc.eventually(lambda: s["done"], name="done")
+
+    (v,) = gives_up.check().violations
+    assert v.trace.cycle_start is None and len(v.trace) == 1
+    assert [a.status for a in v.state.actors] == ["done"]
+    assert "State where the run ends:" in v.format()

@@ -446,6 +446,30 @@ class Search:
         for v, snap in self._violating:
             v.state = await self.tree.describe(snap)
 
+    async def describe_loops(self) -> None:
+        """Describe the state of each liveness counterexample: where its loop starts, or where its run ends.
+
+        That state's process is gone by now: one fork of the root replays the
+        steps to it (within ``max_snapshots``), and it is described if it
+        reaches the fingerprint the trace recorded.
+        """
+        for v in self.violations:
+            if v.kind != "liveness" or v.state is not None:
+                continue
+            n = len(v.trace) if v.trace.cycle_start is None else v.trace.cycle_start
+            root = self.tree.root
+            assert root is not None  # the tree is started before the search
+            if n == 0:
+                v.state = await self.tree.describe(root)
+                continue
+            async with self.pool.slots(1):
+                snap = await self.tree.step(root, tuple(s.index for s in v.trace.steps[:n]))
+                try:
+                    if snap.report.pid != 0 and snap.report.fingerprint.hex() == v.trace.steps[n - 1].fingerprint:
+                        v.state = await self.tree.describe(snap)
+                finally:
+                    self.tree.release(snap)
+
     def max_shortest_depth(self) -> int:
         if not self.graph:
             return 0
@@ -468,6 +492,7 @@ async def run_search(search: Search, root: Snapshot) -> None:
         from .liveness import analyze
 
         analyze(search, root.report.properties)
+        await search.describe_loops()
 
 
 #: Violations that depend on the state alone, not on the transition that reached it.
