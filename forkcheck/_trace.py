@@ -163,14 +163,19 @@ def format_state(desc, indent: str = "  ") -> str:
     if desc is None:
         return ""
     lines = []
+    shared = getattr(desc, "shared", None) or {}  # descriptions made before it existed have none
     for a in desc.actors:
         pos = f" at {_short(a.where)}" if a.where else ""
-        wait = f", waiting for {a.waiting}" if a.waiting else ""
-        lines.append(f"{indent}{a.name}: {a.status}{wait}{pos}")
+        status = f"waiting for {a.waiting}" if a.waiting and a.status == "waiting" else \
+            f"{a.status}, waiting for {a.waiting}" if a.waiting else a.status
+        lines.append(f"{indent}{a.name}: {status}{pos}")
         for fn, where, loc in a.frames:
-            shown = ", ".join(f"{k}={v}" for k, v in loc.items())
+            shown = ", ".join(f"{k}={v}" for k, v in loc.items() if k not in shared)
             if shown:
-                lines.append(f"{indent}    {fn}: {shown}")
+                lines.append(f"{indent}    {fn.rpartition('<locals>.')[2]}: {shown}")
+    once = [f"{k}={v}" for k, v in shared.items() if v is not None]
+    if once:
+        lines.append(f"{indent}shared by the actors: " + ", ".join(once))
     if desc.view is not None:
         lines.append(f"{indent}state: {desc.view}")
     elif desc.globals:

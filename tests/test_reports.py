@@ -122,3 +122,37 @@ def test_a_liveness_run_that_ends_shows_its_last_state():
     assert v.trace.cycle_start is None and len(v.trace) == 1
     assert [a.status for a in v.state.actors] == ["done"]
     assert "State where the run ends:" in v.format()
+
+
+# --------------------------------------------------------------------------- report noise
+
+
+def test_closure_variables_the_actors_share_are_shown_once():
+    (v,) = philosophers.check().violations
+    text = v.format()
+    assert text.count("eating=set()") == 1 and text.count("ordered=False") == 1
+    assert "  shared by the actors: eating=set(), n=3, ordered=False" in text.splitlines()
+    # The forks are the view: shown as the state, not again as a closure variable.
+    assert text.count("Lock('fork0', owner='phil0')") == 1
+    assert "      philosopher: i=0, left=0, right=1, first=0, second=1" in text.splitlines()
+    assert "phil0: waiting for acquire fork1 at dining_philosophers.py:24" in text
+    # The frames still hold every local, for programs that read them (the notebook).
+    phil0 = v.state.actors[0]
+    assert {"i", "eating", "forks", "n", "ordered"} <= set(phil0.frames[0][2])
+
+
+def test_a_closure_variable_that_differs_between_actors_stays_with_each():
+    @fc.model
+    def factory():
+        def make(k):
+            async def worker():
+                await fc.when(lambda: k > 5)  # both block at once: a deadlock in the initial state
+            return worker
+
+        for k in range(2):
+            fc.spawn(make(k), name=f"w{k}")
+
+    (v,) = factory.check().violations
+    lines = v.format().splitlines()
+    assert v.kind == "deadlock" and len(v.trace) == 0
+    assert "      worker: k=0" in lines and "      worker: k=1" in lines and not any(line.startswith("  shared by the actors") for line in lines)
