@@ -156,3 +156,31 @@ def test_a_closure_variable_that_differs_between_actors_stays_with_each():
     lines = v.format().splitlines()
     assert v.kind == "deadlock" and len(v.trace) == 0
     assert "      worker: k=0" in lines and "      worker: k=1" in lines and not any(line.startswith("  shared by the actors") for line in lines)
+
+
+def test_when_labels_are_the_lambda_as_written_without_what_follows_it():
+    @fc.model
+    def gated():
+        s = {"a": True, "b": True}
+
+        async def waiter():
+            await fc.when(lambda: s["a"]
+                          and s["b"])  # a lambda over two lines, then a comment
+            await fc.when(lambda: True)  # a comment after a constant lambda
+            await fc.choose([lambda: 1, lambda: 2])  # two lambdas on one line
+            assert False, "through"
+
+        fc.spawn(waiter)
+
+    (v,) = gated.check().violations
+    assert [s.label for s in v.trace] == ['when lambda: s["a"] and s["b"]', "when lambda: True",
+                                          "choose lambda: 1"]
+
+
+def test_lambda_texts_on_every_python_the_walk_runs_on():
+    from forkcheck._app.runtime import _lambda_text
+
+    pair = [lambda: 1, lambda: 2]  # constants: Python 3.12 gives their code no source positions
+    nested = lambda: (lambda: 5)  # noqa: E731
+    texts = [_lambda_text(f.__code__) for f in (*pair, nested, nested())]
+    assert texts == ["lambda: 1", "lambda: 2", "lambda: (lambda: 5)", "lambda: 5"]
