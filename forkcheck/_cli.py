@@ -42,7 +42,7 @@ import cloudpickle
 
 from ._check.options import OPTION_NAMES, CheckOptions
 from ._errors import ForkcheckError, InternalError, Interrupted, ModelError, NondeterminismError, UsageError
-from ._model import Model, ModelFactory
+from ._model import FILE_MODULE_PREFIX, Model, ModelFactory, replay_command
 from ._results import CheckResult, Violation
 from ._trace import Trace, format_state
 
@@ -373,8 +373,16 @@ def _is_path(source: str) -> bool:
     return source.endswith(".py") or "/" in source or os.sep in source or os.path.isfile(source)
 
 
-def _load_file(path: str) -> types.ModuleType:
-    """Import a file by path so that its models ship to the snapshot process by value."""
+def _load_file(path: str, module_name: str | None = None) -> types.ModuleType:
+    """Import a file by path so that its models ship to the snapshot process by value.
+
+    ``module_name`` is the name the module had where a trace was found
+    (:attr:`Trace.module`): a file that Python imports under that name from
+    one of its parent directories (pytest's test modules) is imported so,
+    and a script's (``__main__``) gets that name once it has run, so that the
+    names of its classes, and the fingerprints of the states that hold them,
+    are the same as in the check.
+    """
     if not os.path.exists(path):
         raise CliError(f"{path}: no such file; give the path of a Python file (path/to/file.py[:model]) "
                        "or a module name (package.module[:model])")
@@ -382,12 +390,81 @@ def _load_file(path: str) -> types.ModuleType:
         raise CliError(f"{path} is a directory; give a Python file (path/to/file.py[:model]) "
                        "or a module name (package.module[:model])")
     abspath = os.path.abspath(path)
+    if module_name and module_name != "__main__":
+        by_name = _import_as(abspath, module_name)
+        if by_name is not None:
+            return by_name
+    module = _load_by_path(path, abspath)
+    if module_name == "__main__" and module.__name__ != "__main__":
+        _rename(module, "__main__")
+    return module
+
+
+def _import_as(abspath: str, name: str) -> types.ModuleType | None:
+    """The file ``abspath`` imported as module ``name`` from the directory that makes it so, or None if it is not."""
+    parts = name.split(".")
+    if not all(p.isidentifier() for p in parts):
+        return None
+    root = os.path.dirname(abspath)
+    for _ in parts[1:]:
+        root = os.path.dirname(root)
+    where = os.path.join(root, *parts)
+    if abspath not in (where + ".py", os.path.join(where, "__init__.py")):
+        return None
+    loaded = sys.modules.get(name)
+    if loaded is None:
+        if root not in sys.path:
+            sys.path.insert(0, root)
+        try:
+            loaded = importlib.import_module(name)
+        except ImportError:
+            return None
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - any failure of the user's file is an input error
+            raise CliError(f"importing {abspath} failed: {_exc_line(exc)}{_user_location(exc, abspath)}; "
+                           "fix the file (run with --debug for the traceback)") from exc
+    file = getattr(loaded, "__file__", None)
+    return loaded if file and os.path.abspath(file) == abspath else None
+
+
+def _rename(module: types.ModuleType, name: str) -> None:
+    """Give a module loaded by path the name it had elsewhere (``__main__``), after it ran.
+
+    Its classes and functions take the name as their ``__module__`` (what
+    class names in fingerprints are made of), and cloudpickle then ships
+    them by value as it ships a script's.
+    """
+    old = module.__name__
+    module.__dict__["__name__"] = name
+    seen: set[int] = set()
+
+    def retag(obj: Any) -> None:
+        for fn in (obj, getattr(obj, "__func__", None), getattr(obj, "fget", None), getattr(obj, "fset", None)):
+            if fn is None or id(fn) in seen or getattr(fn, "__module__", None) != old:
+                continue
+            if not isinstance(fn, (type, types.FunctionType)):
+                continue
+            seen.add(id(fn))
+            try:
+                fn.__module__ = name
+            except (TypeError, AttributeError):  # pragma: no cover - an object that refuses it keeps its name
+                continue
+            if isinstance(fn, type):
+                for v in list(vars(fn).values()):
+                    retag(v)
+
+    for v in list(vars(module).values()):
+        retag(v)
+
+
+def _load_by_path(path: str, abspath: str) -> types.ModuleType:
     stem = re.sub(r"\W", "_", os.path.splitext(os.path.basename(abspath))[0])
     # The module's name is part of the fingerprint of the model's classes, enum members and
     # objects, so it must not depend on where the file is: a token must replay after the file
     # moved.  Only a second file of the same name in this process (two models.py) gets its path's
     # hash too, so that they do not replace each other in sys.modules.
-    name = f"_forkcheck_file_{stem}"
+    name = f"{FILE_MODULE_PREFIX}{stem}"
     loaded = sys.modules.get(name)
     if loaded is not None and getattr(loaded, "__file__", None) != abspath:
         name = f"{name}_{hashlib.sha1(abspath.encode()).hexdigest()[:10]}"
@@ -452,19 +529,22 @@ def _load_module(name: str) -> types.ModuleType:
                        "fix the module (run with --debug for the traceback)") from exc
 
 
-def load_source(source: str) -> types.ModuleType:
+def load_source(source: str, module_name: str | None = None) -> types.ModuleType:
     """Import ``source``: a file path (loaded by path, shipped by value) or a module name.
 
     Parameters
     ----------
     source : str
         ``path/to/file.py`` or ``package.module``.
+    module_name : str, optional
+        For a file, the name its module had where a trace was found (see
+        :func:`_load_file`).
 
     Returns
     -------
     types.ModuleType
     """
-    return _load_file(source) if _is_path(source) else _load_module(source)
+    return _load_file(source, module_name) if _is_path(source) else _load_module(source)
 
 
 def find_models(module: types.ModuleType) -> dict[str, ModelFactory | Model]:
@@ -491,13 +571,15 @@ def _describe_object(obj: Any) -> str:
     return f"a {type(obj).__name__}"
 
 
-def load_target(text: str) -> Target:
+def load_target(text: str, module_name: str | None = None) -> Target:
     """Load ``TARGET`` and pick its model.
 
     Parameters
     ----------
     text : str
         ``path/to/file.py[:model]`` or ``package.module[:model]``.
+    module_name : str, optional
+        For a file, the name its module had where a trace was found.
 
     Returns
     -------
@@ -510,7 +592,7 @@ def load_target(text: str) -> Target:
         defines several models and none was named.
     """
     source, attr = split_target(text)
-    module = load_source(source)
+    module = load_source(source, module_name)
     models = find_models(module)
     listing = f"its models: {', '.join(models)}" if models else "it defines no model"
     if attr is None:
@@ -671,20 +753,6 @@ def _banner(text: str, stream: IO[str]) -> str:
     except (AttributeError, ValueError):
         colour = False
     return f"\x1b[1;31m{out}\x1b[0m" if colour else out
-
-
-def replay_command(target: str, token: str, arg_items: Sequence[str]) -> str:
-    """The ``forkcheck replay`` command line that re-executes ``token``, shell-quoted.
-
-    Examples
-    --------
-    >>> print(replay_command("m.py:greeter", "fc1:abc", ["name='bob'"]))
-    forkcheck replay m.py:greeter fc1:abc --arg 'name='"'"'bob'"'"''
-    """
-    words = [PROG, "replay", target, token]
-    for item in arg_items:
-        words += ["--arg", item]
-    return " ".join(shlex.quote(w) for w in words)
 
 
 def format_steps(trace: Trace) -> str:
@@ -1014,7 +1082,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     """
     trace = Trace.from_token(args.token)  # a damaged token fails before the model is loaded
     kwargs = parse_model_args(args.arg)
-    target = load_target(args.target)
+    target = load_target(args.target, trace.module)
     model = bind_model(target.obj, kwargs)
     if args.step is not None and args.step > len(trace):
         raise CliError(f"--step {args.step}: the trace has {len(trace)} step{'s' if len(trace) != 1 else ''}; "

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import functools
 import inspect
+import os
+import shlex
+import sys
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from ._errors import UsageError
@@ -13,6 +17,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._results import CheckResult
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: The start of the name under which the command line imports a model file by path
+#: (``_forkcheck_file_<stem>``); trace tokens leave such a name out (see Trace.module).
+FILE_MODULE_PREFIX = "_forkcheck_file_"
 
 
 def _option_keywords(fn: F) -> F:
@@ -250,3 +258,71 @@ def as_model(obj: Any) -> Model:
     if isinstance(obj, ModelFactory):
         return obj()
     raise UsageError(f"expected a forkcheck model (a @forkcheck.model function or a Model), got {type(obj).__name__} {obj!r}")
+
+
+def replay_command(target: str, token: str, arg_items: list[str] | tuple[str, ...] = ()) -> str:
+    """The ``forkcheck replay`` command line that re-executes ``token``, shell-quoted.
+
+    Examples
+    --------
+    >>> print(replay_command("m.py:greeter", "fc1:abc", ["name='bob'"]))
+    forkcheck replay m.py:greeter fc1:abc --arg 'name='"'"'bob'"'"''
+    """
+    words = ["forkcheck", "replay", target, token]
+    for item in arg_items:
+        words += ["--arg", item]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def shell_target(model: Model) -> tuple[str, list[str]] | None:
+    """``FILE:NAME`` and the ``--arg`` items that name ``model`` on the command line, or None.
+
+    Only a model that lives at module level of a ``.py`` file has them
+    (not one defined in a function, a notebook or the interpreter's prompt),
+    and only when each argument is a Python literal.  The file is relative to
+    the current directory when it is under it.
+
+    Examples
+    --------
+    >>> import forkcheck as fc
+    >>> shell_target(fc.model(lambda: None)()) is None  # not at module level of a file
+    True
+    """
+    fn = model.fn
+    module = sys.modules.get(getattr(fn, "__module__", None) or "")
+    path = getattr(module, "__file__", None)
+    if module is None or not isinstance(path, str) or not path.endswith(".py") or not os.path.isfile(path):
+        return None
+    name, items = None, []
+    for attr, v in list(vars(module).items()):
+        if isinstance(v, ModelFactory) and v.fn is fn:
+            name = attr
+            break
+    if name is not None:
+        try:
+            bound = inspect.signature(fn).bind(*model.args, **model.kwargs)
+        except (TypeError, ValueError):
+            return None
+        for k, value in bound.arguments.items():
+            if bound.signature.parameters[k].kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+                return None
+            text = repr(value)
+            try:
+                if ast.literal_eval(text) != value:
+                    return None
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                return None
+            items.append(f"{k}={text}")
+    else:
+        for attr, v in list(vars(module).items()):
+            if isinstance(v, Model) and v.fn is fn and v.args == model.args and v.kwargs == model.kwargs:
+                name = attr
+                break
+    if name is None:
+        return None
+    path = os.path.abspath(path)
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:  # pragma: no cover - another drive (Windows)
+        rel = path
+    return f"{path if rel.startswith('..') else rel}:{name}", items

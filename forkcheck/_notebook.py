@@ -437,9 +437,12 @@ class Explorer:
         if prefix:
             for v in search.violations:
                 cyc = v.trace.cycle_start
-                v.trace = Trace(prefix + v.trace.steps, None if cyc is None else cyc + len(prefix))
-            search.discoveries = {k: (None if t is None else Trace(prefix + t.steps, t.cycle_start))
+                v.trace = Trace(prefix + v.trace.steps, None if cyc is None else cyc + len(prefix), v.trace.module)
+            search.discoveries = {k: (None if t is None else Trace(prefix + t.steps, t.cycle_start, t.module))
                                   for k, t in search.discoveries.items()}
+        from ._check.search import attach_commands
+
+        attach_commands(search.violations, self.model)
         self._merge(search.graph, opts.deadlock)
         stats = Stats(
             states=len(search.seen),

@@ -37,7 +37,12 @@ class Trace(Sequence[Step]):
 
     For a liveness counterexample the trace is a lasso: ``trace[cycle_start:]``
     repeats forever.  ``trace.token`` is a string that :func:`forkcheck.replay`
-    and ``forkcheck replay`` accept.
+    and ``forkcheck replay`` accept.  ``module`` is the name of the module
+    that defined the model when the trace was found, where it is not the
+    command line's own (``__main__`` for a script, ``test_x`` under pytest):
+    the token carries it, so that ``forkcheck replay FILE:MODEL`` imports
+    that file under the same name (class and enum names include it, and so do
+    the fingerprints of states that hold them).
 
     Examples
     --------
@@ -49,9 +54,10 @@ class Trace(Sequence[Step]):
     True
     """
 
-    def __init__(self, steps: Sequence[Step] = (), cycle_start: int | None = None) -> None:
+    def __init__(self, steps: Sequence[Step] = (), cycle_start: int | None = None, module: str | None = None) -> None:
         self.steps = list(steps)
         self.cycle_start = cycle_start
+        self.module = module
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -77,6 +83,8 @@ class Trace(Sequence[Step]):
         payload: dict[str, object] = {"s": [[s.index, s.actor, s.label, s.fingerprint[:8]] for s in self.steps]}
         if self.cycle_start is not None:
             payload["c"] = self.cycle_start
+        if self.module:
+            payload["m"] = self.module
         raw = zlib.compress(json.dumps(payload, separators=(",", ":")).encode(), 9)
         return _TOKEN_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -95,9 +103,12 @@ class Trace(Sequence[Step]):
                 raise ValueError("trailing data")
             payload = json.loads(raw)
             steps = [Step(int(i), str(a), str(lbl), "", str(fp)) for i, a, lbl, fp in payload["s"]]
+            module = payload.get("m")
+            if module is not None and not isinstance(module, str):
+                raise ValueError("module")
         except Exception:  # noqa: BLE001 - any decoding failure means the same thing to the user
             raise UsageError("the trace token is damaged (truncated or edited?): copy the whole token from the report") from None
-        return cls(steps, payload.get("c"))
+        return cls(steps, payload.get("c"), module)
 
     def format(self) -> str:
         """The steps, numbered, one per line (the loop marked for a lasso)."""

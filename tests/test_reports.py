@@ -184,3 +184,111 @@ def test_lambda_texts_on_every_python_the_walk_runs_on():
     nested = lambda: (lambda: 5)  # noqa: E731
     texts = [_lambda_text(f.__code__) for f in (*pair, nested, nested())]
     assert texts == ["lambda: 1", "lambda: 2", "lambda: (lambda: 5)", "lambda: 5"]
+
+
+# --------------------------------------------------------------------------- pytest's output
+
+PYTEST_MODEL = '''
+import enum
+import forkcheck as fc
+
+class Color(enum.Enum):
+    RED = 1
+    BLUE = 2
+
+@fc.model
+def two_bugs(limit=2):
+    s = {"n": 0, "c": Color.RED}
+
+    async def a():
+        s["n"] += 1
+        s["c"] = await fc.choose([Color.RED, Color.BLUE])
+        assert s["n"] < limit, "too many"
+
+    async def b():
+        s["n"] += 1
+        await fc.checkpoint()
+        raise ValueError("boom")
+
+    fc.spawn(a)
+    fc.spawn(b)
+
+def test_two():
+    two_bugs(limit=2).check(stop_on_violation=False).assert_ok()
+'''
+
+
+def test_pytest_shows_what_failed_every_violation_and_the_shell_command_that_replays_each(pytester, monkeypatch):
+    import shlex
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("COLUMNS", "250")  # the short summary line is cut to the terminal's width
+    pytester.makepyfile(test_model=PYTEST_MODEL)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    summary = next(line for line in out.splitlines() if line.startswith("FAILED "))
+    assert summary.startswith("FAILED test_model.py::test_two - forkcheck.PropertyViolation: two_bugs(limit=2): "
+                              "2 violations: assertion failed in actor a: too many; actor b raised ValueError: boom")
+    assert "def assert_ok" not in out and "_results.py" not in out  # forkcheck's own frame is hidden
+    assert "[1 of 2] assertion violation" in out and "[2 of 2] exception violation" in out
+    commands = [line.split("E", 1)[1].strip() for line in out.splitlines()
+                if line.startswith("E ") and "forkcheck replay " in line]
+    assert len(commands) == 2 and all(c.startswith("forkcheck replay test_model.py:two_bugs fc1:") for c in commands)
+    assert all(c.endswith("--arg limit=2") for c in commands)
+    # Each command replays from the shell: the enum in the state is named as under pytest.
+    for command, kind in zip(commands, ("assertion", "exception")):
+        proc = subprocess.run([sys.executable, "-m", "forkcheck", *shlex.split(command)[1:]], cwd=pytester.path,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert proc.stdout.splitlines()[-1].startswith("The trace reproduces 1 violation: "), proc.stdout
+        assert ("too many" if kind == "assertion" else "boom") in proc.stdout.splitlines()[-1]
+
+
+SCRIPT_MODEL = '''
+import enum
+import forkcheck as fc
+
+class Color(enum.Enum):
+    RED = 1
+    BLUE = 2
+
+class Box:
+    def __init__(self):
+        self.color = Color.RED
+
+@fc.model
+def paint():
+    box = Box()
+
+    async def painter():
+        box.color = await fc.choose([Color.RED, Color.BLUE])
+        await fc.checkpoint()
+        assert box.color is Color.RED, "painted blue"
+
+    fc.spawn(painter)
+
+if __name__ == "__main__":
+    print(paint.check().violations[0].command)
+'''
+
+
+def test_a_script_prints_a_shell_replay_command_that_replays_its_classes_states(tmp_path):
+    import shlex
+    import subprocess
+    import sys
+
+    script = tmp_path / "paint.py"
+    script.write_text(SCRIPT_MODEL)
+    found = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    command = found.stdout.strip()
+    assert command.startswith("forkcheck replay paint.py:paint fc1:"), found.stdout + found.stderr
+    for cwd in (tmp_path, tmp_path.parent):  # from another directory too, by the file's path
+        argv = shlex.split(command)[1:]
+        if cwd != tmp_path:
+            argv[1] = f"{script}:paint"
+        proc = subprocess.run([sys.executable, "-m", "forkcheck", *argv], cwd=cwd, capture_output=True, text=True,
+                              timeout=120)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "The trace reproduces 1 violation: assertion failed in actor painter: painted blue" in proc.stdout

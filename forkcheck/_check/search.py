@@ -23,7 +23,7 @@ import trio
 from .. import _protocol as P
 from .._graph import StateGraph
 from .._errors import Interrupted, ModelError, NondeterminismError, OpaqueStateWarning, UsageError
-from .._model import Model, as_model
+from .._model import FILE_MODULE_PREFIX, Model, as_model, replay_command, shell_target
 from .keys import state_key
 from .pool import SnapshotPool
 from .reduction import NoReduction, Reduction
@@ -67,6 +67,7 @@ class Search:
         self.transitions = 0
         self.violations: list[Violation] = []
         self.discoveries: dict[str, Trace | None] = {}
+        self.origin = origin_module(model)  # what the tokens carry as Trace.module
         self._violating: list[tuple[Violation, Snapshot]] = []
         # Where each counterexample may be shortened (shorten_traces): the state its trace must reach
         # through the graph, and the steps that follow it unchanged (the transition that failed).
@@ -281,7 +282,7 @@ class Search:
             try:
                 raise_model_error(rep, self.model)
             except ModelError as exc:
-                raise ModelError(f"{exc} (reached by {Trace(trace).token})") from None
+                raise ModelError(f"{exc} (reached by {Trace(trace, module=self.origin).token})") from None
         key = self._key(child)
         sid = self.seen.get(key)
         new = sid is None
@@ -395,7 +396,8 @@ class Search:
         a, b = await self.tree.describe(child), await self.tree.describe(twin)
         self.tree.release(twin)
         cause = _first_difference(a, b)
-        trace = Trace(self.trace_to(parent.sid).steps + [Step(index, info.actor, info.label, info.where, "")])
+        trace = Trace(self.trace_to(parent.sid).steps + [Step(index, info.actor, info.label, info.where, "")],
+                      module=self.origin)
         message = (f"actor {info.actor} reached different states when '{info.label}' was taken twice from the same "
                    f"state{': ' + cause if cause else ''}. It depends on something outside the model (the clock, "
                    "random outside fc.choose, id(), files, the environment): make it a fc.choose() or model state")
@@ -415,7 +417,7 @@ class Search:
         while sid in self.parent:
             sid, step = self.parent[sid]
             steps.append(step)
-        return Trace(steps[::-1])
+        return Trace(steps[::-1], module=self.origin)
 
     def shorten_traces(self) -> None:
         """Make every counterexample as short as the explored graph allows (SPIN's ``-i``, for free).
@@ -440,7 +442,7 @@ class Search:
             if len(nodes) - 1 + len(tail) >= len(v.trace):
                 continue
             steps = [self.graph.edges[a, b]["steps"][0] for a, b in zip(nodes, nodes[1:])]
-            v.trace = Trace(steps + tail)
+            v.trace = Trace(steps + tail, module=self.origin)
 
     async def describe_violations(self) -> None:
         for v, snap in self._violating:
@@ -493,10 +495,29 @@ async def run_search(search: Search, root: Snapshot) -> None:
 
         analyze(search, root.report.properties)
         await search.describe_loops()
+    for v in search.violations:
+        v.trace.module = search.origin
+    for t in search.discoveries.values():
+        if t is not None:
+            t.module = search.origin
 
 
 #: Violations that depend on the state alone, not on the transition that reached it.
 _STATE_KINDS = ("invariant", "deadlock")
+
+
+def attach_commands(violations: list[Violation], model: Model) -> None:
+    """Give each violation the shell command that replays it, where the model lives in a file."""
+    target = shell_target(model)
+    if target is not None:
+        for v in violations:
+            v.command = replay_command(target[0], v.trace.token, target[1])
+
+
+def origin_module(model: Model) -> str | None:
+    """The module that defines the model, for trace tokens (:attr:`Trace.module`): None for the command line's own."""
+    name = getattr(model.fn, "__module__", None)
+    return name if isinstance(name, str) and name and not name.startswith(FILE_MODULE_PREFIX) else None
 
 
 def _first_difference(a: P.Description | None, b: P.Description | None) -> str:
@@ -639,6 +660,7 @@ def check(model: Any, options: CheckOptions | None = None, **kw: Any) -> CheckRe
         setup_seconds=setup[0],
         memory=tree.memory.stats(tree.peak),
     )
+    attach_commands(search.violations, model)
     result = CheckResult(search.violations, stats, search.graph, incomplete=search.incomplete,
                          model=repr(model), discoveries=search.discoveries)
     if search.interrupted:
