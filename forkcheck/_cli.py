@@ -416,7 +416,8 @@ def _import_as(abspath: str, name: str) -> types.ModuleType | None:
         if root not in sys.path:
             sys.path.insert(0, root)
         try:
-            loaded = importlib.import_module(name)
+            with _watch_checks(abspath):
+                loaded = importlib.import_module(name)
         except ImportError:
             return None
         except KeyboardInterrupt:
@@ -485,7 +486,8 @@ def _load_by_path(path: str, abspath: str) -> types.ModuleType:
     sys.modules[name] = module
     cloudpickle.register_pickle_by_value(module)
     try:
-        loader.exec_module(module)
+        with _watch_checks(abspath):
+            loader.exec_module(module)
     except KeyboardInterrupt:
         raise
     except SyntaxError as exc:
@@ -497,6 +499,32 @@ def _load_by_path(path: str, abspath: str) -> types.ModuleType:
         raise CliError(f"importing {path} failed: {_exc_line(exc)}{_user_location(exc, abspath)}; "
                        "fix the file (run with --debug for the traceback)") from exc
     return module
+
+
+@contextlib.contextmanager
+def _watch_checks(path: str) -> Iterator[None]:
+    """While ``path`` is imported: a check it runs is announced as a warning, once, with its line."""
+    from . import _model
+
+    said: list[bool] = []
+
+    def announce() -> None:
+        if said:
+            return
+        said.append(True)
+        frame: types.FrameType | None = sys._getframe(1)
+        while frame is not None and os.path.abspath(frame.f_code.co_filename) != path:
+            frame = frame.f_back
+        where = short_where(f"{path}:{frame.f_lineno}") if frame is not None else short_where(f"{path}:?")
+        print(f"{PROG}: warning: {where} runs a check when the file is imported, so forkcheck runs it too when it "
+              "loads the file: put the file's own checks under `if __name__ == \"__main__\":`",
+              file=sys.stderr, flush=True)
+
+    saved, _model.on_check = _model.on_check, announce
+    try:
+        yield
+    finally:
+        _model.on_check = saved
 
 
 def _forget(name: str) -> None:

@@ -22,6 +22,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: (``_forkcheck_file_<stem>``); trace tokens leave such a name out (see Trace.module).
 FILE_MODULE_PREFIX = "_forkcheck_file_"
 
+#: Called at the start of every check while the command line imports a target file, so that it
+#: can say that the file runs a check when imported (the command then runs it too).
+on_check: Callable[[], None] | None = None
+
 
 def _option_keywords(fn: F) -> F:
     """Decorate a ``check`` that declares every option as a keyword: it receives them as one ``options``.
@@ -44,7 +48,10 @@ def _option_keywords(fn: F) -> F:
         from ._check.options import CheckOptions
 
         given = kw.pop("options", None)
-        return fn(*args, options=CheckOptions.parse(given, **kw))
+        options = CheckOptions.parse(given, **kw)
+        if on_check is not None:
+            on_check()
+        return fn(*args, options=options)
 
     return wrapper  # type: ignore[return-value]
 

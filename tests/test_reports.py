@@ -292,3 +292,23 @@ def test_a_script_prints_a_shell_replay_command_that_replays_its_classes_states(
                               timeout=120)
         assert proc.returncode == 1, proc.stdout + proc.stderr
         assert "The trace reproduces 1 violation: assertion failed in actor painter: painted blue" in proc.stdout
+
+
+def test_a_target_file_that_runs_a_check_when_imported_gets_a_warning_line(tmp_path):
+    import subprocess
+    import sys
+
+    target = tmp_path / "guide_style.py"
+    target.write_text(SCRIPT_MODEL.replace("if __name__ == \"__main__\":\n    ", ""))
+    line = target.read_text().splitlines().index("print(paint.check().violations[0].command)") + 1
+    proc = subprocess.run([sys.executable, "-m", "forkcheck", "list", str(target)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "paint()"
+    assert proc.stderr.splitlines() == [
+        f"forkcheck: warning: guide_style.py:{line} runs a check when the file is imported, so forkcheck runs it "
+        'too when it loads the file: put the file\'s own checks under `if __name__ == "__main__":`']
+    target.write_text(SCRIPT_MODEL)  # the guarded form: no check on import, no warning
+    proc = subprocess.run([sys.executable, "-m", "forkcheck", "list", str(target)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "paint()\n", "")
