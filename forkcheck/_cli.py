@@ -1032,14 +1032,12 @@ def _explore(args: argparse.Namespace, outputs: dict[str, str | None]) -> int:
 
     display = ProgressDisplay.for_options(repr(model), args.quiet)
     interrupted = None
-    from ._errors import LivenessNotChecked, OpaqueStateWarning
+    from ._errors import ForkcheckWarning
 
-    ours = (LivenessNotChecked, OpaqueStateWarning)
     with warnings.catch_warnings(record=True) as caught:
-        # Shown as one forkcheck line each, after the progress display, not as Python's
-        # two-line warning pointing into forkcheck's own source.
-        for category in ours:
-            warnings.simplefilter("always", category)
+        # Every forkcheck warning is shown as one forkcheck line, after the progress display, not
+        # as Python's two-line warning pointing into a source file.
+        warnings.simplefilter("always", ForkcheckWarning)
         try:
             result = check(model, _check_options(args, None if display.mode == "off" else display.update))
         except Interrupted as exc:
@@ -1048,7 +1046,7 @@ def _explore(args: argparse.Namespace, outputs: dict[str, str | None]) -> int:
         finally:
             display.close()
     for w in caught:
-        if issubclass(w.category, ours):
+        if issubclass(w.category, ForkcheckWarning):
             print(f"{PROG}: warning: {w.message}", file=sys.stderr, flush=True)
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)

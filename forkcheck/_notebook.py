@@ -440,9 +440,10 @@ class Explorer:
                 v.trace = Trace(prefix + v.trace.steps, None if cyc is None else cyc + len(prefix), v.trace.module)
             search.discoveries = {k: (None if t is None else Trace(prefix + t.steps, t.cycle_start, t.module))
                                   for k, t in search.discoveries.items()}
-        from ._check.search import attach_commands
+        from ._check.search import attach_commands, give_warnings
 
         attach_commands(search.violations, self.model)
+        give_warnings(search.warnings)
         self._merge(search.graph, opts.deadlock)
         stats = Stats(
             states=len(search.seen),

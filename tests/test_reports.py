@@ -312,3 +312,36 @@ def test_a_target_file_that_runs_a_check_when_imported_gets_a_warning_line(tmp_p
     proc = subprocess.run([sys.executable, "-m", "forkcheck", "list", str(target)], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "paint()\n", "")
+
+
+# --------------------------------------------------------------------------- warnings
+
+
+def test_a_checks_warnings_point_at_the_line_that_called_it():
+    @fc.model
+    def never():
+        s = {"x": 0}
+
+        async def looper():
+            while True:
+                await fc.checkpoint()
+
+        fc.spawn(looper)
+        fc.eventually(lambda: s["x"] == 1, name="x is one")
+
+    with pytest.warns(fc.LivenessNotChecked) as caught:
+        never.check(max_depth=0)  # the warning's line
+    (w,) = caught.list
+    assert (w.filename, w.lineno) == (__file__, _line_of("the warning's line"))
+    with fc.Explorer(never) as ex, pytest.warns(fc.LivenessNotChecked) as caught:
+        ex.run(max_depth=0)  # the explorer's warning line
+    (w,) = caught.list
+    assert (w.filename, w.lineno) == (__file__, _line_of("the explorer's warning line"))
+
+
+def test_every_warning_forkcheck_exports_is_a_forkcheck_warning():
+    # The command line prints every ForkcheckWarning as a 'forkcheck: warning:' line (test_cli, test_options).
+    exported = [getattr(fc, n) for n in fc.__all__]
+    ours = [c for c in exported if isinstance(c, type) and issubclass(c, Warning)]
+    assert {c.__name__ for c in ours} == {"ForkcheckWarning", "LivenessNotChecked", "OpaqueStateWarning"}
+    assert all(issubclass(c, fc.ForkcheckWarning) for c in ours)

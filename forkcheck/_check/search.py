@@ -12,6 +12,7 @@ import asyncio
 import os
 import resource
 import signal
+import sys
 import threading
 import time
 import warnings
@@ -68,6 +69,7 @@ class Search:
         self.violations: list[Violation] = []
         self.discoveries: dict[str, Trace | None] = {}
         self.origin = origin_module(model)  # what the tokens carry as Trace.module
+        self.warnings: list[Warning] = []  # given when the check returns (give_warnings)
         self._violating: list[tuple[Violation, Snapshot]] = []
         # Where each counterexample may be shortened (shorten_traces): the state its trace must reach
         # through the graph, and the steps that follow it unchanged (the transition that failed).
@@ -96,6 +98,11 @@ class Search:
         tree.on_fork_failure = self.pool.shrink
         self._started = time.monotonic()
         self._next_progress = self._started
+
+    def warn(self, warning: Warning) -> None:
+        """Keep a warning for the caller of the check (:func:`give_warnings`), once per text."""
+        if all(str(w) != str(warning) or type(w) is not type(warning) for w in self.warnings):
+            self.warnings.append(warning)
 
     # -- the strategy interface ------------------------------------------------
 
@@ -257,10 +264,10 @@ class Search:
     def _add_state(self, report: P.Report, key: bytes) -> int:
         if report.opaque and report.opaque not in self._opaque_warned:
             self._opaque_warned.add(report.opaque)
-            warnings.warn(OpaqueStateWarning(
+            self.warn(OpaqueStateWarning(
                 f"states hold a {report.opaque}: with opaque='distinct' each of them is kept apart from every "
                 "other state (never merged), so the counts grow and a loop is explored until max_depth, "
-                "max_states or time_limit stops it"), stacklevel=2)
+                "max_states or time_limit stops it"))
         sid = len(self.seen)
         self.seen[key] = sid
         self.graph.add_state(sid, report, self.opts.deadlock)
@@ -506,6 +513,25 @@ async def run_search(search: Search, root: Snapshot) -> None:
 _STATE_KINDS = ("invariant", "deadlock")
 
 
+def give_warnings(found: list[Warning]) -> None:
+    """Give the warnings a check collected, attributed to the first caller outside forkcheck.
+
+    The search may run in a helper thread (under Jupyter), whose stack does
+    not reach the user's code: warnings wait until the check returns, and
+    then point at the line that called it, not into forkcheck.
+    """
+    frame = sys._getframe(0)
+    level = 1
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+        level += 1
+    for w in found:
+        warnings.warn(w, stacklevel=level)
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # forkcheck/
+
+
 def attach_commands(violations: list[Violation], model: Model) -> None:
     """Give each violation the shell command that replays it, where the model lives in a file."""
     target = shell_target(model)
@@ -663,6 +689,7 @@ def check(model: Any, options: CheckOptions | None = None, **kw: Any) -> CheckRe
     attach_commands(search.violations, model)
     result = CheckResult(search.violations, stats, search.graph, incomplete=search.incomplete,
                          model=repr(model), discoveries=search.discoveries)
+    give_warnings(search.warnings)
     if search.interrupted:
         raise Interrupted(result, search.interrupted)
     return result
