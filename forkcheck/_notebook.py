@@ -32,7 +32,7 @@ import networkx as nx
 import trio
 
 from . import _protocol as P
-from ._errors import ModelError, NondeterminismError, UsageError
+from ._errors import Interrupted, ModelError, NondeterminismError, UsageError
 from ._model import as_model
 from ._results import CheckResult, Stats, Violation
 from ._check.snapshots import Snapshot, SnapshotTree, raise_model_error
@@ -404,6 +404,13 @@ class Explorer:
             The same states, transitions and violations as ``check`` finds
             (from the root), with the result's own graph.
 
+        Raises
+        ------
+        forkcheck.Interrupted
+            On Ctrl-C, as ``check`` does: its ``result`` holds the counts and
+            violations so far (and what was seen is in :attr:`graph`); the
+            search's processes have ended, the nodes you stepped to live on.
+
         Examples
         --------
         >>> import forkcheck as fc
@@ -432,7 +439,16 @@ class Explorer:
         if start.snap.report.pid == 0 or start.snap.closed:
             raise UsageError(f"{start!r} has no process to explore from (its transition crashed or timed out)")
         t0 = time.perf_counter()
-        search, peak = self._call(self._search, start, opts, cancellable=True)
+        running: dict[str, Any] = {}  # the search, for the partial result of an interrupted run
+        try:
+            search, peak = self._call(self._search, start, opts, running, cancellable=True)
+        except KeyboardInterrupt:
+            if "search" not in running:
+                raise
+            # Ctrl-C: the search's processes are gone (the call was cancelled); what it found is kept,
+            # as check() keeps it.
+            search, peak = running["search"], running["tree"].peak
+            search.interrupted = "SIGINT"
         prefix = start.trace.steps
         if prefix:
             for v in search.violations:
@@ -452,10 +468,13 @@ class Explorer:
             seconds=time.perf_counter() - t0,
             memory=self._tree.memory.stats(peak),
         )
-        return CheckResult(search.violations, stats, search.graph, incomplete=search.incomplete, model=repr(self.model),
-                           discoveries=search.discoveries)
+        result = CheckResult(search.violations, stats, search.graph, incomplete=search.incomplete,
+                             model=repr(self.model), discoveries=search.discoveries)
+        if search.interrupted:
+            raise Interrupted(result, search.interrupted)
+        return result
 
-    async def _search(self, start: Node, opts: Any) -> tuple[Any, int]:
+    async def _search(self, start: Node, opts: Any, running: dict[str, Any] | None = None) -> tuple[Any, int]:
         from ._check.search import Search, run_search
 
         tree = _Guarded(self._tree, start.snap)
@@ -465,6 +484,8 @@ class Explorer:
         self._tree.transition_timeout = opts.transition_timeout
         try:
             search = Search(tree, self.model, opts)  # type: ignore[arg-type]  # a proxy of the SnapshotTree
+            if running is not None:
+                running.update(search=search, tree=tree)
             await run_search(search, start.snap)
         finally:
             self._tree.transition_timeout = saved_timeout

@@ -345,3 +345,36 @@ def test_every_warning_forkcheck_exports_is_a_forkcheck_warning():
     ours = [c for c in exported if isinstance(c, type) and issubclass(c, Warning)]
     assert {c.__name__ for c in ours} == {"ForkcheckWarning", "LivenessNotChecked", "OpaqueStateWarning"}
     assert all(issubclass(c, fc.ForkcheckWarning) for c in ours)
+
+
+# --------------------------------------------------------------------------- an interrupted notebook run
+
+
+@fc.model
+def endless():
+    s = {"n": 0}
+
+    async def counter():
+        while True:
+            s["n"] += 1
+            await fc.checkpoint()
+
+    fc.spawn(counter)
+
+
+def test_an_interrupted_explorer_run_raises_interrupted_with_the_partial_counts():
+    import os
+    import signal
+
+    def interrupt(info):  # the search's progress callback: Ctrl-C once it has seen a few states
+        if info["states"] >= 3:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with fc.Explorer(endless) as ex:
+        with pytest.raises(fc.Interrupted) as e:
+            ex.run(progress=interrupt, determinism_checks=0)
+        r = e.value.result
+        assert r.stats.states >= 3 and r.stats.transitions >= 2
+        assert "interrupted by SIGINT" in "; ".join(r.incomplete) and not r.complete
+        assert ex.graph.number_of_nodes() >= r.stats.states
+        assert ex.root.step(0).actors[0].locals["s"] == "{'n': 2}"  # the explorer goes on
