@@ -40,7 +40,7 @@ from typing import IO, Any, Callable, Iterator, Sequence
 
 import cloudpickle
 
-from ._check.options import OPTION_NAMES, CheckOptions
+from ._check.options import CheckOptions
 from ._errors import ForkcheckError, InternalError, Interrupted, ModelError, NondeterminismError, UsageError
 from ._model import FILE_MODULE_PREFIX, Model, ModelFactory, replay_command
 from ._results import CheckResult, Violation
@@ -154,70 +154,49 @@ def _size(text: str) -> int:
     return value
 
 
-#: The flag of every check option (a CheckOptions field), but ``progress``, which the
-#: command line drives itself.  _add_check_options adds them all, and refuses to build
-#: a parser that misses one: a new option cannot be forgotten here.
-OPTION_FLAGS: dict[str, str] = {
-    "strategy": "--strategy", "max_depth": "--max-depth", "jobs": "--jobs", "fingerprint": "--fingerprint",
-    "deadlock": "--no-deadlock", "seed": "--seed", "walks": "--walks", "fairness": "--fairness",
-    "max_states": "--max-states", "time_limit": "--time-limit", "snapshot": "--snapshot", "opaque": "--opaque",
-    "huge_pages": "--no-huge-pages", "stop_on_violation": "--keep-going", "transition_timeout": "--transition-timeout",
-    "determinism_checks": "--determinism-checks", "max_snapshots": "--max-snapshots", "memory_limit": "--memory-limit",
+def _option_flags() -> dict[str, Any]:
+    """Each check option's Flag, from the metadata of its CheckOptions field; None for ``progress``.
+
+    A field without the metadata is refused here, when the parser is built:
+    a new option cannot go without a flag.
+    """
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(CheckOptions):
+        if "cli" not in f.metadata:
+            raise InternalError(f"check option {f.name} has no command-line flag: give its CheckOptions field "
+                                "metadata={'cli': Flag(...)} (or {'cli': None} when the command line sets it itself)")
+        out[f.name] = f.metadata["cli"]
+    return out
+
+
+#: The flag of every check option but ``progress``, which the command line drives itself.
+OPTION_FLAGS: dict[str, str] = {name: flag.flag for name, flag in _option_flags().items() if flag is not None}
+
+#: How a flag's text is read (Flag.value), as an argparse type.
+_VALUE_TYPES: dict[str, Callable[[str], Any]] = {
+    "whole>=0": _non_negative_int, "whole>=1": _positive_int, "whole>=4": _snapshot_count, "int": _int,
+    "seconds": _seconds, "size": _size,
 }
 
 
 def _add_check_options(p: argparse.ArgumentParser) -> Any:
-    """The exploration options of check and graph; returns the "output" group for the command's own.
+    """The exploration options of check and graph, one per CheckOptions field; returns the "output" group.
 
     Each flag stores into the CheckOptions field of its name, None when not given, so that
     CheckOptions' own defaults apply (one place says what the defaults are).
     """
     g = p.add_argument_group("exploration")
-
-    def option(field: str, **kw: Any) -> None:
-        g.add_argument(OPTION_FLAGS[field], dest=field, default=None, **kw)
-
-    option("strategy", choices=["dfs", "bfs", "random"],
-           help="search order: bfs (default: shortest counterexamples), dfs, random (random walks)")
-    option("max_depth", type=_non_negative_int, metavar="N",
-           help="take no transition beyond depth N (default: no bound)")
-    option("jobs", type=_positive_int, metavar="N", help="snapshot processes forking at the same time (default 1)")
-    option("fingerprint", choices=["state", "pages"], help="how revisited states are recognised (default: state)")
-    option("deadlock", action="store_const", const=False,
-           help="do not report states where no actor can move as violations")
-    option("seed", type=_int, metavar="N", help="seed of the random strategy (default 0)")
-    option("walks", type=_positive_int, metavar="N", help="random walks of the random strategy (default 100)")
-    option("fairness", choices=["weak", "strong", "none"],
-           help="fairness assumed for liveness properties (default: check()'s, weak)")
-    option("max_states", type=_positive_int, metavar="N",
-           help="stop after N distinct states (the result is then incomplete)")
-    option("time_limit", type=_seconds, metavar="SECONDS",
-           help="stop after this many seconds (the result is then incomplete)")
-    option("snapshot", choices=["fork", "replay"],
-           help="how states are kept: fork (a process per state, default) or replay (every state rebuilt "
-                "from the root: a reference mode)")
-    option("opaque", choices=["error", "distinct"],
-           help="a state holding an object whose contents forkcheck cannot see: error (default) or "
-                "distinct (keep each such state apart from every other; a warning says so)")
-    option("huge_pages", action="store_const", const=False,
-           help="keep the model's heap on 4 KiB pages (forks of a big heap are then slower)")
-    option("stop_on_violation", action="store_const", const=False,
-           help="do not stop at the first violation: explore the whole graph, so that every property violated "
-                "gets its counterexample and liveness properties are judged too")
-    option("transition_timeout", type=_seconds, metavar="SECONDS",
-           help="a transition taking longer is a timeout violation (default 30)")
-    option("determinism_checks", type=_non_negative_int, metavar="N",
-           help="the first N states take each transition twice to catch nondeterminism (default 20; 0: off)")
-    option("max_snapshots", type=_snapshot_count, metavar="N",
-           help="the most snapshot processes alive at once, N >= 4 (default: from the machine's memory and "
-                "process limits)")
-    option("memory_limit", type=_size, metavar="SIZE",
-           help="address-space limit of every snapshot process: bytes, or with K, M, G (powers of 1024), "
-                "e.g. 2G; at least 64M (default: none)")
-    missing = set(OPTION_NAMES) - {"progress"} - set(OPTION_FLAGS)
-    if missing:
-        raise InternalError(f"check options without a command-line flag: {', '.join(sorted(missing))}; "
-                            "add them to OPTION_FLAGS and _add_check_options")
+    for name, flag in _option_flags().items():
+        if flag is None:
+            continue
+        kw: dict[str, Any] = {"dest": name, "default": None, "help": flag.help}
+        if flag.choices:
+            kw["choices"] = list(flag.choices)
+        elif flag.value:
+            kw.update(type=_VALUE_TYPES[flag.value], metavar=flag.metavar)
+        else:
+            kw.update(action="store_const", const=flag.switch)
+        g.add_argument(flag.flag, **kw)
     o = p.add_argument_group("output")
     o.add_argument("--quiet", "-q", action="store_true", help="no progress display on stderr")
     return o

@@ -8,7 +8,7 @@ import inspect
 import os
 import shlex
 import sys
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
 
 from ._errors import UsageError
 
@@ -267,7 +267,7 @@ def as_model(obj: Any) -> Model:
     raise UsageError(f"expected a forkcheck model (a @forkcheck.model function or a Model), got {type(obj).__name__} {obj!r}")
 
 
-def replay_command(target: str, token: str, arg_items: list[str] | tuple[str, ...] = ()) -> str:
+def replay_command(target: str, token: str, arg_items: Sequence[str] = ()) -> str:
     """The ``forkcheck replay`` command line that re-executes ``token``, shell-quoted.
 
     Examples
