@@ -378,3 +378,31 @@ def test_an_interrupted_explorer_run_raises_interrupted_with_the_partial_counts(
         assert "interrupted by SIGINT" in "; ".join(r.incomplete) and not r.complete
         assert ex.graph.number_of_nodes() >= r.stats.states
         assert ex.root.step(0).actors[0].locals["s"] == "{'n': 2}"  # the explorer goes on
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def test_a_threading_lock_held_across_an_await_names_the_line_when_asyncio_is_not_loaded(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "tl.py").write_text(
+        "import threading\n"
+        "import forkcheck as fc\n"
+        "\n"
+        "@fc.model\n"
+        "def uses_thread_lock():\n"
+        "    lock = threading.Lock()\n"
+        "    async def a():\n"
+        "        async with lock:\n"
+        "            await fc.checkpoint()\n"
+        "    fc.spawn(a)\n")
+    # From the file's own directory: the frames of files under the current directory were left out.
+    proc = subprocess.run([sys.executable, "-m", "forkcheck", "check", "tl.py", "--quiet"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "forkcheck: error: in actor a: '_thread.lock' object does not support the asynchronous context manager "
+        "protocol at tl.py:8 (async with lock:): a threading lock cannot be held across an await; use fc.Lock "
+        "(async with lock: ...), which is an interleaving point forkcheck explores")

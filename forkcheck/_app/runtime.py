@@ -884,7 +884,10 @@ def _misuse(exc: BaseException) -> str | None:
     would otherwise read as the program's own exception.
     """
     frames = traceback.extract_tb(exc.__traceback__)
-    asyncio_dir = os.path.dirname(os.path.abspath(getattr(sys.modules.get("asyncio"), "__file__", "") or "")) + os.sep
+    asyncio_file = getattr(sys.modules.get("asyncio"), "__file__", None)
+    # Without asyncio loaded there is no asyncio directory to leave out (abspath("") would be the
+    # current directory, and every frame of the model's files under it would be left out).
+    asyncio_dir = os.path.dirname(os.path.abspath(asyncio_file)) + os.sep if asyncio_file else "\0"
     user = [f for f in _user_frames(exc.__traceback__) if not f.filename.startswith(asyncio_dir)]
     at = f" at {_short_where(f'{user[-1].filename}:{user[-1].lineno}')}" if user else ""
     code = f" ({user[-1].line.strip()})" if user and user[-1].line else ""
