@@ -42,7 +42,9 @@ class Trace(Sequence[Step]):
     command line's own (``__main__`` for a script, ``test_x`` under pytest):
     the token carries it, so that ``forkcheck replay FILE:MODEL`` imports
     that file under the same name (class and enum names include it, and so do
-    the fingerprints of states that hold them).
+    the fingerprints of states that hold them).  ``model`` is the model the
+    trace was found on (``philosophers(n=4)``): a replay that does not
+    reproduce it names the arguments first when they differ.
 
     Examples
     --------
@@ -54,10 +56,12 @@ class Trace(Sequence[Step]):
     True
     """
 
-    def __init__(self, steps: Sequence[Step] = (), cycle_start: int | None = None, module: str | None = None) -> None:
+    def __init__(self, steps: Sequence[Step] = (), cycle_start: int | None = None, module: str | None = None,
+                 model: str | None = None) -> None:
         self.steps = list(steps)
         self.cycle_start = cycle_start
         self.module = module
+        self.model = model
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -85,6 +89,8 @@ class Trace(Sequence[Step]):
             payload["c"] = self.cycle_start
         if self.module:
             payload["m"] = self.module
+        if self.model:
+            payload["r"] = self.model
         raw = zlib.compress(json.dumps(payload, separators=(",", ":")).encode(), 9)
         return _TOKEN_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -103,12 +109,12 @@ class Trace(Sequence[Step]):
                 raise ValueError("trailing data")
             payload = json.loads(raw)
             steps = [Step(int(i), str(a), str(lbl), "", str(fp)) for i, a, lbl, fp in payload["s"]]
-            module = payload.get("m")
-            if module is not None and not isinstance(module, str):
-                raise ValueError("module")
+            module, model = payload.get("m"), payload.get("r")
+            if not all(x is None or isinstance(x, str) for x in (module, model)):
+                raise ValueError("module or model")
         except Exception:  # noqa: BLE001 - any decoding failure means the same thing to the user
             raise UsageError("the trace token is damaged (truncated or edited?): copy the whole token from the report") from None
-        return cls(steps, payload.get("c"), module)
+        return cls(steps, payload.get("c"), module, model)
 
     def format(self) -> str:
         """The steps, numbered, one per line (the loop marked for a lasso)."""

@@ -69,6 +69,7 @@ class Search:
         self.violations: list[Violation] = []
         self.discoveries: dict[str, Trace | None] = {}
         self.origin = origin_module(model)  # what the tokens carry as Trace.module
+        self.found_on = repr(model)  # ... and as Trace.model
         self.warnings: list[Warning] = []  # given when the check returns (give_warnings)
         self._violating: list[tuple[Violation, Snapshot]] = []
         # Where each counterexample may be shortened (shorten_traces): the state its trace must reach
@@ -289,7 +290,7 @@ class Search:
             try:
                 raise_model_error(rep, self.model)
             except ModelError as exc:
-                raise ModelError(f"{exc} (reached by {Trace(trace, module=self.origin).token})") from None
+                raise ModelError(f"{exc} (reached by {Trace(trace, module=self.origin, model=self.found_on).token})") from None
         key = self._key(child)
         sid = self.seen.get(key)
         new = sid is None
@@ -404,7 +405,7 @@ class Search:
         self.tree.release(twin)
         cause = _first_difference(a, b)
         trace = Trace(self.trace_to(parent.sid).steps + [Step(index, info.actor, info.label, info.where, "")],
-                      module=self.origin)
+                      module=self.origin, model=self.found_on)
         message = (f"actor {info.actor} reached different states when '{info.label}' was taken twice from the same "
                    f"state{': ' + cause if cause else ''}. It depends on something outside the model (the clock, "
                    "random outside fc.choose, id(), files, the environment): make it a fc.choose() or model state")
@@ -424,7 +425,7 @@ class Search:
         while sid in self.parent:
             sid, step = self.parent[sid]
             steps.append(step)
-        return Trace(steps[::-1], module=self.origin)
+        return Trace(steps[::-1], module=self.origin, model=self.found_on)
 
     def shorten_traces(self) -> None:
         """Make every counterexample as short as the explored graph allows (SPIN's ``-i``, for free).
@@ -449,7 +450,7 @@ class Search:
             if len(nodes) - 1 + len(tail) >= len(v.trace):
                 continue
             steps = [self.graph.edges[a, b]["steps"][0] for a, b in zip(nodes, nodes[1:])]
-            v.trace = Trace(steps + tail, module=self.origin)
+            v.trace = Trace(steps + tail, module=self.origin, model=self.found_on)
 
     async def describe_violations(self) -> None:
         for v, snap in self._violating:
@@ -502,11 +503,9 @@ async def run_search(search: Search, root: Snapshot) -> None:
 
         analyze(search, root.report.properties)
         await search.describe_loops()
-    for v in search.violations:
-        v.trace.module = search.origin
-    for t in search.discoveries.values():
+    for t in [v.trace for v in search.violations] + list(search.discoveries.values()):
         if t is not None:
-            t.module = search.origin
+            t.module, t.model = search.origin, search.found_on
 
 
 #: Violations that depend on the state alone, not on the transition that reached it.
@@ -700,12 +699,26 @@ _REPLAY_CAUSES = (
     "Likeliest causes: the model's arguments differ from the check that found the trace (on the command line, "
     "give the same TARGET and --arg values as the check that printed the token); the model changed since; "
     "an actor reads something outside the model (the clock, random outside fc.choose, id(), files, the environment)")
+_OUTSIDE = "an actor reads something outside the model (the clock, random outside fc.choose, id(), files, the environment)"
+
+
+def replay_causes(trace: Trace, model: Model) -> str:
+    """Why ``trace`` may not replay on ``model``, the likeliest first: the token says what it was found on."""
+    found, now = trace.model, repr(model)
+    if not found:  # a token made before tokens said it, or by hand
+        return _REPLAY_CAUSES
+    if found != now:
+        return (f"Likeliest cause: the trace was found on {found} and this replay runs {now}: replay it on {found} "
+                f"(on the command line, with the --arg values that give it); else the model changed since, or "
+                f"{_OUTSIDE}")
+    return f"Likeliest causes (it was found on the same {now}): the model changed since; {_OUTSIDE}"
 
 
 def replay(model: Any, token: str | Trace) -> Replay:
     """The engine of :func:`forkcheck.replay`, documented there (it keeps trio out of ``import forkcheck``)."""
     model = as_model(model)
     trace = token if isinstance(token, Trace) else Trace.from_token(token)
+    causes = replay_causes(trace, model)
     # A trace found with opaque="distinct" passes states fingerprinted by their path; one found
     # without it passes none that hold an opaque object, so replaying this way suits both.
     tree = SnapshotTree(model, opaque="distinct")
@@ -722,14 +735,14 @@ def replay(model: Any, token: str | Trace) -> Replay:
             if not 0 <= st.index < len(trs):
                 raise NondeterminismError(
                     f"step {k} of the trace takes '{st.actor}: {st.label}' (transition {st.index + 1}), but the "
-                    f"replayed state enables {len(trs)}: {enabled}. {_REPLAY_CAUSES}")
+                    f"replayed state enables {len(trs)}: {enabled}. {causes}")
             info = trs[st.index]
             same_text = info.actor == st.actor and info.label == st.label
             if not same_text and not st.fingerprint:
                 # Without a fingerprint to compare (a hand-made trace), the label is all there is to go by.
                 raise NondeterminismError(
                     f"step {k} of the trace takes '{st.actor}: {st.label}', but the replayed state enables: "
-                    f"{enabled}. {_REPLAY_CAUSES}")
+                    f"{enabled}. {causes}")
             child = await tree.step(node, st.index)
             tree.release(node)
             if child.report.model_error is not None:
@@ -744,7 +757,7 @@ def replay(model: Any, token: str | Trace) -> Replay:
             if st.fingerprint and not fp.startswith(st.fingerprint) and child.report.pid != 0:
                 raise NondeterminismError(
                     f"step {k} of the trace ('{st.actor}: {st.label}') led to a different state than when the trace "
-                    f"was found. {_REPLAY_CAUSES}")
+                    f"was found. {causes}")
             if not same_text:
                 notes.append(f"step {k}: the trace says '{st.actor}: {st.label}', the replay took "
                              f"'{info.actor}: {info.label}' to the same state (a label or an actor name reads "
@@ -764,7 +777,7 @@ def replay(model: Any, token: str | Trace) -> Replay:
             if fingerprints[-1] != fingerprints[cycle]:
                 raise NondeterminismError(
                     f"the trace is a lasso whose loop starts at step {cycle + 1}, but its last step does not lead "
-                    f"back to the state that loop starts from. {_REPLAY_CAUSES}")
+                    f"back to the state that loop starts from. {causes}")
         return Replay(steps, initial, steps[-1].violations if steps else [], cycle, notes)
 
     try:
