@@ -333,3 +333,26 @@ def shell_target(model: Model) -> tuple[str, list[str]] | None:
     except ValueError:  # pragma: no cover - another drive (Windows)
         rel = path
     return f"{path if rel.startswith('..') else rel}:{name}", items
+
+
+def bound_repr(model: Model) -> str:
+    """``model`` with every argument of its setup function by name, defaults included.
+
+    Two models with this text run the same setup with the same arguments
+    (``die_hard()`` and ``die_hard(goal=4)`` when 4 is the default).
+
+    Examples
+    --------
+    >>> import forkcheck as fc
+    >>> @fc.model
+    ... def jugs(big=5, goal=4):
+    ...     pass
+    >>> bound_repr(jugs(goal=4)), bound_repr(jugs(6))
+    ('jugs(big=5, goal=4)', 'jugs(big=6, goal=4)')
+    """
+    try:
+        bound = inspect.signature(model.fn).bind(*model.args, **model.kwargs)
+    except (TypeError, ValueError):
+        return repr(model)
+    bound.apply_defaults()
+    return f"{model.name}({', '.join(f'{k}={v!r}' for k, v in bound.arguments.items())})"

@@ -24,7 +24,7 @@ import trio
 from .. import _protocol as P
 from .._graph import StateGraph
 from .._errors import Interrupted, ModelError, NondeterminismError, OpaqueStateWarning, UsageError
-from .._model import FILE_MODULE_PREFIX, Model, as_model, replay_command, shell_target
+from .._model import FILE_MODULE_PREFIX, Model, as_model, bound_repr, replay_command, shell_target
 from .keys import state_key
 from .pool import SnapshotPool
 from .reduction import NoReduction, Reduction
@@ -69,7 +69,7 @@ class Search:
         self.violations: list[Violation] = []
         self.discoveries: dict[str, Trace | None] = {}
         self.origin = origin_module(model)  # what the tokens carry as Trace.module
-        self.found_on = repr(model)  # ... and as Trace.model
+        self.found_on = bound_repr(model)  # ... and as Trace.model
         self.warnings: list[Warning] = []  # given when the check returns (give_warnings)
         self._violating: list[tuple[Violation, Snapshot]] = []
         # Where each counterexample may be shortened (shorten_traces): the state its trace must reach
@@ -704,7 +704,7 @@ _OUTSIDE = "an actor reads something outside the model (the clock, random outsid
 
 def replay_causes(trace: Trace, model: Model) -> str:
     """Why ``trace`` may not replay on ``model``, the likeliest first: the token says what it was found on."""
-    found, now = trace.model, repr(model)
+    found, now = trace.model, bound_repr(model)
     if not found:  # a token made before tokens said it, or by hand
         return _REPLAY_CAUSES
     if found != now:
