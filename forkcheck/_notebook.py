@@ -93,9 +93,10 @@ class Actor:
         return dict(self.frames[-1].locals) if self.frames else {}
 
     def __str__(self) -> str:
-        wait = f", waiting for {self.waiting}" if self.waiting else ""
+        status = f"waiting for {self.waiting}" if self.waiting and self.status == "waiting" else \
+            f"{self.status}, waiting for {self.waiting}" if self.waiting else self.status
         pos = f" at {_short(self.where)}" if self.where else ""
-        return f"{self.name}: {self.status}{wait}{pos}"
+        return f"{self.name}: {status}{pos}"
 
 
 class SVG(str):
