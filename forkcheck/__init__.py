@@ -47,6 +47,7 @@ from ._app.runtime import invariant as invariant
 from ._app.runtime import spawn as spawn
 from ._app.runtime import when as when
 from ._errors import ForkcheckError as ForkcheckError
+from ._errors import ForkcheckWarning as ForkcheckWarning
 from ._errors import InternalError as InternalError
 from ._errors import Interrupted as Interrupted
 from ._errors import LivenessNotChecked as LivenessNotChecked
@@ -174,6 +175,7 @@ __all__ = [
     "Event",
     "Explorer",
     "ForkcheckError",
+    "ForkcheckWarning",
     "InternalError",
     "Interrupted",
     "LivenessNotChecked",

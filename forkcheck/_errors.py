@@ -7,6 +7,7 @@ __all__ = [
     "UsageError",
     "ModelError",
     "OpaqueStateError",
+    "ForkcheckWarning",
     "OpaqueStateWarning",
     "NondeterminismError",
     "PropertyViolation",
@@ -46,7 +47,22 @@ class OpaqueStateError(ModelError):
     """
 
 
-class OpaqueStateWarning(UserWarning):
+class ForkcheckWarning(UserWarning):
+    """Root of every warning forkcheck gives.
+
+    A check collects its warnings and gives them when it returns, attributed
+    to the line that called it (``Model.check``, ``Explorer.run``); the
+    command line prints each as one ``forkcheck: warning: ...`` line.
+
+    Examples
+    --------
+    >>> import forkcheck as fc
+    >>> issubclass(fc.LivenessNotChecked, fc.ForkcheckWarning), issubclass(fc.ForkcheckWarning, UserWarning)
+    (True, True)
+    """
+
+
+class OpaqueStateWarning(ForkcheckWarning):
     """With ``check(opaque="distinct")``: states hold an object the fingerprint cannot see.
 
     Each such state is kept apart from every other (it is never merged), so
@@ -55,7 +71,7 @@ class OpaqueStateWarning(UserWarning):
     """
 
 
-class LivenessNotChecked(UserWarning):
+class LivenessNotChecked(ForkcheckWarning):
     """The graph was incomplete, so liveness properties were not judged (the message says why)."""
 
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: Bumped whenever a message changes shape; checked with the forkcheck version at Load.
-PROTOCOL = 3  # 3: Step became Fork
+PROTOCOL = 4  # 3: Step became Fork; 4: Description.shared
 
 PACKET = 65536 - 512
 _HEADER = struct.Struct("<Q")
@@ -174,6 +174,9 @@ class Description:
     actors: list[ActorInfo]
     view: str | None
     globals: dict[str, str]
+    # Closure variables that several frames see as one object: reports show them once, not in each
+    # frame's locals (which still hold them); None for one that is the view, which reports show anyway.
+    shared: dict[str, str | None] = field(default_factory=dict)
 
 
 @dataclass

@@ -741,24 +741,90 @@ def _local_name(qualname: str) -> str:
 
 
 def _lambda_text(code: types.CodeType) -> str:
-    """A lambda's source text, ``lambda x: x + 1``, cut from its line by the body's column positions."""
-    line = linecache.getline(code.co_filename, code.co_firstlineno)
-    if line:
-        raw = line.encode("utf-8")
-        cols = []
-        for start_line, end_line, start, end in code.co_positions():
-            # (0, 0) marks the implicit RESUME and RETURN; a body over several lines is cut differently below.
-            if start_line == end_line == code.co_firstlineno and start is not None and end is not None and end > 0:
-                cols.append((start, end))
-        if cols:
-            head = raw[: min(s for s, _ in cols)].decode("utf-8", "replace")
-            body = raw[min(s for s, _ in cols): max(e for _, e in cols)].decode("utf-8", "replace")
-            at = head.rfind("lambda")
-            if at >= 0:
-                return (head[at:] + body).strip()
-        if "lambda" in line:
-            return "lambda" + line.split("lambda", 1)[1].rstrip().rstrip(",)")[:60]
-    return f"<lambda at {os.path.basename(code.co_filename)}:{code.co_firstlineno}>"
+    """A lambda's source text, ``lambda x: x + 1``, exactly as written (a body over several lines on one).
+
+    The lambda is found in its file's syntax tree: among the lambdas that
+    start on its first line, the one whose body holds every source position
+    of its code (the innermost such), else the one with its argument names
+    (and constant body).
+    What follows it on the line (a closing parenthesis, a comment) is not
+    part of it.  Without the source, or when two lambdas on one line cannot
+    be told apart, ``<lambda at file.py:12>``.
+    """
+    text = _LAMBDA_TEXTS.get(code)
+    if text is None:
+        text = _LAMBDA_TEXTS[code] = _find_lambda(code)
+    return text
+
+
+#: Lambda texts by code object, and the lambdas of each source file by first line: a file is
+#: parsed once per process (and its children inherit what the root found).
+_LAMBDA_TEXTS: dict[types.CodeType, str] = {}
+_FILE_LAMBDAS: dict[str, dict[int, list[_Lambda]]] = {}
+_NO_CONSTANT = object()
+
+
+class _Lambda:
+    """A lambda of a source file: its body's span (first line, column, last line, column), argument names, text."""
+
+    __slots__ = ("span", "names", "constant", "text")
+
+    def __init__(self, span: tuple[int, int, int, int], names: tuple[str, ...], constant: Any, text: str) -> None:
+        self.span, self.names, self.constant, self.text = span, names, constant, text
+
+
+def _file_lambdas(filename: str) -> dict[int, list[_Lambda]]:
+    found = _FILE_LAMBDAS.get(filename)
+    if found is not None:
+        return found
+    import ast
+
+    found = {}
+    source = "".join(linecache.getlines(filename))
+    try:
+        tree = ast.parse(source) if source else None
+    except (SyntaxError, ValueError):
+        tree = None
+    if tree is not None:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Lambda) and node.end_lineno is not None and node.end_col_offset is not None:
+                segment = ast.get_source_segment(source, node) or ""
+                args = node.args
+                names = tuple(a.arg for a in args.posonlyargs + args.args + args.kwonlyargs)
+                body = node.body
+                if body.end_lineno is None or body.end_col_offset is None:  # pragma: no cover - parsed source has them
+                    continue
+                span = (body.lineno, body.col_offset, body.end_lineno, body.end_col_offset)
+                constant = node.body.value if isinstance(node.body, ast.Constant) else _NO_CONSTANT
+                text = re.sub(r"\s*\n\s*", " ", segment).strip()
+                found.setdefault(node.lineno, []).append(_Lambda(span, names, constant, text))
+    _FILE_LAMBDAS[filename] = found
+    return found
+
+
+def _find_lambda(code: types.CodeType) -> str:
+    fallback = f"<lambda at {os.path.basename(code.co_filename)}:{code.co_firstlineno}>"
+    candidates = _file_lambdas(code.co_filename).get(code.co_firstlineno, [])
+    # Source positions of the body (columns count UTF-8 bytes, as the syntax tree's offsets do).
+    positions = [(l0, c0, l1, c1) for l0, l1, c0, c1 in code.co_positions()
+                 if l0 is not None and l1 is not None and c0 is not None and c1 is not None and (l0, c0) != (l1, c1)]
+
+    def holds(span: tuple[int, int, int, int]) -> bool:
+        return all((span[0], span[1]) <= (l0, c0) and (l1, c1) <= (span[2], span[3]) for l0, c0, l1, c1 in positions)
+
+    if positions:
+        fit = [c for c in candidates if holds(c.span)]
+        if fit:
+            # Nested lambdas: the outer one holds the inner one's positions too; the innermost is the smallest.
+            return min(fit, key=lambda c: (c.span[2] - c.span[0], c.span[3] - c.span[1])).text
+    # No positions to go by (Python 3.12 gives none for `lambda: 3`): the argument names, then the constant.
+    names = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
+    fit = [c for c in candidates if c.names == names]
+    if len(fit) > 1:
+        fit = [c for c in fit if c.constant is not _NO_CONSTANT and any(
+            type(k) is type(c.constant) and k == c.constant for k in code.co_consts)] or fit
+    texts = {c.text for c in fit}
+    return texts.pop() if len(texts) == 1 else fallback
 
 
 def _callable_name(fn: Any) -> str:
@@ -819,7 +885,10 @@ def _misuse(exc: BaseException) -> str | None:
     would otherwise read as the program's own exception.
     """
     frames = traceback.extract_tb(exc.__traceback__)
-    asyncio_dir = os.path.dirname(os.path.abspath(getattr(sys.modules.get("asyncio"), "__file__", "") or "")) + os.sep
+    asyncio_file = getattr(sys.modules.get("asyncio"), "__file__", None)
+    # Without asyncio loaded there is no asyncio directory to leave out (abspath("") would be the
+    # current directory, and every frame of the model's files under it would be left out).
+    asyncio_dir = os.path.dirname(os.path.abspath(asyncio_file)) + os.sep if asyncio_file else "\0"
     user = [f for f in _user_frames(exc.__traceback__) if not f.filename.startswith(asyncio_dir)]
     at = f" at {_where.short(f'{user[-1].filename}:{user[-1].lineno}')}" if user else ""
     code = f" ({user[-1].line.strip()})" if user and user[-1].line else ""

@@ -158,20 +158,48 @@ def opaque_message(world: World, exc: Opaque) -> str:
 
 
 def describe(world: World) -> P.Description:
-    actors = []
+    """The state for humans: each actor's frames and locals, the closure variables they share, the view.
+
+    A closure variable that several frames see as the same object (the
+    setup function's state, a network, locks) is named in ``shared``, which
+    reports show once instead of in the locals of every frame; one that is
+    the view itself maps to None (reports show the view).  A closure variable
+    only one frame sees, or that differs between frames (an actor factory's
+    argument), is only its frame's.  The frames' locals hold them all.
+    """
+    raw = []
+    seen: dict[str, list] = {}  # closure variable -> the objects the frames that see it hold
     for a in world.actors:
         frames = []
         for f in a.frames():
-            loc = {k: short_repr(v, 200) for k, v in f.f_locals.items()}
-            frames.append((f.f_code.co_qualname, f"{f.f_code.co_filename}:{f.f_lineno}", loc))
-        actors.append(P.ActorInfo(a.name, a.status, a.pending.describe() if a.pending is not None else "", a.where(), frames))
+            free = f.f_code.co_freevars
+            loc = f.f_locals
+            for k in free:
+                if k in loc:
+                    seen.setdefault(k, []).append(loc[k])
+            frames.append((f, loc, free))
+        raw.append((a, frames))
+    shared: dict[str, str | None] = {}
+    for k, objs in seen.items():
+        if all(o is objs[0] for o in objs):
+            if world.view is not None and objs[0] is world.view:
+                shared[k] = None
+            elif len(objs) > 1:
+                shared[k] = short_repr(objs[0], 400)
+    actors = []
+    for a, frames in raw:
+        out = []
+        for f, loc, free in frames:
+            shown = {k: short_repr(v, 200) for k, v in loc.items()}
+            out.append((f.f_code.co_qualname, f"{f.f_code.co_filename}:{f.f_lineno}", shown))
+        actors.append(P.ActorInfo(a.name, a.status, a.pending.describe() if a.pending is not None else "", a.where(), out))
     view = None if world.view is None else short_repr(world.view, 4000)
     glob: dict[str, str] = {}
     for g in world.globals_roots:
         for name, v in _global_items(g):
             if not callable(v) or isinstance(v, tuple):
                 glob[name] = short_repr(v, 400)
-    return P.Description(actors, view, glob)
+    return P.Description(actors, view, glob, shared)
 
 
 def _throwaway(fn):
