@@ -146,6 +146,17 @@ async def _agen():
     yield 1
 
 
+def _closure_gen(n):
+    seen = [n]
+
+    def gen():  # seen is a free variable of this generator's frame
+        for i in range(n):
+            seen.append(i)
+            yield seen
+
+    return gen()
+
+
 def zoo():
     g1 = _gen(3)
     next(g1)
@@ -153,6 +164,11 @@ def zoo():
     list(g3)
     c1 = _coro(1)
     c1.send(None)
+    a1 = _agen()
+    with pytest.raises(StopIteration):
+        a1.__anext__().send(None)  # suspended at its yield
+    cg = _closure_gen(3)
+    next(cg)
     big = collections.deque(range(200), maxlen=300)
     big.rotate(37)
     for _ in range(10):
@@ -168,7 +184,7 @@ def zoo():
         collections.deque([1, [2]], maxlen=4), big, collections.OrderedDict(a=1),
         int, Plain, type(None), types, _fingerprint, Color.RED, Color, Hooked(5), plain, plain, plain.__dict__,
         Empty(), Slots(), ReducesToName(), WithItems(), Shadowed(), OwnGetstate(), Listish([1, 2]),
-        _gen.__code__, g1, _gen(2), g3, c1, _coro(2), _agen(), len, [].append, shared, shared,
+        _gen.__code__, g1, _gen(2), g3, c1, _coro(2), _agen(), a1, cg, _closure_gen(1), len, [].append, shared, shared,
         lambda x=[1], *, y=(2,): (x, y), functools.partial(max, 1), operator.itemgetter(1), iter([1, 2, 3]),
         plain.__init__, "x".upper, dict.fromkeys, range(3), slice(1, 2), print, copyreg.__newobj__, sys.maxsize,
         # unordered containers inside canonical keys, and cycles through them
