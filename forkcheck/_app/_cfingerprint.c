@@ -108,9 +108,15 @@ typedef struct {
 PyAPI_FUNC(int) _PySet_NextEntry(PyObject *set, Py_ssize_t *pos, PyObject **key, Py_hash_t *hash);
 #endif
 
-/* The frame of a generator, coroutine or async generator: PyGenObject's gi_iframe; from 3.12
-   its code is the frame's (3.11 has gi_code too, the same object). */
+/* The frame of a generator, coroutine or async generator (PyGenObject's gi_iframe) and its
+   code, gen.gi_code: 3.11 keeps it in gi_code (the frame's f_code is released when the frame is
+   cleared), 3.12 and 3.13 in the frame, which keeps it when cleared. */
 #define FC_GEN_IFRAME(g) ((fc_iframe *)(g)->gi_iframe)
+#if PY_VERSION_HEX < 0x030C0000
+#define FC_GEN_CODE(g) ((PyObject *)(g)->gi_code)
+#else
+#define FC_GEN_CODE(g) FC_IFRAME_CODE(FC_GEN_IFRAME(g))
+#endif
 /* frame.f_lasti: _PyInterpreterFrame_LASTI, in code units (negative: not started) */
 #define FC_IFRAME_LASTI(f, code) ((int)(FC_IFRAME_INSTR(f) - (fc_codeunit *)(code)->co_code_adaptive))
 
@@ -820,7 +826,7 @@ static bool frame_has_other_locals(fc_iframe *f, PyCodeObject *code) {
 static int walk_frame(walk_t *w, PyObject *gen, PyObject *awaited_attr) {
     PyGenObject *g = (PyGenObject *)gen;
     fc_iframe *f = FC_GEN_IFRAME(g);
-    PyCodeObject *code = (PyCodeObject *)FC_IFRAME_CODE(f);  /* gen.gi_code */
+    PyCodeObject *code = (PyCodeObject *)FC_GEN_CODE(g);
     if (code == NULL || !PyCode_Check(code)) {
         PyErr_SetString(Fallback, "generator frame without a code object");
         return -1;
@@ -832,7 +838,7 @@ static int walk_frame(walk_t *w, PyObject *gen, PyObject *awaited_attr) {
         PyErr_SetString(Fallback, "generator running or finishing");
         return -1;
     }
-    if (lasti < 0 || f->stacktop < code->co_nlocalsplus) {
+    if (lasti < 0 || FC_IFRAME_CODE(f) != (PyObject *)code || f->stacktop < code->co_nlocalsplus) {
         /* not a frame that reached RETURN_GENERATOR: frame.f_locals would initialise it */
         PyErr_SetString(Fallback, "generator frame before its first instruction");
         return -1;
