@@ -352,7 +352,7 @@ def test_the_c_walk_gives_the_same_state_graph_as_the_python_walk(name, monkeypa
 
 def _every_state(model, limit):
     """The states of ``model`` (up to ``limit``), each a World rebuilt in this process by replaying its
-    path; states are told apart by the Python walk's fingerprint."""
+    path; states are told apart by the C walk's fingerprint (the first walk of each state)."""
     from forkcheck._app.runtime import World
 
     def replay(path):
@@ -368,7 +368,7 @@ def _every_state(model, limit):
     while frontier and len(seen) < limit:
         path = frontier.pop(0)
         world = replay(path)
-        digest = _fingerprint.state_fingerprint(world, "python")
+        digest = _fingerprint.state_fingerprint(world, "c")
         if digest not in seen:
             seen.add(digest)
             yield world
