@@ -380,7 +380,7 @@ def _every_state(model, limit):
 
 
 @pytest.mark.parametrize("name", ["kinds", "die_hard", "tcommit", "two_phase", "philosophers", "peterson"])
-def test_the_c_walk_reads_every_state_itself_and_gives_the_python_tokens(name):
+def test_the_c_walk_reads_every_state_itself_and_gives_the_python_tokens(name, monkeypatch):
     # The state-graph test above goes through snapshots, where a Fallback would silently hand a
     # state to the Python walk: here the C walk must read every state itself ("c" raises
     # Fallback), before and after the Python walk (which leaves frame objects and, before 3.13,
@@ -390,8 +390,11 @@ def test_the_c_walk_reads_every_state_itself_and_gives_the_python_tokens(name):
     from mutex import peterson
     from two_phase import two_phase
 
+    from forkcheck._app import runtime
+
     model = {"kinds": kinds, "die_hard": die_hard, "tcommit": tcommit, "two_phase": two_phase,
              "philosophers": philosophers, "peterson": peterson}[name]
+    monkeypatch.setattr(runtime, "_WORLD", None)  # World.setup makes its world current: none after the test
     n = 0
     for world in _every_state(model, limit=150):
         before = _fingerprint.walk_stream(world, "c", stream=True)
