@@ -657,7 +657,7 @@ def bench_cow(cfg: dict, say) -> dict:
     walks = walk_times(two_phase(n=n))
     out["walk_times"] = walks
     if walks["c_seconds"] is None:
-        say("  fingerprint walk: the C walk is not built (no C compiler at install time, or not CPython 3.11)")
+        say("  fingerprint walk: the C walk is not built (no C compiler at install time, or not CPython 3.11 to 3.13)")
     else:
         say(f"  fingerprint of the initial state of two_phase(n={n}): C walk {walks['c_seconds'] * 1e6:.0f} us, "
             f"Python walk {walks['python_seconds'] * 1e6:.0f} us")

@@ -28,9 +28,9 @@ docs/design.md, "Fingerprints"):
   the state gets a fingerprint of its own path (it is never merged).
 
 Two walks emit the same tokens: the C walk of ``_cfingerprint.c`` (CPython
-3.11, built when the package is installed), which reads the state without
-writing it, and the Python walk below, which every read of an object makes
-write its reference count, and so copy its page in a forked snapshot.  The C
+3.11 to 3.13, built when the package is installed), which reads the state
+without writing it, and the Python walk below, which every read of an object
+makes write its reference count, and so copy its page in a forked snapshot.  The C
 walk raises :class:`Fallback` for whatever it cannot reproduce exactly, and the
 Python walk takes over.  ``FORKCHECK_PURE_PYTHON_WALK=1`` in the environment
 forces the Python walk.
@@ -533,7 +533,7 @@ from .reducers import builtin_reducer  # noqa: E402 - it needs Opaque, defined a
 
 try:
     from . import _cfingerprint  # type: ignore[attr-defined]  # the C extension: no stub, and optional
-except ImportError:  # not built: no C compiler at install time, or not CPython 3.11
+except ImportError:  # not built: no C compiler at install time, or not CPython 3.11 to 3.13
     _cfingerprint = None
 else:
     _cfingerprint.configure(Fallback, collections.deque, collections.defaultdict, collections.Counter,
