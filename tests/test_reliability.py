@@ -232,7 +232,7 @@ def test_the_cli_prints_the_partial_result_on_sigterm(tmp_path):
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 143, err
-    assert out.strip().splitlines()[-1].startswith("Stopped early (interrupted by SIGTERM")
+    assert out.strip().splitlines()[-1].startswith("Interrupted, partial counts (interrupted by SIGTERM")
     assert "interrupted by SIGTERM" in err
     assert not wait_for_no_snapshots(owner=proc.pid)
 

@@ -44,6 +44,53 @@ def current_world(what: str) -> World:
     return _WORLD
 
 
+class Stuck(BaseException):
+    """Raised by the snapshot's timer (``serve.py``) in user code that ran past ``transition_timeout``.
+
+    A ``BaseException``, so that ``except Exception`` in a model does not
+    swallow it.  ``where`` says where the code was interrupted
+    (``bank.py:9 (`lock.acquire()`)``).
+    """
+
+    def __init__(self, seconds: float, where: str) -> None:
+        super().__init__(where)
+        self.seconds = seconds
+        self.where = where
+
+
+def stuck_where(frame: types.FrameType | None) -> tuple[str, str]:
+    """Where code interrupted in ``frame`` is, and the stack of the model's frames there.
+
+    The place is the innermost frame of the model (not forkcheck's, not the
+    standard library's), with its source line; when the innermost frame is in
+    the standard library (``queue.get`` waiting in ``threading.py``), that
+    function is named too.
+    """
+    if frame is None:
+        return "?", ""
+    stack = [f for f in traceback.extract_stack(frame) if not f.filename.startswith(_PACKAGE_DIR)]
+    if not stack:
+        return "forkcheck's own code", ""
+    inner = stack[-1]
+    users = [f for f in stack if not f.filename.startswith(_STDLIB)]
+    user = users[-1] if users else inner
+    text = _short_where(f"{user.filename}:{user.lineno}")
+    if user.line:
+        text += f" (`{user.line.strip()}`)"
+    if user is not inner:
+        text += f", in {inner.name} at {_short_where(f'{inner.filename}:{inner.lineno}')}"
+    details = "Stack when interrupted (most recent call last):\n" + "".join(traceback.format_list(stack))
+    return text, details
+
+
+def stuck_message(who: str, seconds: float, where: str, what: str = "reach its next await", more: str = "") -> str:
+    """The one line that says user code is stuck: who, for how long, where, and what to do."""
+    return (f"{who} did not {what} within {seconds:g}s: stuck at {where}{more}. A blocking call (a threading lock held "
+            "across an await, time.sleep, I/O, input()) or an endless loop? Actors may block only on forkcheck's "
+            "primitives (fc.Lock, fc.Mailbox, fc.when, ...); if it is just slow, raise transition_timeout "
+            "(--transition-timeout)")
+
+
 # --------------------------------------------------------------------------- requests
 
 
@@ -351,6 +398,12 @@ class World:
         self.path: list[int] | None = None
         # Requests made in the current step (setup or one actor's step) and where: (request, code, offset).
         self.made: list[tuple[Request, types.CodeType, int]] = []
+        # Set by the snapshot's timer when it interrupts user code (serve.py): the step ran too long.
+        self.stuck = False
+        self.timeout = 30.0  # transition_timeout, for messages
+        # The root calls it before each piece of its setup (the setup function, each actor's first
+        # step): each gets its own time budget.  None in forks: a transition is one piece.
+        self.on_piece: Callable[[str], None] | None = None
 
     # -- building -------------------------------------------------------------
 
@@ -397,8 +450,14 @@ class World:
         self._add_globals(fn)
         self.in_setup = True
         self.made.clear()
+        if self.on_piece is not None:
+            self.on_piece("the setup function")
         try:
             self.view = fn(*args, **kwargs)
+        except Stuck as exc:
+            self.model_error = ("StuckError", stuck_message("the setup function", exc.seconds, exc.where, "return"),
+                                _format_tb(exc))
+            return
         except BaseException as exc:  # noqa: BLE001 - reported to the explorer, never swallowed silently
             self.model_error = (type(exc).__name__, _one_line(exc), _format_tb(exc))
             return
@@ -421,6 +480,8 @@ class World:
     def _start_new(self) -> None:
         while self._starting:
             actor = self._starting.pop(0)
+            if self.on_piece is not None:
+                self.on_piece(f"the first step of actor {actor.name}")
             self._resume(actor, None)
 
     def _resume(self, actor: Actor, value: Any) -> None:
@@ -434,6 +495,8 @@ class World:
             actor.pending = None
             if made:
                 self._unawaited(f"actor {actor.name}", None)
+        except Stuck as exc:
+            self._fail(actor, "timeout", exc, stuck_message(f"actor {actor.name}", exc.seconds, exc.where))
         except AssertionError as exc:
             self._fail(actor, "assertion", exc)
         except UsageError as exc:
@@ -525,6 +588,10 @@ class World:
             except UsageError as exc:
                 self.model_error = ("UsageError", f"in actor {actor.name}: {exc}", "")
                 continue
+            except Stuck as exc:
+                self._fail(actor, "timeout", exc, stuck_message(f"the condition actor {actor.name} waits on "
+                                                                f"({req.describe()})", exc.seconds, exc.where, "return"))
+                continue
             except BaseException as exc:  # noqa: BLE001
                 self._fail(actor, "exception", exc,
                            f"the condition actor {actor.name} waits on ({req.describe()}) raised {type(exc).__name__}: {_one_line(exc)}")
@@ -563,6 +630,10 @@ class World:
         for name, pred in self.invariants:
             try:
                 ok = pred()
+            except Stuck as exc:
+                self.model_error = ("InvariantError", stuck_message(f"invariant {name!r}", exc.seconds, exc.where,
+                                                                    "return"), _format_tb(exc))
+                return
             except BaseException as exc:  # noqa: BLE001
                 frames = _user_frames(exc.__traceback__)
                 at = f" at {_short_where(f'{frames[-1].filename}:{frames[-1].lineno}')}" if frames else ""
