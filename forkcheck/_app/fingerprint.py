@@ -511,7 +511,7 @@ def _walk(h, world) -> None:
     emit = h.emit
     emit(f"A{len(world.actors)}")
     for actor in world.actors:
-        emit(f"{actor.name}|{int(actor.done)}{int(actor.failed)}")
+        emit(f"{actor.name}|{int(actor.done)}{int(actor.failed)}{'d' if actor.daemon else ''}")
         if not actor.done and not actor.failed:
             h.h(actor.coro)
     for g in world.globals_roots:

@@ -321,15 +321,16 @@ def checkpoint() -> Request:
 class Actor:
     """One spawned coroutine and its scheduling status."""
 
-    __slots__ = ("name", "fn", "coro", "pending", "done", "failed")
+    __slots__ = ("name", "fn", "coro", "pending", "done", "failed", "daemon")
 
-    def __init__(self, name: str, fn: Callable, coro) -> None:
+    def __init__(self, name: str, fn: Callable, coro, daemon: bool = False) -> None:
         self.name = name
         self.fn = fn
         self.coro = coro
         self.pending: Request | None = None
         self.done = False
         self.failed = False
+        self.daemon = daemon  # waiting forever is a fine end for it (a server loop): never a deadlock
 
     @property
     def status(self) -> str:
@@ -412,7 +413,7 @@ class World:
         if g is not None and all(g is not r for r in self.globals_roots):
             self.globals_roots.append(g)
 
-    def spawn(self, fn: Callable, args: tuple, name: str | None) -> Actor:
+    def spawn(self, fn: Callable, args: tuple, name: str | None, daemon: bool = False) -> Actor:
         target = fn.func if hasattr(fn, "func") and hasattr(fn, "args") else fn  # functools.partial
         if inspect.iscoroutine(fn):
             fn.close()  # it will never run: no "never awaited" warning on top of this error
@@ -432,7 +433,7 @@ class World:
             name = f"{name}#{self._names[name]}"
         else:
             self._names[name] = 0
-        actor = Actor(name, fn, fn(*args))
+        actor = Actor(name, fn, fn(*args), daemon)
         self.actors.append(actor)
         self._add_globals(target)
         self._starting.append(actor)
@@ -649,12 +650,14 @@ class World:
 
     def blocked_message(self) -> str:
         waiting = [a for a in self.actors if not a.done and not a.failed]
-        parts = [f"{a.name} waits for {a.pending.describe() if a.pending else '?'} at {_short_where(a.where())}" for a in waiting]
+        parts = [f"{a.name}{' (daemon)' if a.daemon else ''} waits for {a.pending.describe() if a.pending else '?'} "
+                 f"at {_short_where(a.where())}" for a in waiting]
         return "deadlock: no actor can move; " + "; ".join(parts)
 
     def all_done(self) -> bool:
+        """Whether the program has ended normally: every actor returned, daemons aside (they may wait forever)."""
         for a in self.actors:  # a loop: a generator expression would make a function object per state
-            if not a.done:
+            if not a.done and not a.daemon:
                 return False
         return True
 
@@ -662,15 +665,42 @@ class World:
 # --------------------------------------------------------------------------- public API used in setup
 
 
-def spawn(fn: Callable, *args: Any, name: str | None = None) -> None:
+def spawn(fn: Callable, *args: Any, name: str | None = None, daemon: bool = False) -> None:
     """Start an actor: ``fc.spawn(worker, 1, name="w1")``.
 
     ``fn`` must be an ``async def`` function; it runs up to its first forkcheck
     ``await`` within the step that spawns it (or, from setup, before the
     initial state).  Names default to the function name and arguments, made
     unique by a ``#k`` suffix.
+
+    With ``daemon=True``, waiting forever is a fine end for the actor, as
+    for a server loop (``while True: msg = await net.recv("server")``): a
+    state where no actor can move is a deadlock only when some actor that
+    is not a daemon has not returned (SPIN's end-state labels, for a whole
+    actor).  A daemon still runs and is checked like any actor.
+
+    Examples
+    --------
+    >>> import forkcheck as fc
+    >>> @fc.model
+    ... def service():
+    ...     net = fc.Network()
+    ...     async def server():
+    ...         while True:
+    ...             client, n = await net.recv("server")
+    ...             net.send(client, n + 1)
+    ...     async def client():
+    ...         net.send("server", ("client", 1))
+    ...         assert await net.recv("client") == 2
+    ...     fc.spawn(server, daemon=True)
+    ...     fc.spawn(client)
+    >>> service.check().ok
+    True
     """
-    current_world("fc.spawn()").spawn(fn, args, name)
+    if not isinstance(daemon, bool):
+        raise UsageError(f"fc.spawn(daemon={daemon!r}): give True (waiting forever is a fine end for this actor) "
+                         "or False")
+    current_world("fc.spawn()").spawn(fn, args, name, daemon)
 
 
 def invariant(predicate: Callable[[], Any], name: str | None = None) -> None:
