@@ -41,9 +41,11 @@ from ._app.properties import always_eventually as always_eventually
 from ._app.properties import eventually as eventually
 from ._app.properties import leads_to as leads_to
 from ._app.properties import sometimes as sometimes
+from ._app.runtime import TIMEOUT as TIMEOUT
 from ._app.runtime import checkpoint as checkpoint
 from ._app.runtime import choose as choose
 from ._app.runtime import invariant as invariant
+from ._app.runtime import select as select
 from ._app.runtime import spawn as spawn
 from ._app.runtime import when as when
 from ._errors import ForkcheckError as ForkcheckError
@@ -157,6 +159,8 @@ def _public(obj: _Any, old: str | None = None) -> None:
     A class's own methods move with it, so that doctest and the docs find
     them where they find the class.
     """
+    if not isinstance(obj, type) and not callable(obj):
+        return  # a value (fc.TIMEOUT): named by its module, pickled by its __reduce__
     module = getattr(obj, "__module__", None)
     if not isinstance(module, str) or not module.startswith("forkcheck.") or (old is not None and module != old):
         return
@@ -194,6 +198,7 @@ __all__ = [
     "Semaphore",
     "Stats",
     "Step",
+    "TIMEOUT",
     "Trace",
     "UsageError",
     "Violation",
@@ -206,6 +211,7 @@ __all__ = [
     "model",
     "register_state",
     "replay",
+    "select",
     "sometimes",
     "spawn",
     "when",

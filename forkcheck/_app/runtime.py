@@ -222,6 +222,158 @@ class _When(Request):
         return ("when", self.predicate)
 
 
+class _Timeout:
+    """``fc.TIMEOUT``: what a receive that timed out returns (``box.get(timeout=True)``, ``fc.select``).
+
+    A single object, the same in every snapshot process: compare with ``is``.
+
+    Examples
+    --------
+    >>> import forkcheck as fc
+    >>> @fc.model
+    ... def impatient():
+    ...     box = fc.Mailbox("box")
+    ...     async def waiter():
+    ...         msg = await box.get(timeout=True)
+    ...         assert msg is not fc.TIMEOUT, "gave up waiting"
+    ...     fc.spawn(waiter)
+    >>> impatient.check().violations[0].message
+    'assertion failed in actor waiter: gave up waiting'
+    """
+
+    def __repr__(self) -> str:
+        return "fc.TIMEOUT"
+
+    def __reduce__(self) -> str:
+        return "TIMEOUT"  # pickled by name: the module's one TIMEOUT
+
+    def __copy__(self) -> _Timeout:
+        return self
+
+    def __deepcopy__(self, memo: dict) -> _Timeout:
+        return self
+
+    def __fc_state__(self) -> str:
+        return "TIMEOUT"
+
+
+#: What a receive that timed out returns: ``if msg is fc.TIMEOUT: ...`` (see :class:`_Timeout`).
+TIMEOUT = _Timeout()
+
+
+class _Select(Request):
+    __slots__ = ("requests", "timeout")
+
+    def __init__(self, requests, timeout):
+        self.requests = requests
+        self.timeout = timeout
+
+    def options(self, world, actor):
+        out = []
+        for k in range(len(self.requests)):  # loops: a comprehension would make a function object per state
+            for label, payload in self.requests[k].options(world, actor):
+                out.append((label, (k, payload)))
+        if self.timeout:
+            out.append(("select -> TIMEOUT", (None, TIMEOUT)))
+        # Alternatives that read alike (two checkpoints) are told apart by their position.
+        counts: dict[str, int] = {}
+        for label, _ in out:
+            counts[label] = counts.get(label, 0) + 1
+        for j in range(len(out)):
+            label, payload = out[j]
+            if counts[label] > 1:
+                out[j] = (f"{label} #{j}", payload)
+        return out
+
+    def complete(self, world, actor, payload):
+        k, inner = payload
+        if k is None:
+            return (None, TIMEOUT)
+        return (k, self.requests[k].complete(world, actor, inner))
+
+    def describe(self):
+        parts = []
+        for r in self.requests:
+            parts.append(r.describe())
+        if self.timeout:
+            parts.append("timeout")
+        return f"select({', '.join(parts)})"
+
+    def __fc_state__(self):
+        return ("select", self.requests, self.timeout)
+
+
+def select(*requests: Request, timeout: bool = False) -> Request:
+    """Wait for the first of several requests: ``k, value = await fc.select(a.get(), b.get())``.
+
+    One transition per completion of each request that is enabled (a
+    message of either mailbox, a free lock, a true condition...), in the
+    order given.  Awaiting it gives ``(k, value)``: the position of the
+    request that completed and what awaiting it alone would have given;
+    the others are dropped, as if never made.  With ``timeout=True`` one
+    more transition is always enabled, which gives ``(None, fc.TIMEOUT)``.
+
+    Parameters
+    ----------
+    *requests : Request
+        Requests made and not awaited: ``box.get()``, ``net.recv(dst)``,
+        ``lock.acquire()``, ``sem.acquire()``, ``ev.wait()``, ``fc.when(...)``,
+        ``fc.checkpoint()``, ``fc.choose(...)``, another ``fc.select(...)``.
+    timeout : bool
+        Whether giving up is an alternative, enabled in every state (see
+        "Timeouts" in docs/guide.md for why it is not only enabled when
+        nothing else is).
+
+    Returns
+    -------
+    Request
+        Awaiting it gives ``(k, value)``, or ``(None, fc.TIMEOUT)``.
+
+    Examples
+    --------
+    >>> import forkcheck as fc
+    >>> @fc.model
+    ... def two_inboxes():
+    ...     data, control = fc.Mailbox("data"), fc.Mailbox("control")
+    ...     async def producer():
+    ...         data.put(1)
+    ...         control.put("stop")
+    ...     async def consumer():
+    ...         k, msg = await fc.select(data.get(), control.get())
+    ...         assert k == 0, f"control came first: {msg}"
+    ...     fc.spawn(producer); fc.spawn(consumer)
+    >>> r = two_inboxes.check()
+    >>> [s.label for s in r.violations[0].trace]
+    ["get control -> 'stop'"]
+    """
+    world = current_world("fc.select()")
+    if not isinstance(timeout, bool):
+        raise UsageError(f"fc.select(timeout={timeout!r}): give True (giving up is an alternative) or False")
+    if not requests and not timeout:
+        raise UsageError("fc.select() got no request: give the requests to wait for, "
+                         "e.g. fc.select(box.get(), net.recv(dst))")
+    for k, r in enumerate(requests):
+        if not isinstance(r, Request):
+            raise UsageError(f"fc.select() got {type(r).__name__} {short_repr(r)} as alternative {k}: give requests "
+                             "made and not awaited, such as box.get(), net.recv(dst), lock.acquire(), ev.wait(), "
+                             "fc.when(lambda: ...)")
+        for other in requests[:k]:
+            if other is r:
+                raise UsageError(f"fc.select() got the same request twice (alternative {k}): make each one anew")
+    # The requests are the select's, awaited through it: not each one in its step.
+    made = world.made
+    kept = []
+    for m in made:
+        mine = False
+        for r in requests:
+            if m[0] is r:
+                mine = True
+        if not mine:
+            kept.append(m)
+    made[:] = kept
+    return _Select(tuple(requests), timeout)
+
+
 def _check_sequence(opts, prefix: str) -> None:
     if isinstance(opts, (set, frozenset, dict)) or not isinstance(opts, Sequence) or isinstance(opts, (str, bytes)):
         hint = " (sets and dicts have no deterministic order: pass sorted(...) or a list)" if isinstance(opts, (set, frozenset, dict)) else ""
