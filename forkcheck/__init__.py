@@ -44,6 +44,7 @@ from ._app.properties import sometimes as sometimes
 from ._app.runtime import TIMEOUT as TIMEOUT
 from ._app.runtime import checkpoint as checkpoint
 from ._app.runtime import choose as choose
+from ._app.runtime import constraint as constraint
 from ._app.runtime import invariant as invariant
 from ._app.runtime import select as select
 from ._app.runtime import spawn as spawn
@@ -57,6 +58,7 @@ from ._errors import NondeterminismError as NondeterminismError
 from ._errors import OpaqueStateError as OpaqueStateError
 from ._errors import OpaqueStateWarning as OpaqueStateWarning
 from ._errors import PropertyViolation as PropertyViolation
+from ._errors import UnboundedWarning as UnboundedWarning
 from ._errors import UsageError as UsageError
 from ._model import Model as Model
 from ._model import ModelFactory as ModelFactory
@@ -200,11 +202,13 @@ __all__ = [
     "Step",
     "TIMEOUT",
     "Trace",
+    "UnboundedWarning",
     "UsageError",
     "Violation",
     "always_eventually",
     "checkpoint",
     "choose",
+    "constraint",
     "eventually",
     "invariant",
     "leads_to",

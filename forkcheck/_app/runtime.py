@@ -534,6 +534,7 @@ class World:
     def __init__(self) -> None:
         self.actors: list[Actor] = []
         self.invariants: list[tuple[str, Callable[[], Any]]] = []
+        self.constraints: list[tuple[str, Callable[[], Any]]] = []  # fc.constraint: states outside are not expanded
         self.liveness: list = []  # properties declared by the liveness API, evaluated per state
         self.environments: list = []  # objects with env_transitions() (lossy networks)
         self.globals_roots: list[dict] = []
@@ -800,6 +801,29 @@ class World:
             if not ok:
                 self.violations.append(("invariant", name, f"invariant {name!r} is violated", ""))
 
+    def check_constraints(self) -> str:
+        """The name of the first constraint this state does not satisfy ("" when it satisfies them all)."""
+        for name, pred in self.constraints:
+            try:
+                ok = pred()
+            except Stuck as exc:
+                self.model_error = ("InvariantError", stuck_message(f"constraint {name!r}", exc.seconds, exc.where,
+                                                                    "return"), _format_tb(exc))
+                return ""
+            except BaseException as exc:  # noqa: BLE001
+                frames = _user_frames(exc.__traceback__)
+                at = f" at {_short_where(f'{frames[-1].filename}:{frames[-1].lineno}')}" if frames else ""
+                self.model_error = (
+                    "InvariantError",
+                    f"constraint {name!r} raised {type(exc).__name__}{at}: {_one_line(exc)}; a constraint must "
+                    "return a truth value in every reachable state",
+                    _format_tb(exc),
+                )
+                return ""
+            if not ok:
+                return name
+        return ""
+
     def blocked_message(self) -> str:
         waiting = [a for a in self.actors if not a.done and not a.failed]
         parts = [f"{a.name}{' (daemon)' if a.daemon else ''} waits for {a.pending.describe() if a.pending else '?'} "
@@ -880,6 +904,41 @@ def invariant(predicate: Callable[[], Any], name: str | None = None) -> None:
     if not world.in_setup:
         raise UsageError("fc.invariant() must be called in the model's setup function, not inside an actor")
     world.invariants.append((name or _callable_name(predicate), predicate))
+
+
+def constraint(predicate: Callable[[], Any], name: str | None = None) -> None:
+    """Bound the state space by a condition, as TLC's ``CONSTRAINT`` does: states outside it are not expanded.
+
+    Call it in the setup function.  Every reachable state is still checked
+    (invariants, assertions, deadlocks), but from a state where
+    ``predicate()`` is false no transition is taken.  When that cuts a state
+    that had transitions, the result is incomplete
+    (``r.incomplete == ["constraint 'NAME' cut N states"]``): a "no
+    violation" then covers only the states within the constraint.
+
+    Examples
+    --------
+    >>> import forkcheck as fc
+    >>> @fc.model
+    ... def retransmit():
+    ...     net = fc.Network("net")
+    ...     async def sender():
+    ...         while True:  # resends forever: an infinite state space
+    ...             net.send("receiver", "msg")
+    ...             await fc.checkpoint()
+    ...     fc.spawn(sender)
+    ...     fc.constraint(lambda: len(net.in_flight()) <= 2, name="at most 2 in flight")
+    >>> r = retransmit.check()
+    >>> r.stats.states, r.incomplete
+    (3, ["constraint 'at most 2 in flight' cut 1 state"])
+    """
+    world = current_world("fc.constraint()")
+    if not callable(predicate):
+        raise UsageError(f"fc.constraint() needs a zero-argument callable, got {type(predicate).__name__}: write "
+                         "fc.constraint(lambda: ...)")
+    if not world.in_setup:
+        raise UsageError("fc.constraint() must be called in the model's setup function, not inside an actor")
+    world.constraints.append((name or _callable_name(predicate), predicate))
 
 
 # --------------------------------------------------------------------------- helpers

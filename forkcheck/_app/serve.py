@@ -94,8 +94,11 @@ def make_report(world: World) -> P.Report:
     if world.model_error is None and _thread._count() > 0:  # threading.active_count() runs Python code
         world.model_error = ("UsageError", "an actor started a thread: a snapshot process must stay single-threaded "
                              "to be forked; model concurrency with actors (fc.spawn) instead", "")
+    constrained = ""
     if world.model_error is None:
         world.check_invariants()
+    if world.constraints and world.model_error is None:
+        constrained = world.check_constraints()
     enabled = world.enabled() if world.model_error is None else []
     if world.stuck and world.model_error is None:
         _caught_interruption(world)
@@ -142,6 +145,7 @@ def make_report(world: World) -> P.Report:
         labels=labels,
         properties=[prop.spec() for prop in world.liveness],
         opaque=opaque,
+        constrained=constrained,
     )
 
 
