@@ -413,9 +413,9 @@ class Search:
         now = time.monotonic()
         if force or now >= self._next_progress:
             self._next_progress = now + 0.25
-            info = {"states": len(self.seen), "transitions": self.transitions, "violations": len(self.violations),
-                    "depth": self.deepest,
-                    "live_snapshots": len(self.tree.live), "seconds": now - self._started}
+            info: dict[str, Any] = {"states": len(self.seen), "transitions": self.transitions, "violations": len(self.violations),
+                                    "depth": self.deepest, "live_snapshots": len(self.tree.live),
+                                    "seconds": now - self._started}
             if self.hint:
                 info["hint"] = self.hint
             cb(info)
