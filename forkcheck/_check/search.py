@@ -202,7 +202,7 @@ class Search:
                         if self.opts.snapshot == "replay":
                             self.tree.release(child)  # reference mode: states are rebuilt from the root
                             new.snap = None
-                        else:
+                        elif not self.pool.shed(new):  # deep in fork generations: released, rebuilt shallow
                             self.pool.resident[new.sid] = new
                     else:
                         self._drop(child)

@@ -34,7 +34,7 @@ _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspat
 class Snapshot:
     """A live snapshot process as the explorer sees it."""
 
-    __slots__ = ("pid", "raw", "sock", "report", "lock", "closed")
+    __slots__ = ("pid", "raw", "sock", "report", "lock", "closed", "gen")
     # None only while the process has not answered yet: start() and step() set it before they
     # return the snapshot, so the rest of the explorer reads it as a Report.
     report: P.Report
@@ -46,6 +46,9 @@ class Snapshot:
         self.report = report  # type: ignore[assignment]  # see the class attribute's comment
         self.lock = trio.Lock()
         self.closed = False
+        # Forks between the root and this process: each one lengthens the kernel's chain of anon_vmas
+        # that every later fork and exit of it walks (see pool.py, REBASE_GENERATION).
+        self.gen = 0
 
 
 def model_blob(model: Model) -> tuple[bytes, list[str]]:
@@ -247,6 +250,7 @@ class SnapshotTree:
             raise InternalError(f"snapshot {snap.pid} answered Step with {reply!r}")
         child.pid = reply.pid
         child.report = reply
+        child.gen = snap.gen + 1
         self.memory.observe(self.live)  # samples only at new peaks, within a time budget (_memory.py)
         return child
 
