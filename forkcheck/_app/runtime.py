@@ -257,8 +257,13 @@ class _Timeout:
         return "TIMEOUT"
 
 
-#: What a receive that timed out returns: ``if msg is fc.TIMEOUT: ...`` (see :class:`_Timeout`).
 TIMEOUT = _Timeout()
+"""What a receive that timed out returns: ``if msg is fc.TIMEOUT: ...``.
+
+``box.get(timeout=True)``, ``net.recv(dst, timeout=True)`` and
+``fc.select(..., timeout=True)`` (as ``(None, fc.TIMEOUT)``) give it on
+their timeout transition, which is enabled in every state.
+"""
 
 
 class _Select(Request):
