@@ -672,6 +672,8 @@ class ProgressDisplay:
         self.mode = mode
         self.stream = stream if stream is not None else sys.stderr
         self._status = None
+        self._console: Any = None
+        self.hinted = ""  # the hint (a likely infinite state space) already shown, once
         self._started = time.monotonic()
         self._last_plain = self._started
         if mode == "live":
@@ -680,7 +682,7 @@ class ProgressDisplay:
             except ImportError:  # rich is a dependency, but a broken install should still check models
                 self.mode = "plain"
             else:
-                console = Console(file=self.stream, highlight=False)
+                console = self._console = Console(file=self.stream, highlight=False)
                 self._status = console.status(self._text({}), spinner="dots")
                 self._status.start()
 
@@ -712,6 +714,15 @@ class ProgressDisplay:
 
     def update(self, info: dict) -> None:
         """The ``progress`` callback of check(): called about every 0.25 s."""
+        hint = info.get("hint")
+        if hint and hint != self.hinted and self.mode != "off":
+            self.hinted = hint  # shown at once, above the live line: the check may go on for long
+            if self.mode == "live" and self._console is not None:
+                from rich.text import Text
+
+                self._console.print(Text(f"{PROG}: warning: {hint}"))
+            else:
+                print(f"{PROG}: warning: {hint}", file=self.stream, flush=True)
         if self.mode == "live" and self._status is not None:
             from rich.text import Text
 
@@ -991,7 +1002,7 @@ def _explore(args: argparse.Namespace, outputs: dict[str, str | None]) -> int:
 
     display = ProgressDisplay.for_options(repr(model), args.quiet)
     interrupted = None
-    from ._errors import ForkcheckWarning
+    from ._errors import ForkcheckWarning, UnboundedWarning
 
     with warnings.catch_warnings(record=True) as caught:
         # Every forkcheck warning is shown as one forkcheck line, after the progress display, not
@@ -1005,6 +1016,8 @@ def _explore(args: argparse.Namespace, outputs: dict[str, str | None]) -> int:
         finally:
             display.close()
     for w in caught:
+        if issubclass(w.category, UnboundedWarning) and str(w.message) == display.hinted:
+            continue  # already shown by the progress display, when it was given
         if issubclass(w.category, ForkcheckWarning):
             print(f"{PROG}: warning: {w.message}", file=sys.stderr, flush=True)
         else:

@@ -14,6 +14,7 @@ __all__ = [
     "InternalError",
     "Interrupted",
     "LivenessNotChecked",
+    "UnboundedWarning",
 ]
 
 
@@ -73,6 +74,36 @@ class OpaqueStateWarning(ForkcheckWarning):
 
 class LivenessNotChecked(ForkcheckWarning):
     """The graph was incomplete, so liveness properties were not judged (the message says why)."""
+
+
+class UnboundedWarning(ForkcheckWarning):
+    """The state space looks infinite: the depth grew with nearly every new state.
+
+    Given once per check, after 1000 new states at least 900 of which were
+    each deeper than any before (a counter that grows forever, a
+    retransmission without a bound).  The check goes on; bound it with
+    :func:`forkcheck.constraint` in the setup function, or ``max_depth``
+    or ``max_states``.  It is a hint, not a verdict: a finite model with one
+    long path gets it too.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import forkcheck as fc
+    >>> @fc.model
+    ... def counter():
+    ...     state = {"seq": 0}
+    ...     async def tick():
+    ...         while True:
+    ...             state["seq"] += 1
+    ...             await fc.checkpoint()
+    ...     fc.spawn(tick)
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     r = counter.check(max_states=1500)
+    >>> [w.category.__name__ for w in caught]
+    ['UnboundedWarning']
+    """
 
 
 class NondeterminismError(ForkcheckError):

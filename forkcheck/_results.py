@@ -162,13 +162,24 @@ class CheckResult:
     def summary(self) -> str:
         """One line: whether the search finished, its counts and the kinds of violations found."""
         s = self.stats
-        head = "Done." if self.complete else f"Stopped early ({'; '.join(self.incomplete)})."
+        # An interrupted check is no verdict: say so first, and that the counts are partial.
+        interrupted = any("interrupted by " in reason for reason in self.incomplete)
+        if self.complete:
+            head = "Done."
+        elif interrupted:
+            head = f"Interrupted, partial counts ({'; '.join(self.incomplete)})."
+        else:
+            head = f"Stopped early ({'; '.join(self.incomplete)})."
         text = f"{head} states={s.states}, transitions={s.transitions}, depth={s.max_depth}, {s.seconds:.2f}s"
         if s.memory.sharing is not None:
             text += f", sharing={s.memory.sharing:.1%}"
         if self.violations:
             kinds = ", ".join(sorted({v.kind for v in self.violations}))
             text += f"; {len(self.violations)} violation{'s' if len(self.violations) > 1 else ''} ({kinds})"
+        elif interrupted and s.states == 0:
+            text += "; nothing checked (interrupted before the initial state was reached)"
+        elif interrupted:
+            text += "; no violation found before the interrupt"
         else:
             text += "; no violation"
         return text

@@ -511,7 +511,7 @@ def _walk(h, world) -> None:
     emit = h.emit
     emit(f"A{len(world.actors)}")
     for actor in world.actors:
-        emit(f"{actor.name}|{int(actor.done)}{int(actor.failed)}")
+        emit(f"{actor.name}|{int(actor.done)}{int(actor.failed)}{'d' if actor.daemon else ''}")
         if not actor.done and not actor.failed:
             h.h(actor.coro)
     for g in world.globals_roots:
@@ -523,6 +523,8 @@ def _walk(h, world) -> None:
     emit("P")
     preds = []
     for _, pred in world.invariants:  # a loop: a comprehension would make a function object (pages copied)
+        preds.append(pred)
+    for _, pred in world.constraints:  # (none in most models: their fingerprints are unchanged)
         preds.append(pred)
     h.h(preds)
     h.h(world.liveness)
@@ -607,6 +609,8 @@ def locate(world, target: Any, limit: int = 200_000) -> str:
     queue.append((world.view, "the value the setup function returned", ""))
     for name, pred in world.invariants:
         queue.append((pred, f"invariant {name!r}", ""))
+    for name, pred in world.constraints:
+        queue.append((pred, f"constraint {name!r}", ""))
     for prop in world.liveness:
         queue.append((prop, f"property {getattr(prop, 'name', '?')!r}", ""))
     seen: set[int] = set()

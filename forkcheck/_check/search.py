@@ -23,7 +23,8 @@ import trio
 
 from .. import _protocol as P
 from .._graph import StateGraph
-from .._errors import OUTSIDE_THE_MODEL, Interrupted, ModelError, NondeterminismError, OpaqueStateWarning, UsageError
+from .._errors import (OUTSIDE_THE_MODEL, Interrupted, ModelError, NondeterminismError, OpaqueStateWarning,
+                       UnboundedWarning, UsageError)
 from .._model import FILE_MODULE_PREFIX, Model, as_model, bound_repr, replay_command, shell_target
 from .keys import state_key
 from .pool import SnapshotPool
@@ -33,6 +34,10 @@ from .snapshots import Snapshot, SnapshotTree, raise_model_error
 from .options import CheckOptions
 from .strategies import STRATEGIES
 from .._trace import Replay, ReplayStep, Step, Trace
+
+
+#: The likely-infinite hint looks at windows of this many new states (see Search._watch_depth).
+_DEPTH_WINDOW = 1000
 
 
 class Node:
@@ -82,6 +87,11 @@ class Search:
         self._stop_causes: list[str] = []  # what set ``stopped``: counted only if it left states unexpanded
         # States whose transitions are not all explored yet -> the depth they were reached at.
         self.frontier: dict[int, int] = {}
+        # States with transitions that a fc.constraint kept from being expanded, by constraint name.
+        self.cut: dict[str, set[int]] = {}
+        # The likely-infinite hint (UnboundedWarning): the deepest depth at the start of each window of states.
+        self._depth_mark = 0
+        self.hint = ""
         # Bounded search: the smallest depth each state was reached at, to expand it again
         # when a shorter path reaches it (a depth-first search meets long paths first).
         self.reexpand = opts.max_depth is not None and opts.strategy != "random"
@@ -204,7 +214,7 @@ class Search:
                         if self.opts.snapshot == "replay":
                             self.tree.release(child)  # reference mode: states are rebuilt from the root
                             new.snap = None
-                        else:
+                        elif not self.pool.shed(new):  # deep in fork generations: released, rebuilt shallow
                             self.pool.resident[new.sid] = new
                     else:
                         self._drop(child)
@@ -228,7 +238,7 @@ class Search:
         new = self._visit(node, index, child, again)
         sid = self.seen.get(self._key(child))
         self._check_budget()
-        if sid is None or child.report.ends(self.opts.deadlock):
+        if sid is None or child.report.ends(self.opts.deadlock) or child.report.constrained:
             if new is None:
                 self._drop(child)
             return None
@@ -248,7 +258,8 @@ class Search:
         return bool(rep.transitions) and not rep.ends(self.opts.deadlock)
 
     def _expandable(self, node: Node) -> bool:
-        return self._open(node.report) and (self.max_depth is None or node.depth < self.max_depth)
+        return (self._open(node.report) and not node.report.constrained
+                and (self.max_depth is None or node.depth < self.max_depth))
 
     def _key(self, snap: Snapshot) -> bytes:
         """What identifies the state of ``snap`` in the visited store (``keys.py``)."""
@@ -302,6 +313,8 @@ class Search:
             sid = self._add_state(rep, key)
             self.parent[sid] = (parent.sid, Step(index, info.actor, info.label, info.where, rep.fingerprint.hex()))
             self.deepest = max(self.deepest, depth)
+            if len(self.seen) % _DEPTH_WINDOW == 0:
+                self._watch_depth()
         assert sid is not None  # a known state's number, or the one just added
         if new or not again:
             self.transitions += 1
@@ -321,7 +334,23 @@ class Search:
         if self.reexpand:
             self.depth_of[sid] = depth
         if self._open(rep):
-            self.frontier[sid] = depth
+            if rep.constrained:
+                self.cut.setdefault(rep.constrained, set()).add(sid)  # reached, checked, not expanded
+            else:
+                self.frontier[sid] = depth
+
+    def _watch_depth(self) -> None:
+        """Say once when the depth grew with nearly every new state of the last window: likely infinite."""
+        grew = self.deepest - self._depth_mark
+        self._depth_mark = self.deepest
+        if self.hint or grew < 0.9 * _DEPTH_WINDOW:
+            return
+        self.hint = (f"the depth grew with nearly every new state (depth {self.deepest} after {len(self.seen)} "
+                     "states): the state space is likely infinite (a counter that grows forever, resending "
+                     "without a bound?); bound it with fc.constraint(lambda: ...) in the setup function, or "
+                     "max_depth / max_states")
+        self.warn(UnboundedWarning(self.hint))
+        self._progress(force=True)
 
     def _stop(self, cause: str, lost: bool = False) -> None:
         """End the search; ``cause`` makes it incomplete if it leaves states unexpanded, or ``lost`` one."""
@@ -348,7 +377,12 @@ class Search:
             if left:
                 n = len(left)
                 reasons.append(f"random walks left {n} state{'s' if n != 1 else ''} with transitions not taken")
+            for name, sids in self.cut.items():
+                reasons.append(f"constraint {name!r} cut {len(sids)} state{'s' if len(sids) != 1 else ''}")
             return reasons + causes + self._reasons
+        for name, sids in self.cut.items():
+            n = len(sids)
+            reasons.append(f"constraint {name!r} cut {n} state{'s' if n != 1 else ''}")
         bound = self.max_depth
         cut = 0 if bound is None else sum(1 for d in left.values() if d >= bound)
         if cut:
@@ -392,9 +426,12 @@ class Search:
         now = time.monotonic()
         if force or now >= self._next_progress:
             self._next_progress = now + 0.25
-            cb({"states": len(self.seen), "transitions": self.transitions, "violations": len(self.violations),
-                "depth": self.deepest,
-                "live_snapshots": len(self.tree.live), "seconds": now - self._started})
+            info: dict[str, Any] = {"states": len(self.seen), "transitions": self.transitions, "violations": len(self.violations),
+                                    "depth": self.deepest, "live_snapshots": len(self.tree.live),
+                                    "seconds": now - self._started}
+            if self.hint:
+                info["hint"] = self.hint
+            cb(info)
 
     async def _nondeterminism(self, parent: Node, index: int, child: Snapshot, twin: Snapshot) -> None:
         info = parent.report.transitions[index]
