@@ -110,6 +110,9 @@ class NondeterminismError(ForkcheckError):
     """Re-executing a trace did not reproduce the states it recorded."""
 
 
+#: The fix for code that is only slow, as every timeout message gives it (the API's keyword and the CLI's flag).
+RAISE_TIMEOUT = "raise check(transition_timeout=...) / --transition-timeout"
+
 #: What makes an actor nondeterministic outside forkcheck's control: the end of every message that says so.
 OUTSIDE_THE_MODEL = "something outside the model (the clock, random outside fc.choose, id(), files, the environment)"
 

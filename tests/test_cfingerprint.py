@@ -279,7 +279,7 @@ def test_a_name_assigned_through_frame_f_locals_makes_the_c_walk_fall_back():
     g.gi_frame.f_locals["extra"] = [1]
     with pytest.raises(_fingerprint.Fallback):
         C.Walker().h(g)
-    world = types.SimpleNamespace(actors=[], globals_roots=[], view=g, invariants=[], liveness=[])
+    world = types.SimpleNamespace(actors=[], globals_roots=[], view=g, invariants=[], liveness=[], constraints=[])
     digest, stream = _fingerprint.walk_stream(world, stream=True)
     assert (digest, stream) == _fingerprint.walk_stream(world, "python", stream=True)
     assert b"extra" in stream
@@ -298,7 +298,7 @@ def test_nesting_deeper_than_the_c_walk_goes_falls_back_to_python():
             w.h(deep)
         h = _fingerprint._Hasher()
         h.h(deep)
-        world = types.SimpleNamespace(actors=[], globals_roots=[], view=deep, invariants=[], liveness=[])
+        world = types.SimpleNamespace(actors=[], globals_roots=[], view=deep, invariants=[], liveness=[], constraints=[])
         assert _fingerprint.state_fingerprint(world) == _fingerprint.state_fingerprint(world, "python")
     finally:
         sys.setrecursionlimit(old)

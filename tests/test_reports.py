@@ -343,7 +343,7 @@ def test_every_warning_forkcheck_exports_is_a_forkcheck_warning():
     # The command line prints every ForkcheckWarning as a 'forkcheck: warning:' line (test_cli, test_options).
     exported = [getattr(fc, n) for n in fc.__all__]
     ours = [c for c in exported if isinstance(c, type) and issubclass(c, Warning)]
-    assert {c.__name__ for c in ours} == {"ForkcheckWarning", "LivenessNotChecked", "OpaqueStateWarning"}
+    assert {c.__name__ for c in ours} == {"ForkcheckWarning", "LivenessNotChecked", "OpaqueStateWarning", "UnboundedWarning"}
     assert all(issubclass(c, fc.ForkcheckWarning) for c in ours)
 
 

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import _where
-from .._errors import UsageError
+from .._errors import RAISE_TIMEOUT, UsageError
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # forkcheck/, not forkcheck/_app/
 _STDLIB = os.path.dirname(os.path.abspath(os.__file__)) + os.sep
@@ -88,8 +88,7 @@ def stuck_message(who: str, seconds: float, where: str, what: str = "reach its n
     """The one line that says user code is stuck: who, for how long, where, and what to do."""
     return (f"{who} did not {what} within {seconds:g}s: stuck at {where}{more}. A blocking call (a threading lock held "
             "across an await, time.sleep, I/O, input()) or an endless loop? Actors may block only on forkcheck's "
-            "primitives (fc.Lock, fc.Mailbox, fc.when, ...); if it is just slow, raise transition_timeout "
-            "(--transition-timeout)")
+            "primitives (fc.Lock, fc.Mailbox, fc.when, ...); if it is just slow, " + RAISE_TIMEOUT)
 
 
 # --------------------------------------------------------------------------- requests

@@ -26,6 +26,7 @@ from typing import Callable
 from _signal import getsignal as _getsignal  # type: ignore[import-not-found]  # signal.getsignal runs Python code
 
 from .. import _protocol as P
+from .._errors import RAISE_TIMEOUT
 from . import fingerprint as _fingerprint
 from .fingerprint import Opaque, _global_items, distinct_fingerprint, locate, state_fingerprint
 from .hugepages import collapse
@@ -163,7 +164,7 @@ def _caught_interruption(world: World) -> None:
         "timeout", world.running.name if world.running is not None else "timeout",
         f"a step did not finish within {world.timeout:g}s, and the model caught forkcheck's interruption (a bare "
         "`except:` or `except BaseException:`) and went on: the state it reached is not trusted. Let "
-        "forkcheck.Stuck propagate; if the step is just slow, raise transition_timeout (--transition-timeout)", ""))
+        "forkcheck.Stuck propagate; if the step is just slow, " + RAISE_TIMEOUT, ""))
 
 
 _OPAQUE = ["error"]  # Load.opaque: what a state holding an object the fingerprint cannot see gets

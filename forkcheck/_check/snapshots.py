@@ -25,7 +25,7 @@ import trio
 from .._app import hugepages as _hugepages
 from .. import _pickle
 from .. import _protocol as P
-from .._errors import ForkcheckError, InternalError, ModelError, OpaqueStateError, UsageError
+from .._errors import RAISE_TIMEOUT, ForkcheckError, InternalError, ModelError, OpaqueStateError, UsageError
 from .memory import MemoryTracker
 from .._model import Model
 
@@ -137,7 +137,7 @@ class SnapshotTree:
                 raise ModelError(f"{self.model!r}: the root snapshot process did not answer within {wait:g}s while "
                                  f"it ran {what}, not even to its own timer (stuck in code that never returns to "
                                  "Python?), so it was killed; a blocking call or an endless loop there? if it is "
-                                 "just slow, raise transition_timeout (--transition-timeout)")
+                                 "just slow, " + RAISE_TIMEOUT)
             if isinstance(report, P.Running):
                 what = report.what
                 wait = P.explorer_wait(self.transition_timeout)
@@ -291,8 +291,7 @@ class SnapshotTree:
                            f"actor {info.actor} did not reach its next await within {self.transition_timeout:g}s "
                            f"after '{info.label}', and its snapshot process did not answer even to its own timer "
                            "(stuck in code that never returns to Python?), so it was killed: an endless loop in C "
-                           "code, a blocking call? if it is just slow, raise transition_timeout "
-                           "(--transition-timeout)")
+                           "code, a blocking call? if it is just slow, " + RAISE_TIMEOUT)
 
     def _fault(self, parent: Snapshot, path: tuple[int, ...], info: P.TransitionInfo, kind: str, message: str,
                details: str = "") -> P.Report:
