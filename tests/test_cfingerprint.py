@@ -251,7 +251,7 @@ def test_nesting_deeper_than_the_c_walk_goes_falls_back_to_python():
             w.h(deep)
         h = _fingerprint._Hasher()
         h.h(deep)
-        world = types.SimpleNamespace(actors=[], globals_roots=[], view=deep, invariants=[], liveness=[])
+        world = types.SimpleNamespace(actors=[], globals_roots=[], view=deep, invariants=[], constraints=[], liveness=[])
         assert _fingerprint.state_fingerprint(world) == _fingerprint.state_fingerprint(world, "python")
     finally:
         sys.setrecursionlimit(old)

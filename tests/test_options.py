@@ -259,7 +259,7 @@ def test_transition_timeout_from_the_command_line_and_its_message_names_the_flag
     assert proc.returncode == 1, proc.stderr
     assert "VIOLATION (timeout)" in proc.stdout
     assert "did not reach its next await within 0.5s" in proc.stdout
-    assert "raise check(transition_timeout=...) / --transition-timeout" in proc.stdout
+    assert "raise transition_timeout (--transition-timeout)" in proc.stdout
 
 
 BOTH_BUGS = '''
