@@ -757,7 +757,9 @@ def test_ctrl_c_exits_130_with_the_partial_result():
     assert err.strip().splitlines()[-1] == "forkcheck: interrupted by SIGINT: the counts above are partial"
     last = done.stdout.strip().splitlines()[-1]
     assert last.startswith("Interrupted, partial counts (interrupted by SIGINT"), last
-    assert last.endswith("; no violation found before the interrupt"), last
+    # Either verdict-free ending, depending on whether the initial state was reached before the interrupt.
+    assert last.endswith(("; no violation found before the interrupt",
+                          "; nothing checked (interrupted before the initial state was reached)")), last
     assert "Traceback" not in err
 
 
