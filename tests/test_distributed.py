@@ -64,14 +64,15 @@ def test_the_ray_flag_does_not_take_the_target_for_an_address(capsys):
     from forkcheck import _cli
 
     assert _cli.main(["check", "--ray", "examples/two_phase.py"]) == 2
-    assert "'examples/two_phase.py' looks like the TARGET, not a cluster's address: write the TARGET before --ray" \
-        in capsys.readouterr().err
+    assert "'examples/two_phase.py' looks like the TARGET, not the ADDRESS of --ray: write the TARGET before --ray, " \
+        "or --ray=ADDRESS" in capsys.readouterr().err
     args = _cli.build_parser().parse_args(["check", "m.py", "--ray", "--workers", "3"])
     assert _cli._check_options(args, None) == fc.CheckOptions(backend="ray", workers=3)
 
 
-def _dumps(states, edges, pending=(), count=1):
-    """Shard dumps made by hand: ``states`` gid -> (violations, expandable), ``edges`` gid -> [(index, child gid)]."""
+def _dumps(states, edges, pending=(), count=1, constrained=None):
+    """Shard dumps made by hand: ``states`` gid -> violation kinds, ``edges`` gid -> [(index, child gid)],
+    ``constrained`` gid -> the name of the fc.constraint that cut it."""
     out = []
     for k in range(count):
         recs = []
@@ -79,7 +80,7 @@ def _dumps(states, edges, pending=(), count=1):
             assert gid == k + count * len(recs)
             kinds = states[gid]
             attrs = ({"fingerprint": f"{gid:032x}", "violations": kinds, "enabled": [], "done": False, "labels": {}},
-                     {"opaque": "", "faulty": False})
+                     {"opaque": "", "faulty": False, "constrained": (constrained or {}).get(gid, "")})
             recs.append((bytes(16), -1, None, 0, attrs, [(kind, kind, f"{kind} here", "") for kind in kinds]))
         out.append({"index": k, "count": count, "states": recs, "pending": sorted(g for g in pending if g % count == k),
                     "edges": {u: [(i, "a", f"step {i}", "m.py:1", v, f"{v:032x}") for i, v in es]
@@ -107,6 +108,26 @@ def test_the_assembly_counts_what_a_stopped_search_left():
     states = {0: [], 1: [], 2: []}  # 1 is claimed and pending; 2's parent (1) never reported: unreachable
     a = assemble(_dumps(states, {0: [(0, 1)]}, pending=[1]), root_gid=0)
     assert a.graph.number_of_nodes() == 2 and a.unexpanded == [1] and a.lost == 1
+
+
+def test_the_assembly_counts_the_states_each_constraint_cut():
+    from forkcheck._check.distributed.assemble import assemble
+
+    states = {0: [], 1: [], 2: [], 3: []}
+    a = assemble(_dumps(states, {0: [(0, 1), (1, 2), (2, 3)]}, constrained={1: "small", 3: "small", 2: "short"}),
+                 root_gid=0)
+    assert a.cut == {"small": 2, "short": 1} and a.unexpanded == []
+
+
+def test_the_coordinator_gives_the_likely_infinite_hint_once_naming_what_bounds_a_ray_check():
+    from forkcheck._check.distributed.host import Host
+
+    host = Host(None, {"opts": fc.CheckOptions(backend="ray")})
+    assert host.watch_depth(999, 998, 0, 0) == (0, 0) and not host.hint  # not a whole window yet
+    assert host.watch_depth(1200, 500, 0, 0) == (1, 500) and not host.hint  # a wide graph: no hint
+    assert host.watch_depth(3100, 2400, 1, 500) == (3, 2400) and host.hint.startswith(
+        "the depth grew with nearly every new state (depth 2400 after 3100 states)")
+    assert host.hint.endswith("bound it with fc.constraint(lambda: ...) in the setup function, or time_limit")
 
 
 # --------------------------------------------------------------------------- on a Ray cluster
@@ -198,6 +219,74 @@ def test_two_phase_and_philosophers_give_the_answers_of_a_local_check(cluster):
 
     r = philosophers(ordered=True).check(backend="ray", ray_address=address, workers=2)
     _same_answers(r, philosophers(ordered=True).check(strategy="bfs"))
+
+
+@fc.model
+def resend(bound=2):
+    """Resend until acknowledged over a lossy network (tests/test_bounds.py's retry): bounded by a constraint."""
+    net = fc.Network("net", lossy=True)
+
+    async def client():
+        while True:
+            net.send("server", "req")
+            if await net.recv("client", timeout=True) is not fc.TIMEOUT:
+                return
+
+    async def server():
+        while True:
+            await net.recv("server")
+            net.send("client", "ack")
+
+    fc.spawn(client)
+    fc.spawn(server, daemon=True)
+    fc.constraint(lambda: len(net.in_flight()) <= bound, name=f"at most {bound} in flight")
+
+
+@fc.model
+def counter():
+    state = {"seq": 0}
+
+    async def tick():
+        while True:
+            state["seq"] += 1
+            await fc.checkpoint()
+
+    fc.spawn(tick)
+
+
+@pytest.mark.slow
+def test_constraints_liveness_loops_and_the_unbounded_hint_as_in_a_local_check(cluster):
+    r = resend(bound=2).check(backend="ray", ray_address=cluster.address, workers=2)
+    local = resend(bound=2).check()
+    _same_answers(r, local)
+    assert r.incomplete == local.incomplete and r.incomplete[0].startswith("constraint 'at most 2 in flight' cut ")
+
+    # A liveness counterexample: the same lasso, and the state where its loop starts described.
+    from test_liveness import lost_wakeup
+
+    r = lost_wakeup().check(backend="ray", ray_address=cluster.address, workers=2, stop_on_violation=False)
+    local = lost_wakeup().check(stop_on_violation=False)
+    _same_answers(r, local)
+    (v,) = r.violations
+    assert v.kind == "liveness" and v.state is not None and v.state == local.violations[0].state
+
+    # A state space without a bound: the hint comes once, in the progress and as a warning at the caller's line.
+    hints: list[str] = []
+
+    def progress(info):
+        if info.get("hint") and not hints:
+            hints.append(info["hint"])
+            raise KeyboardInterrupt  # stops the check, which still gives its warnings
+
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(fc.Interrupted):
+        warnings.simplefilter("always")
+        counter.check(backend="ray", ray_address=cluster.address, workers=2, progress=progress, time_limit=600)
+    assert len(hints) == 1
+    (w,) = [w for w in caught if issubclass(w.category, fc.ForkcheckWarning)]
+    assert w.category is fc.UnboundedWarning and w.filename == __file__
+    assert str(w.message) == hints[0] and hints[0].startswith("the depth grew with nearly every new state (depth ")
 
 
 @pytest.mark.slow

@@ -34,6 +34,7 @@ class Assembled:
     faulty: set[int] = field(default_factory=set)  # states without a process (crash, timeout)
     unexpanded: list[int] = field(default_factory=list)  # expandable states the search did not expand
     opaque: list[str] = field(default_factory=list)  # types that opaque='distinct' kept apart, in order met
+    cut: dict[str, int] = field(default_factory=dict)  # fc.constraint name -> states it kept from being expanded
     lost: int = 0  # recorded states that no recorded transition reaches (a stopped or failed search)
 
     def trace_to(self, sid: int) -> Trace:
@@ -73,6 +74,8 @@ def assemble(dumps: list[dict[str, Any]], root_gid: int) -> Assembled:
             out.found[sid] = list(found)
         if extra.get("faulty"):
             out.faulty.add(sid)
+        if extra.get("constrained"):
+            out.cut[extra["constrained"]] = out.cut.get(extra["constrained"], 0) + 1
         op = extra.get("opaque")
         if op and op not in out.opaque:
             out.opaque.append(op)

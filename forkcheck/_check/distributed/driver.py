@@ -5,9 +5,11 @@ of its own (own session: a Ctrl-C reaches only the caller, which asks the
 host to stop over the socket), sends it the pickled model, the options and
 where the model comes from, relays its progress to ``progress``, then puts
 the graph together from the shards' records (``assemble.py``), picks the
-counterexamples (shortest: the numbering is breadth first), has a worker
-describe their last states, and judges liveness properties on the graph, as
-a local check does.
+counterexamples (shortest: the numbering is breadth first), judges liveness
+properties on the graph, and has a worker describe the state at the end of
+each counterexample (for a lasso, where its loop starts), as a local check
+does.  Warnings (opaque states, a likely infinite state space, liveness not
+judged) are given when the check returns, at the caller's line.
 """
 
 from __future__ import annotations
@@ -23,14 +25,15 @@ import tempfile
 import threading
 import time
 import uuid
-import warnings
 from typing import Any
 
 from ... import _protocol as P
-from ..._errors import InternalError, Interrupted, UsageError
-from ..._model import Model
+from ..._errors import InternalError, Interrupted, UnboundedWarning, UsageError
+from ..._model import Model, bound_repr
 from ..._results import CheckResult, MemoryStats, Stats, Violation
+from ..._trace import Trace
 from ..options import CheckOptions
+from ..search import attach_commands, give_warnings, opaque_warning, origin_module
 from ..snapshots import _PACKAGE_PARENT, Origin, model_blob
 from .assemble import Assembled, assemble
 from .cluster import NO_RAY
@@ -48,9 +51,15 @@ class _Finished:
         self.model = model
         self.violations = violations
         self.discoveries: dict = {}
+        self.warnings: list[Warning] = []  # given when the check returns (search.give_warnings)
         self._reasons: list[str] = []
         self._incomplete = incomplete
         self.stopped = stopped
+
+    def warn(self, warning: Warning) -> None:
+        """Search.warn: keep a warning for the caller, once per text."""
+        if all(str(w) != str(warning) or type(w) is not type(warning) for w in self.warnings):
+            self.warnings.append(warning)
 
     @property
     def incomplete(self) -> list[str]:
@@ -172,7 +181,8 @@ def check_ray(model: Model, opts: CheckOptions) -> CheckResult:
     if threading.current_thread() is threading.main_thread():
         old_term = signal.signal(signal.SIGTERM, on_sigterm)
     try:
-        host.send("check", {"opts": _without_progress(opts), "origin": origin, "model_repr": repr(model)})
+        host.send("check", {"opts": _without_progress(opts), "origin": origin, "model_repr": repr(model),
+                            "module": origin_module(model), "found_on": bound_repr(model)})
         data = None
         setup = 0.0
         while data is None:
@@ -196,11 +206,12 @@ def check_ray(model: Model, opts: CheckOptions) -> CheckResult:
                 interrupted = "SIGINT"
                 host.send("stop")
         data["setup_seconds"] = setup
-        result = _result(model, opts, data, host, interrupted, start)
+        result, found = _result(model, opts, data, host, interrupted, start)
     finally:
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
         host.close(tag)
+    give_warnings(found)
     if interrupted:
         raise Interrupted(result, interrupted)
     return result
@@ -213,12 +224,10 @@ def _without_progress(opts: CheckOptions) -> CheckOptions:
 
 
 def _result(model: Model, opts: CheckOptions, data: dict[str, Any], host: HostProcess, interrupted: str,
-            start: float) -> CheckResult:
-    from ..search import opaque_warning
-
+            start: float) -> tuple[CheckResult, list[Warning]]:
+    """The result, as a local breadth-first check gives it, and the warnings to give with it."""
     a: Assembled = assemble(data["dumps"], data["root_gid"])
-    for type_name in a.opaque:
-        warnings.warn(opaque_warning(type_name), stacklevel=4)
+    module, found_on = origin_module(model), bound_repr(model)
     violations: list[Violation] = []
     ends: list[tuple[Violation, int]] = []  # each counterexample and the state it ends in
     known: set[tuple[str, str]] = set()
@@ -228,14 +237,49 @@ def _result(model: Model, opts: CheckOptions, data: dict[str, Any], host: HostPr
                 known.add((kind, name))
                 violations.append(Violation(kind, name, message, a.trace_to(sid), details, None, repr(model)))
                 ends.append((violations[-1], sid))
+    by_fingerprint = {d["fingerprint"]: sid for sid, d in a.graph.nodes(data=True)}
     for w in data["workers"]:
         for v in w.get("nondeterminism", []):
             if (v.kind, v.name) not in known:
                 known.add((v.kind, v.name))
+                # The worker's path to the state it was taken from, shortened through the graph (BFS's own).
+                frm = v.trace.steps[-2].fingerprint if len(v.trace) > 1 else a.graph.nodes[0]["fingerprint"]
+                if frm in by_fingerprint and opts.opaque != "distinct":  # as Search.shorten_traces
+                    v.trace = Trace(a.trace_to(by_fingerprint[frm]).steps + v.trace.steps[-1:])
                 violations.append(v)
-    # The last state of each counterexample, described by a worker that rebuilds it by its path.
-    ask = [(v, tuple(s.index for s in v.trace), bytes.fromhex(a.graph.nodes[sid]["fingerprint"]))
-           for v, sid in ends if sid not in a.faulty]
+    causes = list(data["causes"])
+    if interrupted:
+        causes = [c for c in causes if c != "interrupted"] + [f"interrupted by {interrupted}"]
+    # Why the graph is not the whole reachable graph, in the order a local check says it (Search.incomplete).
+    incomplete = [f"constraint {name!r} cut {n} state{'s' if n != 1 else ''}" for name, n in a.cut.items()]
+    left = len(a.unexpanded) + a.lost
+    if left:
+        what = " and ".join(causes) or "the search stopped"
+        incomplete.append(f"{what} with {left} state{'s' if left != 1 else ''} unexpanded")
+    elif interrupted:
+        incomplete.append(f"interrupted by {interrupted}")
+    finished = _Finished(a.graph, opts, model, violations, incomplete, stopped=bool(causes))
+    for type_name in a.opaque:
+        finished.warn(opaque_warning(type_name))
+    if data.get("hint"):
+        finished.warn(UnboundedWarning(data["hint"]))
+    root = data["root"]
+    if root.properties:
+        from ..liveness import analyze
+
+        analyze(finished, root.properties)
+    # The state at the end of each counterexample (for a lasso, where its loop starts), described by a
+    # worker that rebuilds it by its path and checks the fingerprint it reaches.
+    ask: list[tuple[Violation, tuple[int, ...], bytes]] = []
+    for v, sid in ends:
+        if sid not in a.faulty:
+            ask.append((v, tuple(s.index for s in v.trace), bytes.fromhex(a.graph.nodes[sid]["fingerprint"])))
+    for v in finished.violations:
+        if v.kind == "liveness" and v.state is None:
+            n = len(v.trace) if v.trace.cycle_start is None else v.trace.cycle_start
+            fp = v.trace.steps[n - 1].fingerprint if n else a.graph.nodes[0]["fingerprint"]
+            if by_fingerprint.get(fp, -1) not in a.faulty:  # a state without a process has no description
+                ask.append((v, tuple(s.index for s in v.trace.steps[:n]), bytes.fromhex(fp)))
     if ask:
         host.send("describe", [(path, fp) for _, path, fp in ask])
         while True:
@@ -246,22 +290,10 @@ def _result(model: Model, opts: CheckOptions, data: dict[str, Any], host: HostPr
                 raise _rebuild_error(msg[1])
         for (v, _, _), desc in zip(ask, msg[1]):
             v.state = desc
-    causes = list(data["causes"])
-    if interrupted:
-        causes = [c for c in causes if c != "interrupted"] + [f"interrupted by {interrupted}"]
-    incomplete: list[str] = []
-    left = len(a.unexpanded) + a.lost
-    if left:
-        what = " and ".join(causes) or "the search stopped"
-        incomplete.append(f"{what} with {left} state{'s' if left != 1 else ''} unexpanded")
-    elif interrupted:
-        incomplete.append(f"interrupted by {interrupted}")
-    finished = _Finished(a.graph, opts, model, violations, incomplete, stopped=bool(causes))
-    root = data["root"]
-    if root.properties:
-        from ..liveness import analyze
-
-        analyze(finished, root.properties)
+    for t in [v.trace for v in finished.violations] + list(finished.discoveries.values()):
+        if t is not None:
+            t.module, t.model = module, found_on
+    attach_commands(finished.violations, model)
     workers = data["workers"]
     private = [w["private_bytes"] for w in workers]
     logical = [w["logical_bytes"] for w in workers]
@@ -272,6 +304,6 @@ def _result(model: Model, opts: CheckOptions, data: dict[str, Any], host: HostPr
     )
     stats = Stats(states=a.graph.number_of_nodes(), transitions=a.transitions, max_depth=a.max_depth,
                   seconds=time.perf_counter() - start, setup_seconds=data["setup_seconds"], memory=memory)
-    return CheckResult(finished.violations, stats, a.graph, incomplete=finished.incomplete, model=repr(model),
-                       discoveries=finished.discoveries)
-
+    result = CheckResult(finished.violations, stats, a.graph, incomplete=finished.incomplete, model=repr(model),
+                         discoveries=finished.discoveries)
+    return result, finished.warnings

@@ -42,6 +42,7 @@ from typing import Any
 
 from ... import _protocol as P
 from ..._errors import ForkcheckError, InternalError, NondeterminismError, UsageError
+from ..search import _DEPTH_WINDOW as DEPTH_WINDOW, unbounded_hint
 from .worker import claim_of, error_payload, revive
 from .shard import OPEN, shard_of
 
@@ -70,6 +71,7 @@ class Host:
         self.deaths: list[str] = []
         self.temp_dir: str | None = None
         self.started_ray = False
+        self.hint = ""  # the likely-infinite hint (UnboundedWarning), once said
 
     # -- the socket -------------------------------------------------------------------
 
@@ -132,7 +134,8 @@ class Host:
         per_node = max(1, -(-n // max(1, len(nodes))))
         self.workers = [worker_cls.options(num_cpus=1, max_concurrency=8, max_restarts=0, scheduling_strategy="SPREAD",
                                            runtime_env={"env_vars": env}).remote(
-            i, self.shards, opts, self.req["origin"], self.req["model_repr"], per_node) for i in range(n)]
+            i, self.shards, opts, self.req["origin"], self.req["model_repr"], per_node, self.req.get("module"),
+            self.req.get("found_on")) for i in range(n)]
         self.alive = {i: w.serve.remote() for i, w in enumerate(self.workers)}
         infos = self.get([w.ready.remote(START_TIMEOUT) for w in self.workers], START_TIMEOUT + 30)
         for info in infos:
@@ -175,6 +178,7 @@ class Host:
         statuses: dict[int, dict] = {}
         status_refs: dict[int, Any] = {}
         terminated = False
+        windows, mark = 0, 0  # the likely-infinite hint: windows of new states seen, the depth at the last
         while True:
             self.poll_inbox()
             self.check_workers()
@@ -188,6 +192,10 @@ class Host:
                 terminated = True
                 break
             previous = counts
+            said = self.hint
+            windows, mark = self.watch_depth(created, max(c[5] for c in counts), windows, mark)
+            if self.hint != said:
+                next_progress = 0.0  # at once, as a local check says it
             if self.stop_asked:
                 causes.append("interrupted")
                 break
@@ -236,7 +244,17 @@ class Host:
         self.send("progress", self.progress(counts, statuses, time.monotonic() - started))
         return {"dumps": dumps, "root_gid": self.root_gid, "root": self.root, "terminated": terminated,
                 "causes": causes, "deaths": list(self.deaths), "workers": list(finals.values()),
-                "worker_pids": self.worker_pids}
+                "worker_pids": self.worker_pids, "hint": self.hint}
+
+    def watch_depth(self, states: int, depth: int, windows: int, mark: int) -> tuple[int, int]:
+        """Search._watch_depth across the cluster, at the coordinator's rounds: say once when the depth grew
+        with nearly every new state since the last window of DEPTH_WINDOW states (an UnboundedWarning)."""
+        now = states // DEPTH_WINDOW
+        if now <= windows:
+            return windows, mark
+        if not self.hint and depth - mark >= 0.9 * DEPTH_WINDOW * (now - windows):
+            self.hint = unbounded_hint(depth, states, "time_limit")
+        return now, depth
 
     def check_workers(self) -> None:
         """Workers whose serve() ended: dead (their states are opened again) or failed (the check stops)."""
@@ -311,7 +329,8 @@ class Host:
                 "violations": sum(c[4] for c in counts), "depth": max(c[5] for c in counts),
                 "live_snapshots": sum(s["live_snapshots"] for s in live), "seconds": seconds,
                 "workers": [{k: s[k] for k in ("index", "expanded", "frontier", "live_snapshots", "pid")} for s in live],
-                "deaths": len(self.deaths), "shard_pids": list(self.shard_pids)}
+                "deaths": len(self.deaths), "shard_pids": list(self.shard_pids),
+                **({"hint": self.hint} if self.hint else {})}
 
     def describe(self, requests: list) -> list:
         import ray

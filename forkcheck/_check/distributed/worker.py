@@ -37,6 +37,7 @@ from ... import _protocol as P
 from ..._model import Model
 from ..._trace import Step, Trace
 from ..options import CheckOptions
+from ..pool import REBASE_GENERATION
 from ..search import _first_difference, default_max_snapshots
 from ..snapshots import Origin, Snapshot, SnapshotTree, raise_model_error
 from .shard import shard_of
@@ -77,10 +78,17 @@ def error_payload(exc: BaseException) -> tuple[str, str, list[str]]:
 
 def claim_of(rep: P.Report, deadlock: bool, parent: int, step: tuple | None, depth: int,
              path: tuple[int, ...]) -> tuple:
-    """The claim (``shard.Claim``) of the state a report describes, reached from ``parent`` by ``step``."""
-    extra = {"opaque": rep.opaque, "faulty": rep.pid == 0}  # what the assembly needs besides the graph's schema
+    """The claim (``shard.Claim``) of the state a report describes, reached from ``parent`` by ``step``.
+
+    A state that a ``fc.constraint`` cuts is recorded and checked, but not
+    expanded: the assembly counts it by the constraint's name (the result is
+    then incomplete, as a local check's).
+    """
+    open_ = bool(rep.transitions) and not rep.ends(deadlock)
+    # What the assembly needs besides the graph's schema.
+    extra = {"opaque": rep.opaque, "faulty": rep.pid == 0, "constrained": rep.constrained if open_ else ""}
     found = [(v.kind, v.name, v.message, v.details) for v in rep.found(deadlock)]
-    expandable = bool(rep.transitions) and not rep.ends(deadlock)
+    expandable = open_ and not rep.constrained
     return (rep.fingerprint, parent, step, depth, path, (state_attributes(rep, deadlock), extra), found, expandable)
 
 
@@ -103,11 +111,12 @@ class WorkerEngine:
     """Explore with one snapshot tree; claim at ``shards`` (Ray handles of :class:`VisitedShard`)."""
 
     def __init__(self, index: int, shards: list, opts: CheckOptions, origin: Origin, model_repr: str,
-                 per_node: int = 1) -> None:
+                 per_node: int = 1, module: str | None = None, found_on: str | None = None) -> None:
         self.index = index
         self.shards = shards
         self.opts = opts
         self.model = _Named(model_repr)
+        self.module, self.found_on = module, found_on  # what the traces carry (Trace.module, Trace.model)
         self.tree = SnapshotTree(self.model, opts.transition_timeout, huge_pages=opts.uses_huge_pages,
                                  opaque=opts.opaque, origin=origin)
         self.tree.memory_limit = opts.memory_limit
@@ -119,6 +128,7 @@ class WorkerEngine:
         self.factories: OrderedDict[tuple[int, ...], Snapshot] = OrderedDict()
         self.evictions = 0
         self.rebuilds = 0
+        self.rebases = 0  # new states released for being deep in fork generations (pool.REBASE_GENERATION)
         self.expanded = 0
         self.checked = 0  # states whose transitions were taken twice (determinism_checks)
         self.nondeterminism: list = []  # Violation objects
@@ -197,7 +207,7 @@ class WorkerEngine:
     def stats(self) -> dict[str, Any]:
         mem = self.tree.memory.stats(self.tree.peak)
         return {"expanded": self.expanded, "peak_snapshots": self.tree.peak, "evictions": self.evictions,
-                "rebuilds": self.rebuilds, "private_bytes": mem.private_bytes, "logical_bytes": mem.logical_bytes,
+                "rebuilds": self.rebuilds, "rebases": self.rebases, "private_bytes": mem.private_bytes, "logical_bytes": mem.logical_bytes,
                 "nondeterminism": self.nondeterminism}
 
     def _run(self, fn: Callable, *args: Any) -> Any:
@@ -348,10 +358,14 @@ class WorkerEngine:
         self._make_room(0)
 
     def _nearest(self, path: tuple[int, ...]) -> tuple[Snapshot, tuple[int, ...]]:
-        """The live snapshot nearest to ``path`` on it (the root at worst), and the rest of the path."""
+        """The live snapshot nearest to ``path`` on it (the root at worst), and the rest of the path.
+
+        Only a shallow one in fork generations (as ``pool.py`` rebuilds): forks
+        of a deep one walk a long chain of the kernel's ``anon_vma``s.
+        """
         for cut in range(len(path), -1, -1):
             snap = self.by_path.get(path[:cut])
-            if snap is not None and not snap.closed:
+            if snap is not None and not snap.closed and (cut == 0 or snap.gen < REBASE_GENERATION // 2):
                 if path[:cut] in self.factories:
                     self.factories.move_to_end(path[:cut])
                 return snap, path[cut:]
@@ -452,9 +466,14 @@ class WorkerEngine:
             rep = child.report
             info = item.snap.report.transitions[i]
             results.setdefault(k, []).append((i, info.actor, info.label, info.where, gid, rep.fingerprint.hex()))
-            if new and rep.transitions and not rep.ends(deadlock):
+            if new and rep.transitions and not rep.ends(deadlock) and not rep.constrained:  # claim_of's expandable
                 it = Item(gid, rep.fingerprint, item.path + (i,), item.depth + 1, child)
-                self.by_path[it.path] = child
+                if child.gen >= REBASE_GENERATION:  # deep in fork generations: rebuilt shallow when its turn comes
+                    self.tree.release(child)
+                    it.snap = None
+                    self.rebases += 1
+                else:
+                    self.by_path[it.path] = child
                 kept.append(it)
             else:
                 self.tree.release(child)
@@ -496,7 +515,8 @@ class WorkerEngine:
         try:
             raise_model_error(child.report, self.model)
         except ModelError as exc:
-            raise ModelError(f"{exc} (reached by {Trace(steps).token})") from None
+            raise ModelError(f"{exc} (reached by {Trace(steps, module=self.module, model=self.found_on).token})") \
+                from None
 
     async def _nondeterministic(self, item: Item, i: int, child: Snapshot, twin: Snapshot) -> None:
         from ..._results import Violation
@@ -505,7 +525,8 @@ class WorkerEngine:
         info = item.snap.report.transitions[i]
         a, b = await self.tree.describe(child), await self.tree.describe(twin)
         cause = _first_difference(a, b)
-        trace = Trace(await self.trace_of(item.path) + [Step(i, info.actor, info.label, info.where, "")])
+        trace = Trace(await self.trace_of(item.path) + [Step(i, info.actor, info.label, info.where, "")],
+                      module=self.module, model=self.found_on)
         message = (f"actor {info.actor} reached different states when '{info.label}' was taken twice from the same "
                    f"state{': ' + cause if cause else ''}. It depends on {OUTSIDE_THE_MODEL}: make it a fc.choose() "
                    "or model state")
