@@ -432,10 +432,11 @@ def test_a_killed_caller_leaves_no_ray_process_and_no_snapshot_behind(tmp_path):
     pytest.importorskip("ray")
     from conftest import snapshot_processes
 
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     script = tmp_path / "caller.py"
-    script.write_text(
+    script.write_text(  # this checkout's forkcheck, not whichever one is installed
         "import sys\n"
-        f"sys.path.insert(0, {os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'examples')!r})\n"
+        f"sys.path[:0] = [{root!r}, {os.path.join(root, 'examples')!r}]\n"
         "from two_phase import two_phase\n"
         "two_phase(n=4).check(backend='ray', workers=2, progress=lambda info: print(info['states'], flush=True))\n")
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
@@ -455,3 +456,5 @@ def test_a_killed_caller_leaves_no_ray_process_and_no_snapshot_behind(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
