@@ -46,6 +46,7 @@ from ._app.runtime import choose as choose
 from ._app.runtime import invariant as invariant
 from ._app.runtime import spawn as spawn
 from ._app.runtime import when as when
+from ._app.symmetry import symmetric as symmetric
 from ._errors import ForkcheckError as ForkcheckError
 from ._errors import InternalError as InternalError
 from ._errors import Interrupted as Interrupted
@@ -208,6 +209,7 @@ __all__ = [
     "replay",
     "sometimes",
     "spawn",
+    "symmetric",
     "when",
 ]
 

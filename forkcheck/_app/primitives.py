@@ -270,6 +270,9 @@ class Lock(_AsyncContext):
         return f"Lock({self.name!r}, owner={self.owner!r})"
 
     def __fc_state__(self):
+        world = _runtime._WORLD
+        if world is not None and world.symmetric:
+            return world.actor_ident(self.owner)  # under symmetry the owner is renamed with its values
         return self.owner
 
 

@@ -113,6 +113,8 @@ class _Choose(Request):
     def _evaluate(self) -> Sequence:
         opts = self.choices() if callable(self.choices) else self.choices
         _check_sequence(opts, "the callable given to fc.choose() returned" if callable(self.choices) else "fc.choose() got")
+        if not isinstance(opts, Sequence):  # a symmetric set: its values
+            opts = tuple(opts)
         return opts
 
     def _texts(self, opts: Sequence) -> list[str]:
@@ -176,6 +178,8 @@ class _When(Request):
 
 
 def _check_sequence(opts, prefix: str) -> None:
+    if type(opts).__name__ == "Symmetric" and type(opts).__module__ == "forkcheck._app.symmetry":
+        return  # fc.choose(RM): one transition per value
     if isinstance(opts, (set, frozenset, dict)) or not isinstance(opts, Sequence) or isinstance(opts, (str, bytes)):
         hint = " (sets and dicts have no deterministic order: pass sorted(...) or a list)" if isinstance(opts, (set, frozenset, dict)) else ""
         raise UsageError(f"{prefix} {type(opts).__name__} {short_repr(opts)}: options must be a list, tuple or range{hint}")
@@ -274,10 +278,13 @@ def checkpoint() -> Request:
 class Actor:
     """One spawned coroutine and its scheduling status."""
 
-    __slots__ = ("name", "fn", "coro", "pending", "done", "failed")
+    __slots__ = ("name", "fn", "coro", "pending", "done", "failed", "ident")
 
-    def __init__(self, name: str, fn: Callable, coro) -> None:
+    def __init__(self, name: str, fn: Callable, coro, ident: Any = None) -> None:
         self.name = name
+        # What the fingerprint walks for the actor under symmetry: its name, or for an actor spawned for
+        # symmetric values without name=, (function, arguments, k), so that renaming the values renames it.
+        self.ident = name if ident is None else ident
         self.fn = fn
         self.coro = coro
         self.pending: Request | None = None
@@ -337,6 +344,10 @@ class World:
         self.liveness: list = []  # properties declared by the liveness API, evaluated per state
         self.environments: list = []  # objects with env_transitions() (lossy networks)
         self.globals_roots: list[dict] = []
+        # fc.symmetric(): the sets declared, and all their values in order (a value's _k indexes this list).
+        self.symmetric: list = []
+        self.symmetric_values: list = []
+        self.symmetry_on = True  # Load.symmetry: False explores every state (check(symmetry=False))
         self.view: Any = None
         self.running: Actor | None = None
         self.in_setup = False
@@ -371,19 +382,48 @@ class World:
                 f"fc.spawn({getattr(fn, '__qualname__', fn)!r}): an actor must be an async function; "
                 "define it with `async def`"
             )
+        symmetric = None
+        if self.symmetric:
+            from .symmetry import holds_value_deep, leaked_name
+
+            if name is None:
+                symmetric = [a if holds_value_deep(a) else label_text(a, 20) for a in args]
+                if not any(holds_value_deep(a) for a in args):
+                    symmetric = None
+            elif self.symmetry_on and isinstance(name, str):
+                leak = leaked_name(name, self.symmetric_names())
+                if leak is not None:
+                    raise UsageError(f"fc.spawn(..., name={name!r}): the name holds symmetric value {leak}'s name, "
+                                     "and renaming the values would leave it behind; leave name= out: fc.spawn "
+                                     "names an actor from its arguments, and symmetry renames them with the values")
         if name is None:
             base = getattr(target, "__name__", "actor")
             name = base if not args else f"{base}({', '.join(label_text(a, 20) for a in args)})"
         if name in self._names:
             self._names[name] += 1
-            name = f"{name}#{self._names[name]}"
+            k = self._names[name]
+            name = f"{name}#{k}"
         else:
-            self._names[name] = 0
-        actor = Actor(name, fn, fn(*args))
+            self._names[name] = k = 0
+        ident = None if symmetric is None else (getattr(target, "__qualname__", "actor"), tuple(symmetric), k)
+        actor = Actor(name, fn, fn(*args), ident)
         self.actors.append(actor)
         self._add_globals(target)
         self._starting.append(actor)
         return actor
+
+    def symmetric_names(self) -> tuple:
+        """((name, n), ...) of the symmetric sets: what a string must not name (symmetry.leaked_name)."""
+        return tuple((s.name, s.n) for s in self.symmetric)
+
+    def actor_ident(self, name: str | None) -> Any:
+        """What the walk emits for the actor called ``name`` (a lock's owner): its ident under symmetry."""
+        if name is None or not self.symmetric or not self.symmetry_on:
+            return name
+        for a in self.actors:
+            if a.name == name:
+                return a.ident
+        return name
 
     def next_name(self, prefix: str) -> str:
         n = self.counters.get(prefix, 0)
@@ -404,6 +444,14 @@ class World:
             return
         finally:
             self.in_setup = False
+        if self.symmetric and self.symmetry_on and self.liveness:
+            names = ", ".join(repr(p.name) for p in self.liveness)
+            self.model_error = ("UsageError", f"the model declares liveness properties ({names}) and symmetric "
+                                f"values (fc.symmetric({self.symmetric[0].name!r}, ...)): liveness under symmetry "
+                                "is not checked (fairness and lassos need the actors' identities, which symmetry "
+                                "merges); check with symmetry=False (--no-symmetry), or declare the properties in "
+                                "a model without fc.symmetric", "")
+            return
         if self.made:
             self._unawaited("the setup function", None)
             return
