@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: Bumped whenever a message changes shape; checked with the forkcheck version at Load.
-PROTOCOL = 3  # 3: Step became Fork
+PROTOCOL = 4  # 3: Step became Fork; 4: Load.symmetry and Report.symmetric
 
 PACKET = 65536 - 512
 _HEADER = struct.Struct("<Q")
@@ -59,6 +59,7 @@ class Load:
     memory_limit: int | None = None  # bytes of address space per snapshot process (RLIMIT_AS)
     huge_pages: bool = True  # collapse the heap into huge pages after setup (_hugepages.collapse)
     opaque: str = "error"  # a state holding an object the fingerprint cannot see: "error" or "distinct"
+    symmetry: bool = True  # states that differ by a permutation of fc.symmetric values are one (False: off)
     # The explorer's forkcheck: the root refuses a Load from another version, in one line.
     version: str = ""
     protocol: int = 0
@@ -123,6 +124,8 @@ class Report:
     labels: dict[str, bool] = field(default_factory=dict)  # truth of state predicates (liveness)
     properties: list = field(default_factory=list)  # liveness properties declared by setup: their spec()
     opaque: str = ""  # opaque="distinct": the type of an object the fingerprint could not see, and why
+    # In the root's report, under symmetry: the fc.symmetric sets, as (name, number of values).
+    symmetric: list[tuple[str, int]] = field(default_factory=list)
 
     def to_wire(self) -> tuple:
         """The fields as builtins only, for ``marshal``."""
@@ -132,13 +135,15 @@ class Report:
         for v in self.violations:
             violations.append((v.kind, v.name, v.message, v.details))
         return (self.pid, self.fingerprint, transitions, violations, self.all_done, self.blocked, self.model_error,
-                self.labels, self.properties, self.opaque)
+                self.labels, self.properties, self.opaque, self.symmetric)
 
     @classmethod
     def from_wire(cls, t: tuple) -> Report:
-        pid, fingerprint, transitions, violations, all_done, blocked, model_error, labels, properties, opaque = t
+        pid, fingerprint, transitions, violations, all_done, blocked, model_error, labels, properties, opaque = t[:10]
+        symmetric = [tuple(x) for x in t[10]] if len(t) > 10 else []
         return cls(pid, fingerprint, [TransitionInfo(*x) for x in transitions], [ViolationInfo(*x) for x in violations],
-                   all_done, blocked, None if model_error is None else tuple(model_error), labels, properties, opaque)
+                   all_done, blocked, None if model_error is None else tuple(model_error), labels, properties, opaque,
+                   symmetric)
 
 
 @dataclass

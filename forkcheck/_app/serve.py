@@ -27,7 +27,7 @@ from _signal import getsignal as _getsignal  # type: ignore[import-not-found]  #
 
 from .. import _protocol as P
 from . import fingerprint as _fingerprint
-from .fingerprint import Opaque, _global_items, distinct_fingerprint, locate, state_fingerprint
+from .fingerprint import Opaque, SymmetryLeak, _global_items, distinct_fingerprint, locate, state_fingerprint
 from .hugepages import collapse
 from .runtime import World, short_repr
 
@@ -87,7 +87,7 @@ def _reseed(random) -> None:
         random.seed()
 
 
-def make_report(world: World) -> P.Report:
+def make_report(world: World, root: bool = False) -> P.Report:
     """Check the current state and describe it for the explorer."""
     pid = os.getpid()
     if world.model_error is None and _thread._count() > 0:  # threading.active_count() runs Python code
@@ -125,6 +125,12 @@ def make_report(world: World) -> P.Report:
             return P.Report(pid, b"", [], [], False, model_error=("OpaqueStateError", opaque_message(world, exc), ""))
         fingerprint = distinct_fingerprint(world)
         opaque = f"{_type_name(exc.obj)} ({exc.reason})"
+    except SymmetryLeak as exc:
+        return P.Report(pid, b"", [], [], False, model_error=("UsageError", leak_message(world, exc), ""))
+    symmetric = []
+    if root and world.symmetry_on:
+        for owner in world.symmetric:
+            symmetric.append((owner.name, owner.n))
     return P.Report(
         pid=pid,
         fingerprint=fingerprint,
@@ -135,6 +141,7 @@ def make_report(world: World) -> P.Report:
         labels=labels,
         properties=[prop.spec() for prop in world.liveness],
         opaque=opaque,
+        symmetric=symmetric,
     )
 
 
@@ -155,6 +162,15 @@ def opaque_message(world: World, exc: Opaque) -> str:
             f"a __fc_state__ method, or call fc.register_state({name}, fn) with fn(obj) returning everything its "
             "behaviour depends on; or check(opaque='distinct') (--opaque distinct) to keep every state that holds it apart "
             "(never merged: the search may not end)")
+
+
+def leak_message(world: World, exc: SymmetryLeak) -> str:
+    """The error for a string in the state that names a symmetric value (a broken promise of symmetry)."""
+    return (f"the state holds the string {short_repr(exc.obj)} ({locate(world, exc.obj)}), which names symmetric value "
+            f"{exc.name}: renaming the values would leave the string behind, so symmetry could merge states that "
+            "differ. Keep the value itself (as a dict key, a set member, a tuple element) instead of a string made "
+            "from it; a string that only looks like a value's name needs another name for the fc.symmetric set; "
+            "or check with symmetry=False (--no-symmetry)")
 
 
 def describe(world: World) -> P.Description:
@@ -475,6 +491,7 @@ def main(argv: list[str]) -> None:
 
     _OPAQUE[0] = load.opaque
     world = World()
+    world.symmetry_on = load.symmetry
     if load.opaque == "distinct":
         world.path = []
     try:
@@ -484,7 +501,7 @@ def main(argv: list[str]) -> None:
         world.model_error = ("LoadError", f"the model could not be loaded in the snapshot process: {type(exc).__name__}: {exc}", "")
     else:
         world.setup(model.fn, model.args, model.kwargs)
-    report = make_report(world)
+    report = make_report(world, root=True)
     if report.model_error is None and not report.opaque:
         # The first walk caches what pickling caches (copyreg's __slotnames__ on classes), which
         # resets the attribute caches of those classes; a second walk fills them again here,
