@@ -82,7 +82,7 @@ class Model:
               max_states: int | None = None, transition_timeout: float = 30.0, time_limit: float | None = None,
               progress: Callable[[dict], None] | None = None, determinism_checks: int = 20, fairness: str = "weak",
               max_snapshots: int | None = None, snapshot: str = "fork", memory_limit: int | None = None,
-              huge_pages: bool | None = None, opaque: str = "error",
+              huge_pages: bool | None = None, opaque: str = "error", symmetry: bool = True,
               options: CheckOptions | None = None) -> CheckResult:
         """Explore every state of the model and check its properties.
 
@@ -144,6 +144,10 @@ class Model:
             see: "error" (the default) is an :class:`forkcheck.OpaqueStateError`;
             "distinct" never merges such states, with an
             :class:`forkcheck.OpaqueStateWarning`.
+        symmetry : bool
+            With values declared by :func:`forkcheck.symmetric`: states that
+            differ only by a permutation of them count once (True, the
+            default); False explores every state (docs/symmetry.md).
         options : CheckOptions, optional
             Prepared options; the keywords given with it replace its fields
             (as :func:`dataclasses.replace` does).  See docs/guide.md.
@@ -210,7 +214,7 @@ class ModelFactory:
               max_states: int | None = None, transition_timeout: float = 30.0, time_limit: float | None = None,
               progress: Callable[[dict], None] | None = None, determinism_checks: int = 20, fairness: str = "weak",
               max_snapshots: int | None = None, snapshot: str = "fork", memory_limit: int | None = None,
-              huge_pages: bool | None = None, opaque: str = "error",
+              huge_pages: bool | None = None, opaque: str = "error", symmetry: bool = True,
               options: CheckOptions | None = None) -> CheckResult:
         """``factory.check(...)`` is ``factory().check(...)``: see :meth:`Model.check` for the options."""
         # The same keywords as Model.check, spelled out again so that the IDE shows them here too.

@@ -240,6 +240,10 @@ class Explorer:
         A state holding an object whose contents forkcheck cannot see: refused
         with :class:`forkcheck.OpaqueStateError`, or kept apart from every
         other state (as for ``check``); :meth:`run` uses the same.
+    symmetry : bool
+        With values declared by :func:`forkcheck.symmetric`, states that differ
+        only by a permutation of them are one node (as for ``check``);
+        :meth:`run` uses the same.
 
     Notes
     -----
@@ -273,18 +277,21 @@ class Explorer:
     """
 
     def __init__(self, model: Any, *, deadlock: bool = True, transition_timeout: float = 30.0,
-                 memory_limit: int | None = None, huge_pages: bool = True, opaque: str = "error") -> None:
+                 memory_limit: int | None = None, huge_pages: bool = True, opaque: str = "error",
+                 symmetry: bool = True) -> None:
         from ._check.options import CheckOptions
 
-        CheckOptions(opaque=opaque)  # one message for a bad value, as check() gives
+        CheckOptions(opaque=opaque, symmetry=symmetry)  # one message for a bad value, as check() gives
         self.model = as_model(model)
         self.opaque = opaque
+        self.symmetry = symmetry
         self.deadlock = bool(deadlock)
         self.graph = StateGraph()
         self._sids: dict[str, int] = {}
         self._closed = False
         self._loop = _Loop()
-        self._tree = SnapshotTree(self.model, transition_timeout, huge_pages=bool(huge_pages), opaque=opaque)
+        self._tree = SnapshotTree(self.model, transition_timeout, huge_pages=bool(huge_pages), opaque=opaque,
+                                  symmetry=symmetry)
         self._tree.memory_limit = memory_limit
         self._finalizer = weakref.finalize(self, _shutdown, self._loop, self._tree)
         try:
@@ -428,6 +435,9 @@ class Explorer:
         if options.setdefault("opaque", self.opaque) != self.opaque:
             raise UsageError(f"opaque={options['opaque']!r} differs from the Explorer's opaque={self.opaque!r}: "
                              "the snapshot processes were started with it; give it to Explorer(...)")
+        if options.setdefault("symmetry", self.symmetry) != self.symmetry:
+            raise UsageError(f"symmetry={options['symmetry']!r} differs from the Explorer's symmetry={self.symmetry!r}: "
+                             "the snapshot processes were started with it; give it to Explorer(...)")
         opts = CheckOptions.parse(strategy=strategy, **options)
         if start.snap.report.pid == 0 or start.snap.closed:
             raise UsageError(f"{start!r} has no process to explore from (its transition crashed or timed out)")
@@ -437,8 +447,8 @@ class Explorer:
         if prefix:
             for v in search.violations:
                 cyc = v.trace.cycle_start
-                v.trace = Trace(prefix + v.trace.steps, None if cyc is None else cyc + len(prefix))
-            search.discoveries = {k: (None if t is None else Trace(prefix + t.steps, t.cycle_start))
+                v.trace = Trace(prefix + v.trace.steps, None if cyc is None else cyc + len(prefix), self.symmetry)
+            search.discoveries = {k: (None if t is None else Trace(prefix + t.steps, t.cycle_start, self.symmetry))
                                   for k, t in search.discoveries.items()}
         self._merge(search.graph, opts.deadlock)
         stats = Stats(
@@ -663,7 +673,7 @@ class Node:
     @property
     def trace(self) -> Trace:
         """The transitions from the initial state to this one."""
-        return Trace([n.last_step for n in self.path[1:]])  # type: ignore[misc]  # only the root has none
+        return Trace([n.last_step for n in self.path[1:]], symmetry=self.explorer.symmetry)  # type: ignore[misc]  # only the root has none
 
     @property
     def violations(self) -> list[Violation]:
@@ -774,7 +784,8 @@ class Node:
             try:
                 raise_model_error(snap.report, self.explorer.model)
             except ModelError as exc:
-                token = Trace(self.trace.steps + [Step(i, info.actor, info.label, info.where, "")]).token
+                token = Trace(self.trace.steps + [Step(i, info.actor, info.label, info.where, "")],
+                              symmetry=self.explorer.symmetry).token
                 raise ModelError(f"{exc} (reached by {token})") from None
         if snap.report.pid == 0:  # crashed or timed out: no process stays behind
             tree.release(snap)

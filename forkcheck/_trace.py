@@ -37,7 +37,9 @@ class Trace(Sequence[Step]):
 
     For a liveness counterexample the trace is a lasso: ``trace[cycle_start:]``
     repeats forever.  ``trace.token`` is a string that :func:`forkcheck.replay`
-    and ``forkcheck replay`` accept.
+    and ``forkcheck replay`` accept.  ``symmetry`` is False for a trace found
+    by ``check(symmetry=False)``: its fingerprints are those of the states
+    themselves, and replay compares them so (the token says it).
 
     Examples
     --------
@@ -49,9 +51,10 @@ class Trace(Sequence[Step]):
     True
     """
 
-    def __init__(self, steps: Sequence[Step] = (), cycle_start: int | None = None) -> None:
+    def __init__(self, steps: Sequence[Step] = (), cycle_start: int | None = None, symmetry: bool = True) -> None:
         self.steps = list(steps)
         self.cycle_start = cycle_start
+        self.symmetry = symmetry
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -77,6 +80,8 @@ class Trace(Sequence[Step]):
         payload: dict[str, object] = {"s": [[s.index, s.actor, s.label, s.fingerprint[:8]] for s in self.steps]}
         if self.cycle_start is not None:
             payload["c"] = self.cycle_start
+        if not self.symmetry:
+            payload["y"] = 0
         raw = zlib.compress(json.dumps(payload, separators=(",", ":")).encode(), 9)
         return _TOKEN_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -95,9 +100,10 @@ class Trace(Sequence[Step]):
                 raise ValueError("trailing data")
             payload = json.loads(raw)
             steps = [Step(int(i), str(a), str(lbl), "", str(fp)) for i, a, lbl, fp in payload["s"]]
+            symmetry = bool(payload.get("y", 1))
         except Exception:  # noqa: BLE001 - any decoding failure means the same thing to the user
             raise UsageError("the trace token is damaged (truncated or edited?): copy the whole token from the report") from None
-        return cls(steps, payload.get("c"))
+        return cls(steps, payload.get("c"), symmetry)
 
     def format(self) -> str:
         """The steps, numbered, one per line (the loop marked for a lasso)."""

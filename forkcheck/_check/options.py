@@ -91,6 +91,12 @@ class CheckOptions:
         "error" refuses it (:class:`forkcheck.OpaqueStateError`); "distinct"
         keeps each such state apart from every other, with an
         :class:`forkcheck.OpaqueStateWarning`.
+    symmetry : bool
+        With values declared by :func:`forkcheck.symmetric`, count states
+        that differ only by a permutation of them once (True, the default);
+        False explores every state, for comparison (docs/symmetry.md).  It
+        changes nothing for a model without symmetric values.  On the command
+        line: ``--no-symmetry``.
 
     Examples
     --------
@@ -128,6 +134,7 @@ class CheckOptions:
     memory_limit: int | None = None
     huge_pages: bool | None = None
     opaque: str = "error"
+    symmetry: bool = True
 
     def __post_init__(self) -> None:
         # The messages name the keyword and what to give: tests match them, and the
@@ -174,6 +181,9 @@ class CheckOptions:
         if self.huge_pages and self.fingerprint == "pages":
             raise UsageError("huge_pages=True cannot be combined with fingerprint='pages': page fingerprints read "
                              "4 KiB pages; drop huge_pages (pages mode turns it off) or use fingerprint='state'")
+        if not isinstance(self.symmetry, bool):
+            raise UsageError(f"symmetry={self.symmetry!r}: give True (states that differ by a permutation of "
+                             "fc.symmetric values are one) or False (every state apart)")
         if self.progress is not None and not callable(self.progress):
             raise UsageError(f"progress={self.progress!r}: give a callable taking a dict of counts, or None")
 

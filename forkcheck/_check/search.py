@@ -35,16 +35,23 @@ from .._trace import Replay, ReplayStep, Step, Trace
 
 
 class Node:
-    """A state being explored: its number, depth, report and live snapshot (None once evicted)."""
+    """A state being explored: its number, depth, report and live snapshot (None once evicted).
 
-    __slots__ = ("sid", "depth", "snap", "report")
+    ``path`` is None when ``snap`` is the state the parent pointers lead to
+    (``Search.trace_to``); under symmetry a random walk may hold another
+    member of its orbit, reached by ``path`` (transitions are numbered in
+    each concrete state).
+    """
+
+    __slots__ = ("sid", "depth", "snap", "report", "path")
     snap: Snapshot | None
 
-    def __init__(self, sid: int, depth: int, snap: Snapshot) -> None:
+    def __init__(self, sid: int, depth: int, snap: Snapshot, path: list[Step] | None = None) -> None:
         self.sid = sid
         self.depth = depth
         self.snap = snap
         self.report = snap.report
+        self.path = path
 
 
 class Search:
@@ -64,6 +71,12 @@ class Search:
         self.reduction: Reduction = NoReduction()
         self.graph = StateGraph()
         self.parent: dict[int, tuple[int, Step]] = {}
+        # Under symmetry (the root declared fc.symmetric sets): a fingerprint stands for an orbit, and a
+        # snapshot of a known state may be another member of it, whose transitions are numbered otherwise.
+        # Traces follow the snapshot that discovered each state; states first reached from a random walk's
+        # other member have their whole path here instead of a parent pointer.
+        self.symmetric: list[tuple[str, int]] = []
+        self.paths: dict[int, list[Step]] = {}
         self.transitions = 0
         self.violations: list[Violation] = []
         self.discoveries: dict[str, Trace | None] = {}
@@ -190,7 +203,9 @@ class Search:
                     new = self._visit(node, i, child, again[k])
                     if new is not None and self._expandable(new):
                         keep.append(new)
-                        if self.opts.snapshot == "replay":
+                        if new.snap is None:
+                            self._drop(child)  # to be rebuilt along the recorded path (symmetry)
+                        elif self.opts.snapshot == "replay":
                             self.tree.release(child)  # reference mode: states are rebuilt from the root
                             new.snap = None
                         else:
@@ -221,7 +236,12 @@ class Search:
             if new is None:
                 self._drop(child)
             return None
-        return Node(sid, node.depth + 1, child)
+        path = None
+        if new is None and self.symmetric:
+            # A known state: under symmetry the walk may stand in another member of its orbit.
+            info = node.report.transitions[index]
+            path = self.path_of(node) + [Step(index, info.actor, info.label, info.where, child.report.fingerprint.hex())]
+        return Node(sid, node.depth + 1, child, path)
 
     # -- bookkeeping ---------------------------------------------------------------
 
@@ -244,6 +264,7 @@ class Search:
         return self.keys.key(snap)
 
     def add_root(self, snap: Snapshot) -> Node:
+        self.symmetric = list(snap.report.symmetric)
         sid = self._add_state(snap.report, self._key(snap))
         node = Node(sid, 0, snap)
         self._record_violations(sid, snap)
@@ -274,11 +295,11 @@ class Search:
         rep = child.report
         info = parent.report.transitions[index]
         if rep.model_error is not None:
-            trace = self.trace_to(parent.sid).steps + [Step(index, info.actor, info.label, info.where, "")]
+            trace = self.path_of(parent) + [Step(index, info.actor, info.label, info.where, "")]
             try:
                 raise_model_error(rep, self.model)
             except ModelError as exc:
-                raise ModelError(f"{exc} (reached by {Trace(trace).token})") from None
+                raise ModelError(f"{exc} (reached by {Trace(trace, symmetry=self.opts.symmetry).token})") from None
         key = self._key(child)
         sid = self.seen.get(key)
         new = sid is None
@@ -289,7 +310,11 @@ class Search:
         depth = parent.depth + 1
         if new:
             sid = self._add_state(rep, key)
-            self.parent[sid] = (parent.sid, Step(index, info.actor, info.label, info.where, rep.fingerprint.hex()))
+            step = Step(index, info.actor, info.label, info.where, rep.fingerprint.hex())
+            if parent.path is None:
+                self.parent[sid] = (parent.sid, step)
+            else:
+                self.paths[sid] = parent.path + [step]
             self.deepest = max(self.deepest, depth)
         assert sid is not None  # a known state's number, or the one just added
         if new or not again:
@@ -302,7 +327,11 @@ class Search:
             return Node(sid, depth, child)
         if self.reexpand and depth < self.depth_of.get(sid, depth) and self._open(rep):
             self._reached(sid, depth, rep)
-            return Node(sid, depth, child)
+            node = Node(sid, depth, child)
+            if self.symmetric:
+                # Maybe another member of the orbit: expand the recorded state, rebuilt along its path.
+                node.snap = None
+            return node
         return None
 
     def _reached(self, sid: int, depth: int, rep: P.Report) -> None:
@@ -388,7 +417,8 @@ class Search:
         a, b = await self.tree.describe(child), await self.tree.describe(twin)
         self.tree.release(twin)
         cause = _first_difference(a, b)
-        trace = Trace(self.trace_to(parent.sid).steps + [Step(index, info.actor, info.label, info.where, "")])
+        trace = Trace(self.path_of(parent) + [Step(index, info.actor, info.label, info.where, "")],
+                      symmetry=self.opts.symmetry)
         message = (f"actor {info.actor} reached different states when '{info.label}' was taken twice from the same "
                    f"state{': ' + cause if cause else ''}. It depends on something outside the model (the clock, "
                    "random outside fc.choose, id(), files, the environment): make it a fc.choose() or model state")
@@ -406,7 +436,13 @@ class Search:
         while sid in self.parent:
             sid, step = self.parent[sid]
             steps.append(step)
-        return Trace(steps[::-1])
+        if sid in self.paths:  # first reached from a random walk's other member of an orbit (symmetry)
+            steps.extend(reversed(self.paths[sid]))
+        return Trace(steps[::-1], symmetry=self.opts.symmetry)
+
+    def path_of(self, node: Node) -> list[Step]:
+        """The steps that lead to the concrete state ``node`` holds."""
+        return list(node.path) if node.path is not None else self.trace_to(node.sid).steps
 
     async def describe_violations(self) -> None:
         for v, snap in self._violating:
@@ -433,6 +469,12 @@ async def run_search(search: Search, root: Snapshot) -> None:
         from .liveness import analyze
 
         analyze(search, root.report.properties)
+    # The tokens say how their fingerprints were taken (replay takes them the same way).
+    for v in search.violations:
+        v.trace.symmetry = search.opts.symmetry
+    for t in search.discoveries.values():
+        if t is not None:
+            t.symmetry = search.opts.symmetry
 
 
 def _first_difference(a: P.Description | None, b: P.Description | None) -> str:
@@ -535,7 +577,8 @@ def check(model: Any, options: CheckOptions | None = None, **kw: Any) -> CheckRe
     """Explore ``model`` with ``options``, the keywords replacing its fields; see :meth:`forkcheck.Model.check`."""
     model = as_model(model)
     opts = CheckOptions.parse(options, **kw)
-    tree = SnapshotTree(model, opts.transition_timeout, huge_pages=opts.uses_huge_pages, opaque=opts.opaque)
+    tree = SnapshotTree(model, opts.transition_timeout, huge_pages=opts.uses_huge_pages, opaque=opts.opaque,
+                        symmetry=opts.symmetry)
     tree.memory_limit = opts.memory_limit
     search = Search(tree, model, opts)
     start = time.perf_counter()
@@ -595,7 +638,7 @@ def replay(model: Any, token: str | Trace) -> Replay:
     trace = token if isinstance(token, Trace) else Trace.from_token(token)
     # A trace found with opaque="distinct" passes states fingerprinted by their path; one found
     # without it passes none that hold an opaque object, so replaying this way suits both.
-    tree = SnapshotTree(model, opaque="distinct")
+    tree = SnapshotTree(model, opaque="distinct", symmetry=trace.symmetry)
 
     async def main() -> Replay:
         node = await tree.start()

@@ -69,9 +69,10 @@ class SnapshotTree:
     """The root snapshot process, its descendants, and the explorer's handles on them."""
 
     def __init__(self, model: Model, transition_timeout: float = 30.0, huge_pages: bool | None = True,
-                 opaque: str = "error") -> None:
+                 opaque: str = "error", symmetry: bool = True) -> None:
         self.model = model
         self.opaque = opaque  # Load.opaque
+        self.symmetry = symmetry  # Load.symmetry
         self.transition_timeout = transition_timeout
         self.proc: subprocess.Popen | None = None
         self.live: set[Snapshot] = set()
@@ -108,7 +109,8 @@ class SnapshotTree:
         root = self.root = self._adopt(self.proc.pid, ours)
         version, origin = package_version()
         await P.asend(root.sock, P.Load(blob, list(sys.path), os.getcwd(), memory_limit=self.memory_limit,
-                                           huge_pages=self.huge_pages, opaque=self.opaque, version=version,
+                                           huge_pages=self.huge_pages, opaque=self.opaque, symmetry=self.symmetry,
+                                           version=version,
                                            protocol=P.PROTOCOL, origin=origin))
         try:
             report = await P.arecv(root.sock)
