@@ -457,6 +457,7 @@ class Explorer:
             max_depth=search.max_shortest_depth(),
             seconds=time.perf_counter() - t0,
             memory=self._tree.memory.stats(peak),
+            symmetry=dict(search.symmetric),
         )
         return CheckResult(search.violations, stats, search.graph, incomplete=search.incomplete, model=repr(self.model),
                            discoveries=search.discoveries)

@@ -77,6 +77,9 @@ class Stats:
 
     ``seconds`` is the whole check; ``setup_seconds`` the part of it spent
     starting the root snapshot process and running the model's setup.
+    ``symmetry`` names the :func:`forkcheck.symmetric` sets the states were
+    reduced by, with their sizes (empty without symmetry): ``states`` then
+    counts one state per permutation of their values.
     """
 
     states: int = 0
@@ -85,6 +88,7 @@ class Stats:
     seconds: float = 0.0
     setup_seconds: float = 0.0
     memory: MemoryStats = field(default_factory=MemoryStats)
+    symmetry: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -140,6 +144,9 @@ class CheckResult:
         text = f"{head} states={s.states}, transitions={s.transitions}, depth={s.max_depth}, {s.seconds:.2f}s"
         if s.memory.sharing is not None:
             text += f", sharing={s.memory.sharing:.1%}"
+        if s.symmetry:
+            sets = ", ".join(f"{name} ({n} value{'s' if n != 1 else ''})" for name, n in s.symmetry.items())
+            text += f", symmetry over {sets}"
         if self.violations:
             kinds = ", ".join(sorted({v.kind for v in self.violations}))
             text += f"; {len(self.violations)} violation{'s' if len(self.violations) > 1 else ''} ({kinds})"

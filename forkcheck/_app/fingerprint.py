@@ -799,7 +799,7 @@ else:
     _cfingerprint.configure(Fallback, collections.deque, collections.defaultdict, collections.Counter,
                             Unordered, enum.Enum, copyreg.__newobj__, Opaque, _REDUCER_CACHE,  # type: ignore[attr-defined]
                             resolve_reducer)
-    _cfingerprint.configure_symmetry(SymmetricValue, SymmetryLeak)  # type: ignore[attr-defined]
+    _cfingerprint.configure_symmetry(SymmetricValue, SymmetryLeak)
 
 C_WALK = _cfingerprint is not None and os.environ.get("FORKCHECK_PURE_PYTHON_WALK", "") in ("", "0")
 

@@ -77,6 +77,8 @@ class Search:
         # other member have their whole path here instead of a parent pointer.
         self.symmetric: list[tuple[str, int]] = []
         self.paths: dict[int, list[Step]] = {}
+        # How the snapshots fingerprint (Load.symmetry): traces record it, for replay to do the same.
+        self.trace_symmetry: bool = getattr(tree, "symmetry", True)
         self.transitions = 0
         self.violations: list[Violation] = []
         self.discoveries: dict[str, Trace | None] = {}
@@ -264,7 +266,8 @@ class Search:
         return self.keys.key(snap)
 
     def add_root(self, snap: Snapshot) -> Node:
-        self.symmetric = list(snap.report.symmetric)
+        # The root's report says (snapshots.py); page keys (fingerprint="pages") know no orbits.
+        self.symmetric = list(getattr(self.tree, "symmetric", [])) if self.opts.fingerprint == "state" else []
         sid = self._add_state(snap.report, self._key(snap))
         node = Node(sid, 0, snap)
         self._record_violations(sid, snap)
@@ -299,7 +302,7 @@ class Search:
             try:
                 raise_model_error(rep, self.model)
             except ModelError as exc:
-                raise ModelError(f"{exc} (reached by {Trace(trace, symmetry=self.opts.symmetry).token})") from None
+                raise ModelError(f"{exc} (reached by {Trace(trace, symmetry=self.trace_symmetry).token})") from None
         key = self._key(child)
         sid = self.seen.get(key)
         new = sid is None
@@ -418,7 +421,7 @@ class Search:
         self.tree.release(twin)
         cause = _first_difference(a, b)
         trace = Trace(self.path_of(parent) + [Step(index, info.actor, info.label, info.where, "")],
-                      symmetry=self.opts.symmetry)
+                      symmetry=self.trace_symmetry)
         message = (f"actor {info.actor} reached different states when '{info.label}' was taken twice from the same "
                    f"state{': ' + cause if cause else ''}. It depends on something outside the model (the clock, "
                    "random outside fc.choose, id(), files, the environment): make it a fc.choose() or model state")
@@ -438,7 +441,7 @@ class Search:
             steps.append(step)
         if sid in self.paths:  # first reached from a random walk's other member of an orbit (symmetry)
             steps.extend(reversed(self.paths[sid]))
-        return Trace(steps[::-1], symmetry=self.opts.symmetry)
+        return Trace(steps[::-1], symmetry=self.trace_symmetry)
 
     def path_of(self, node: Node) -> list[Step]:
         """The steps that lead to the concrete state ``node`` holds."""
@@ -471,10 +474,10 @@ async def run_search(search: Search, root: Snapshot) -> None:
         analyze(search, root.report.properties)
     # The tokens say how their fingerprints were taken (replay takes them the same way).
     for v in search.violations:
-        v.trace.symmetry = search.opts.symmetry
+        v.trace.symmetry = search.trace_symmetry
     for t in search.discoveries.values():
         if t is not None:
-            t.symmetry = search.opts.symmetry
+            t.symmetry = search.trace_symmetry
 
 
 def _first_difference(a: P.Description | None, b: P.Description | None) -> str:
@@ -578,7 +581,7 @@ def check(model: Any, options: CheckOptions | None = None, **kw: Any) -> CheckRe
     model = as_model(model)
     opts = CheckOptions.parse(options, **kw)
     tree = SnapshotTree(model, opts.transition_timeout, huge_pages=opts.uses_huge_pages, opaque=opts.opaque,
-                        symmetry=opts.symmetry)
+                        symmetry=opts.symmetry and opts.fingerprint == "state")  # pages: keys are no fingerprints
     tree.memory_limit = opts.memory_limit
     search = Search(tree, model, opts)
     start = time.perf_counter()
@@ -617,6 +620,7 @@ def check(model: Any, options: CheckOptions | None = None, **kw: Any) -> CheckRe
         seconds=time.perf_counter() - start,
         setup_seconds=setup[0],
         memory=tree.memory.stats(tree.peak),
+        symmetry=dict(search.symmetric),
     )
     result = CheckResult(search.violations, stats, search.graph, incomplete=search.incomplete,
                          model=repr(model), discoveries=search.discoveries)

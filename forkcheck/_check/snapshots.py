@@ -73,6 +73,7 @@ class SnapshotTree:
         self.model = model
         self.opaque = opaque  # Load.opaque
         self.symmetry = symmetry  # Load.symmetry
+        self.symmetric: list[tuple[str, int]] = []  # the root's Report.symmetric: the sets reduced by
         self.transition_timeout = transition_timeout
         self.proc: subprocess.Popen | None = None
         self.live: set[Snapshot] = set()
@@ -126,6 +127,7 @@ class SnapshotTree:
                              "explorer and the snapshot processes from one installation (check sys.path and PYTHONPATH)")
         root.report = report
         raise_model_error(root.report, self.model)
+        self.symmetric = list(report.symmetric)
         return root
 
     def _adopt(self, pid: int, raw: socket.socket) -> Snapshot:
