@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._errors import UsageError
+from .symmetry import Symmetric, holds_value_deep, leaked_name
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # forkcheck/, not forkcheck/_app/
 _STDLIB = os.path.dirname(os.path.abspath(os.__file__)) + os.sep
@@ -178,7 +179,7 @@ class _When(Request):
 
 
 def _check_sequence(opts, prefix: str) -> None:
-    if type(opts).__name__ == "Symmetric" and type(opts).__module__ == "forkcheck._app.symmetry":
+    if type(opts) is Symmetric:
         return  # fc.choose(RM): one transition per value
     if isinstance(opts, (set, frozenset, dict)) or not isinstance(opts, Sequence) or isinstance(opts, (str, bytes)):
         hint = " (sets and dicts have no deterministic order: pass sorted(...) or a list)" if isinstance(opts, (set, frozenset, dict)) else ""
@@ -384,8 +385,6 @@ class World:
             )
         symmetric = None
         if self.symmetric:
-            from .symmetry import holds_value_deep, leaked_name
-
             if name is None:
                 symmetric = [a if holds_value_deep(a) else label_text(a, 20) for a in args]
                 if not any(holds_value_deep(a) for a in args):
