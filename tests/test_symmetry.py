@@ -247,15 +247,15 @@ def test_a_bounded_depth_first_search_rebuilds_a_state_reached_again_as_another_
     # reached it may hold another member of its orbit, whose transitions are numbered otherwise.
     # Every state below must still have a trace that replays to it.
     model = mailbox_commit(n=3, bug=True)
-    r = model.check(max_depth=9, stop_on_violation=False)
-    off = model.check(max_depth=9, stop_on_violation=False, symmetry=False)
+    r = model.check(strategy="dfs", max_depth=9, stop_on_violation=False)
+    off = model.check(strategy="dfs", max_depth=9, stop_on_violation=False, symmetry=False)
     assert _verdicts(r) == _verdicts(off) == [("invariant", "no commit over a no")]
     for v in r.violations:
         _replays(model, v)
 
 
 @pytest.mark.parametrize("model,options", [
-    (insertion(n=3), {"max_depth": 5}), (spawner(n=3), {"max_depth": 5}),
+    (insertion(n=3), {"strategy": "dfs", "max_depth": 5}), (spawner(n=3), {"strategy": "dfs", "max_depth": 5}),
     (insertion(n=3), {"strategy": "random", "walks": 40, "max_depth": 8}),
     (spawner(n=3), {"strategy": "random", "walks": 40, "max_depth": 12}),
 ])
