@@ -46,10 +46,12 @@ class Node:
     ``path`` is None when ``snap`` is the state the parent pointers lead to
     (``Search.trace_to``); under symmetry a random walk may hold another
     member of its orbit, reached by ``path`` (transitions are numbered in
-    each concrete state).
+    each concrete state).  ``stale``: under symmetry, a state expanded again
+    (max_depth) whose ``report`` is that of the member the shorter path
+    reached; the recorded state is rebuilt and its own report replaces it.
     """
 
-    __slots__ = ("sid", "depth", "snap", "report", "path")
+    __slots__ = ("sid", "depth", "snap", "report", "path", "stale")
     snap: Snapshot | None
 
     def __init__(self, sid: int, depth: int, snap: Snapshot, path: list[Step] | None = None) -> None:
@@ -58,6 +60,7 @@ class Node:
         self.snap = snap
         self.report = snap.report
         self.path = path
+        self.stale = False
 
 
 class Search:
@@ -164,10 +167,13 @@ class Search:
         direct: dict[int, tuple[Snapshot, tuple[int, ...]]] = {}
         pinned: list[tuple[int, Snapshot]] = []
         for k, node in enumerate(nodes):
-            if node.snap is None and len(node.report.transitions) <= 2 and self.keys.direct_forks:
+            if node.snap is None and not node.stale and len(node.report.transitions) <= 2 and self.keys.direct_forks:
                 direct[k] = self.pool.ancestor(node.sid, pinned)
             else:
                 await self.pool.materialize(node, bytes.fromhex(self.graph.nodes[node.sid]["fingerprint"]))
+                if node.stale:  # the transitions are those of the recorded state, numbered as it numbers them
+                    assert node.snap is not None
+                    node.report, node.stale = node.snap.report, False
         results: dict[tuple[int, int], tuple[Snapshot, Snapshot | None]] = {}
         plan = [self.reduction.to_expand(node) for node in nodes]
         ready = {(k, i): trio.Event() for k in range(len(nodes)) for i in plan[k]}
@@ -356,8 +362,9 @@ class Search:
             self._reached(sid, depth, rep)
             node = Node(sid, depth, child)
             if self.symmetric:
-                # Maybe another member of the orbit: expand the recorded state, rebuilt along its path.
-                node.snap = None
+                # Maybe another member of the orbit: expand the recorded state, rebuilt along its path
+                # (and with its own report: the transitions of another member may be numbered otherwise).
+                node.snap, node.stale = None, True
             return node
         return None
 
