@@ -298,13 +298,7 @@ def serve(sock: socket.socket, world: World, root: bool, reserve: int | None) ->
                     if k and (world.model_error is not None or world.violations):
                         break  # a rebuild path never goes through violating states; stop defensively
                     world.execute(index)
-                reserve = _reserve(sock)
-                if reserve is None and world.model_error is None:
-                    world.model_error = _NO_DESCRIPTOR
-                report = make_report(world)
-                if watched:
-                    signal.setitimer(signal.ITIMER_REAL, 0)
-                P.send(sock, report)
+                reserve = _finish_step(sock, world, watched)
                 continue
             if pid > 0:
                 os.close(fd)  # the channel is the child's alone: its end of file means the child died
@@ -320,6 +314,18 @@ def serve(sock: socket.socket, world: World, root: bool, reserve: int | None) ->
             else:  # pragma: no cover - protocol misuse is a bug
                 raise RuntimeError(f"unexpected message {msg!r}")
         reserve = _reserve(sock)
+
+
+def _finish_step(sock: socket.socket, world: World, watched: bool) -> int | None:
+    """A new snapshot has taken its transitions: report its state; the descriptor it keeps in reserve."""
+    reserve = _reserve(sock)
+    if reserve is None and world.model_error is None:
+        world.model_error = _NO_DESCRIPTOR
+    report = make_report(world)
+    if watched:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    P.send(sock, report)
+    return reserve
 
 
 def _watch(sock: socket.socket) -> socket.socket:
@@ -484,6 +490,11 @@ def main(argv: list[str]) -> None:
         world.model_error = ("LoadError", f"the model could not be loaded in the snapshot process: {type(exc).__name__}: {exc}", "")
     else:
         world.setup(model.fn, model.args, model.kwargs)
+    serve_root(sock, world, load.huge_pages, reserve)
+
+
+def serve_root(sock: socket.socket, world: World, huge_pages: bool, reserve: int | None) -> None:
+    """The root, its setup done: report the initial state and serve the explorer's requests."""
     report = make_report(world)
     if report.model_error is None and not report.opaque:
         # The first walk caches what pickling caches (copyreg's __slotnames__ on classes), which
@@ -492,7 +503,7 @@ def main(argv: list[str]) -> None:
         state_fingerprint(world)
     gc.collect()
     gc.freeze()  # the collector leaves setup's objects alone: fewer pages copied per fork
-    if load.huge_pages:
+    if huge_pages:
         collapse()  # fewer page-table entries to copy per fork (module docstring of _hugepages)
     P.send(sock, report)
     serve(sock, world, root=True, reserve=reserve)
