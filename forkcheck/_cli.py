@@ -164,6 +164,7 @@ OPTION_FLAGS: dict[str, str] = {
     "max_states": "--max-states", "time_limit": "--time-limit", "snapshot": "--snapshot", "opaque": "--opaque",
     "huge_pages": "--no-huge-pages", "stop_on_violation": "--keep-going", "transition_timeout": "--transition-timeout",
     "determinism_checks": "--determinism-checks", "max_snapshots": "--max-snapshots", "memory_limit": "--memory-limit",
+    "max_deviations": "--max-deviations",
 }
 
 
@@ -215,6 +216,9 @@ def _add_check_options(p: argparse.ArgumentParser) -> Any:
     option("memory_limit", type=_size, metavar="SIZE",
            help="address-space limit of every snapshot process: bytes, or with K, M, G (powers of 1024), "
                 "e.g. 2G; at least 64M (default: none)")
+    option("max_deviations", type=_non_negative_int, metavar="N",
+           help="an asyncio program: the most steps away from the event loop's first-in first-out order a "
+                "schedule may take (0: what stock asyncio runs; default: any order)")
     missing = set(OPTION_NAMES) - {"progress"} - set(OPTION_FLAGS)
     if missing:
         raise InternalError(f"check options without a command-line flag: {', '.join(sorted(missing))}; "
@@ -528,8 +532,12 @@ def load_target(text: str) -> Target:
         raise CliError(f"{source} has no attribute {attr!r} ({listing}); check the name after ':'")
     obj = getattr(module, attr)
     if not isinstance(obj, (ModelFactory, Model)):
-        hint = ("decorate it with @forkcheck.model" if inspect.isfunction(obj)
-                else "a model is a @forkcheck.model function or a forkcheck.Model")
+        if inspect.iscoroutinefunction(obj):
+            hint = "an asyncio program's main is checked decorated with @forkcheck.asyncio_model"
+        elif inspect.isfunction(obj):
+            hint = "decorate it with @forkcheck.model (or @forkcheck.asyncio_model, for an asyncio program)"
+        else:
+            hint = "a model is a @forkcheck.model function or a forkcheck.Model"
         raise CliError(f"{source}:{attr} is {_describe_object(obj)}, not a forkcheck model: {hint} ({listing})")
     return Target(text, source, module, attr, obj)
 
@@ -547,7 +555,7 @@ def bind_model(obj: ModelFactory | Model, kwargs: dict[str, Any]) -> Model:
             return obj(**kwargs)
         if not kwargs:
             return obj
-        return ModelFactory(obj.fn)(*obj.args, **{**obj.kwargs, **kwargs})
+        return obj.factory_class(obj.fn)(*obj.args, **{**obj.kwargs, **kwargs})
     except UsageError as exc:
         raise CliError(f"--arg: {exc}") from None
 
@@ -673,8 +681,8 @@ def format_steps(trace: Trace) -> str:
     for i, s in enumerate(trace, 1):
         if trace.cycle_start is not None and i - 1 == trace.cycle_start:
             lines.append("  -- loop starts here --")
-        where = f"  ({_where.relative(s.where)})" if s.where else ""
-        lines.append(f"  {i:>3}. {s.actor}: {s.label}{where}")
+        where = f"  ({_where.relative(s.where)})" if s.where and not s.to else ""
+        lines.append(f"  {i:>3}. {s.text()}{where}")
     if trace.cycle_start is not None:
         lines.append(f"  -- then back to step {trace.cycle_start + 1}, forever --")
     return "\n".join(lines) if lines else "  (the initial state: no step)"
@@ -682,8 +690,7 @@ def format_steps(trace: Trace) -> str:
 
 def format_violation(v: Violation, model: Model, target: str, arg_items: Sequence[str], stream: IO[str]) -> str:
     """The human report of one violation: banner, counterexample, state, replay command."""
-    n = len(v.trace)
-    when = "in the initial state" if n == 0 else f"after {n} step{'s' if n != 1 else ''}"
+    when = v.when
     # Invariants and liveness properties have names; the other kinds are about an actor (or the whole model).
     if v.kind in ("invariant", "liveness"):
         about = f", property {v.name!r}"

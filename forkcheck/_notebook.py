@@ -596,12 +596,12 @@ class Node:
         self._desc: P.Description | None = None
         self._described = False
         rep = snap.report
-        self.transitions = [Step(i, t.actor, t.label, t.where) for i, t in enumerate(rep.transitions)]
+        self.transitions = [Step.of(i, t) for i, t in enumerate(rep.transitions)]
         self.id = explorer._state_id(rep)
         if parent is not None:
             assert index is not None  # a child is reached by a transition
             info = parent.transitions[index]
-            self.last_step: Step | None = Step(index, info.actor, info.label, info.where, rep.fingerprint.hex())
+            self.last_step: Step | None = Step.of(index, info, rep.fingerprint.hex(), rep.arrived)
             explorer.graph.add_step(parent.id, self.id, self.last_step, once=True)
         else:
             self.last_step = None
@@ -651,7 +651,8 @@ class Node:
         if not found:
             return []
         trace, state = self.trace, self.description()
-        return [Violation(k, n, m, trace, d, state, repr(self.explorer.model)) for k, n, m, d in found]
+        deviations = trace.deviations if self.explorer.model.program == "asyncio" else None
+        return [Violation(k, n, m, trace, d, state, repr(self.explorer.model), deviations) for k, n, m, d in found]
 
     def description(self) -> P.Description | None:
         """The raw description of the state (actors, frames, shared state), fetched once."""
@@ -750,7 +751,7 @@ class Node:
             try:
                 raise_model_error(snap.report, self.explorer.model)
             except ModelError as exc:
-                token = Trace(self.trace.steps + [Step(i, info.actor, info.label, info.where, "")]).token
+                token = Trace(self.trace.steps + [Step.of(i, info)]).token
                 raise ModelError(f"{exc} (reached by {token})") from None
         if snap.report.pid == 0:  # crashed or timed out: no process stays behind
             tree.release(snap)

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: Bumped whenever a message changes shape; checked with the forkcheck version at Load.
-PROTOCOL = 3  # 3: Step became Fork
+PROTOCOL = 4  # 3: Step became Fork; 4: asyncio programs (Load.program, deviations, Report.arrived)
 
 PACKET = 65536 - 512
 _HEADER = struct.Struct("<Q")
@@ -59,6 +59,7 @@ class Load:
     memory_limit: int | None = None  # bytes of address space per snapshot process (RLIMIT_AS)
     huge_pages: bool = True  # collapse the heap into huge pages after setup (_hugepages.collapse)
     opaque: str = "error"  # a state holding an object the fingerprint cannot see: "error" or "distinct"
+    program: str = "model"  # what the model is: "model" (setup and actors, runtime.py) or "asyncio" (aio.py)
     # The explorer's forkcheck: the root refuses a Load from another version, in one line.
     version: str = ""
     protocol: int = 0
@@ -99,6 +100,7 @@ class TransitionInfo:
     actor: str
     label: str
     where: str  # file:line of the await the transition completes ("" for the environment)
+    deviation: int = 0  # asyncio: 1 for a step away from the loop's own first-in first-out order
 
 
 @dataclass
@@ -123,16 +125,17 @@ class Report:
     labels: dict[str, bool] = field(default_factory=dict)  # truth of state predicates (liveness)
     properties: list = field(default_factory=list)  # liveness properties declared by setup: their spec()
     opaque: str = ""  # opaque="distinct": the type of an object the fingerprint could not see, and why
+    arrived: str = ""  # asyncio: where the task of the transition that led here stopped (file:line (what))
 
     def to_wire(self) -> tuple:
         """The fields as builtins only, for ``marshal``."""
         transitions, violations = [], []
         for t in self.transitions:  # loops: comprehensions make function objects, copying pages in a snapshot
-            transitions.append((t.actor, t.label, t.where))
+            transitions.append((t.actor, t.label, t.where, t.deviation))
         for v in self.violations:
             violations.append((v.kind, v.name, v.message, v.details))
         return (self.pid, self.fingerprint, transitions, violations, self.all_done, self.blocked, self.model_error,
-                self.labels, self.properties, self.opaque)
+                self.labels, self.properties, self.opaque, self.arrived)
 
     def found(self, deadlock: bool) -> list[ViolationInfo]:
         """What this state violates: its violations, and a deadlock as one more when deadlocks count.
@@ -149,9 +152,10 @@ class Report:
 
     @classmethod
     def from_wire(cls, t: tuple) -> Report:
-        pid, fingerprint, transitions, violations, all_done, blocked, model_error, labels, properties, opaque = t
+        pid, fingerprint, transitions, violations, all_done, blocked, model_error, labels, properties, opaque, arrived = t
         return cls(pid, fingerprint, [TransitionInfo(*x) for x in transitions], [ViolationInfo(*x) for x in violations],
-                   all_done, blocked, None if model_error is None else tuple(model_error), labels, properties, opaque)
+                   all_done, blocked, None if model_error is None else tuple(model_error), labels, properties, opaque,
+                   arrived)
 
 
 @dataclass

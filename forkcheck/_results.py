@@ -19,7 +19,10 @@ class Violation:
     ``kind`` is one of "invariant", "assertion", "exception", "deadlock",
     "crash", "timeout", "nondeterminism", "liveness"; ``name`` is the property
     or actor concerned; ``details`` holds a traceback where there is one and
-    ``state`` a description of the violating state.
+    ``state`` a description of the violating state.  For an asyncio program,
+    ``deviations`` counts the steps of the trace that leave the event loop's
+    first-in first-out order (0: stock asyncio runs this schedule); None for
+    other models.
     """
 
     kind: str
@@ -29,11 +32,22 @@ class Violation:
     details: str = ""
     state: Any = None
     model: str = ""
+    deviations: int | None = None
+
+    @property
+    def when(self) -> str:
+        """``"after 3 steps"`` (``"in the initial state"``), with the deviations of an asyncio program's trace."""
+        n = len(self.trace)
+        text = "in the initial state" if n == 0 else f"after {n} step{'s' if n > 1 else ''}"
+        if self.deviations is not None:
+            d = self.deviations
+            text += (" with 0 deviations from FIFO (stock asyncio runs this schedule)" if d == 0
+                     else f" with {d} deviation{'s' if d > 1 else ''} from FIFO")
+        return text
 
     def format(self) -> str:
         """The violation as text: the message, the counterexample step by step, the state, how to replay it."""
-        where = "in the initial state" if len(self.trace) == 0 else f"after {len(self.trace)} step{'s' if len(self.trace) > 1 else ''}"
-        out = [f"{self.kind} violation {where}: {self.message}", "", "Counterexample:", self.trace.format()]
+        out = [f"{self.kind} violation {self.when}: {self.message}", "", "Counterexample:", self.trace.format()]
         if self.details:
             out += ["", self.details.rstrip()]
         if self.state is not None:

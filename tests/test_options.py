@@ -42,7 +42,7 @@ def test_every_option_of_check_is_a_field_with_its_default():
     assert OPTION_NAMES == (
         "strategy", "max_depth", "jobs", "deadlock", "seed", "fingerprint", "stop_on_violation", "walks",
         "max_states", "transition_timeout", "time_limit", "progress", "determinism_checks", "fairness",
-        "max_snapshots", "snapshot", "memory_limit", "huge_pages", "opaque")
+        "max_snapshots", "snapshot", "memory_limit", "huge_pages", "opaque", "max_deviations")
     o = CheckOptions()
     assert (o.strategy, o.jobs, o.walks, o.transition_timeout, o.determinism_checks, o.stop_on_violation) == \
         ("dfs", 1, 100, 30.0, 20, True)
@@ -190,6 +190,7 @@ FLAG_SAMPLES = {
     "determinism_checks": (["--determinism-checks", "0"], 0),
     "max_snapshots": (["--max-snapshots", "8"], 8),
     "memory_limit": (["--memory-limit", "2G"], 2 * 2 ** 30),
+    "max_deviations": (["--max-deviations", "2"], 2),
 }
 
 

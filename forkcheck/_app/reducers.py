@@ -124,6 +124,53 @@ def _match(m: Any) -> Any:
     return ("match", m.re, m.string, m.pos, m.endpos, m.regs)
 
 
+_NO_DEFAULT = ("contextvar", "no default")
+
+
+def _contextvar(var: Any) -> Any:
+    # A variable is walked with identity; its name and default never change.  The default is what
+    # get() gives in an empty context.
+    import contextvars
+
+    try:
+        default = contextvars.Context().run(var.get)
+    except LookupError:
+        return ("contextvar", var.name, _NO_DEFAULT)
+    return ("contextvar", var.name, default)
+
+
+def _context(ctx: Any) -> Any:
+    # The variables it holds and their values: a mapping whose iteration order follows the variables'
+    # hashes (their addresses), so a multiset of pairs.
+    from .fingerprint import Unordered
+
+    return ("context", Unordered(list(ctx.items())))
+
+
+def _token(tok: Any) -> Any:
+    # What var.reset(token) depends on: the variable, the value to restore, the context it was made in
+    # and whether it was used already.  The last two have no Python accessor: read from the object
+    # (PyContextToken: head, tok_ctx, tok_var, tok_oldval, int tok_used), checked against .var.
+    import ctypes
+
+    base = id(tok)
+    if ctypes.c_void_p.from_address(base + 24).value != id(tok.var):  # pragma: no cover - another layout
+        raise Opaque(tok, "this Python lays out contextvars.Token differently, so whether it was used cannot be read")
+    ctx = ctypes.cast(ctypes.c_void_p.from_address(base + 16).value, ctypes.py_object).value
+    used = ctypes.c_int.from_address(base + 40).value
+    return ("token", tok.var, tok.old_value, ctx, bool(used))
+
+
+def _traceback(tb: Any) -> Any:
+    # The frames and lines it shows (a future keeps the traceback of its exception to raise it again);
+    # the frames' locals are not state, as for any frame held outside a coroutine (docs/design.md).
+    entries = []
+    while tb is not None:
+        entries.append((tb.tb_frame.f_code, tb.tb_lineno))
+        tb = tb.tb_next
+    return ("traceback", tuple(entries))
+
+
 _ITERTOOLS_WHY = ("forkcheck cannot see its position without __reduce__, which Python 3.12 deprecates and 3.14 "
                   "removes: iterate over a list (list(itertools....)), or write a generator function "
                   "(forkcheck walks generators through their frames)")
@@ -146,6 +193,10 @@ _TABLE: dict[str, Callable[[Any], Any]] = {
     "builtins.odict_values": _dict_view,
     "builtins.odict_items": _dict_view,
     "itertools.count": _count,
+    "_contextvars.Context": _context,
+    "_contextvars.ContextVar": _contextvar,
+    "_contextvars.Token": _token,
+    "builtins.traceback": _traceback,
     "functools._lru_cache_wrapper": refuse(
         "its cache and hit counts are hidden state: if the function is pure, register what matters, e.g. "
         "fc.register_state(functools._lru_cache_wrapper, lambda f: f.__wrapped__)"),

@@ -320,6 +320,7 @@ class Transition:
     """An enabled transition: an actor's pending request completed with a payload."""
 
     __slots__ = ("actor", "request", "payload", "label", "apply")
+    deviation = 0  # a step away from the program's own order (asyncio programs, aio.py); never here
 
     def __init__(self, actor, request, payload, label, apply=None):
         self.actor = actor  # Actor, or None for an environment transition
@@ -352,6 +353,8 @@ class World:
         self.path: list[int] | None = None
         # Requests made in the current step (setup or one actor's step) and where: (request, code, offset).
         self.made: list[tuple[Request, types.CodeType, int]] = []
+        # Where the actor of the last transition stopped, for traces (asyncio programs, aio.py); "" here.
+        self.arrived = ""
 
     # -- building -------------------------------------------------------------
 

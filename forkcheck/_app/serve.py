@@ -104,7 +104,7 @@ def make_report(world: World) -> P.Report:
     for t in enabled:
         actor = t.actor
         if actor is not None:
-            transitions.append(P.TransitionInfo(actor.name, t.label, actor.where()))
+            transitions.append(P.TransitionInfo(actor.name, t.label, actor.where(), t.deviation))
         else:
             transitions.append(P.TransitionInfo(t.request.name, t.label, ""))
     blocked = ""
@@ -135,6 +135,7 @@ def make_report(world: World) -> P.Report:
         labels=labels,
         properties=[prop.spec() for prop in world.liveness],
         opaque=opaque,
+        arrived=world.arrived,
     )
 
 
@@ -294,6 +295,9 @@ def serve(sock: socket.socket, world: World, root: bool, reserve: int | None) ->
                 watched = _getsignal(signal.SIGALRM) is _watchdog
                 if watched:
                     signal.setitimer(signal.ITIMER_REAL, 1.0, 1.0)
+                resume = getattr(world, "resume", None)
+                if resume is not None:
+                    resume(msg.path, watched)  # a program that keeps its own stack (aio.py) goes back to it
                 for k, index in enumerate(msg.path):
                     if k and (world.model_error is not None or world.violations):
                         break  # a rebuild path never goes through violating states; stop defensively
@@ -326,6 +330,17 @@ def _finish_step(sock: socket.socket, world: World, watched: bool) -> int | None
         signal.setitimer(signal.ITIMER_REAL, 0)
     P.send(sock, report)
     return reserve
+
+
+def report_and_serve(world: World, watched: bool) -> None:
+    """In a new snapshot of a program that keeps its own stack (aio.py): report, then serve requests.
+
+    It returns only by the exception that ``world.resume`` raises in a child.
+    """
+    sock = _watched
+    assert sock is not None  # the channel, set by main() and by every fork
+    reserve = _finish_step(sock, world, watched)
+    serve(sock, world, root=False, reserve=reserve)
 
 
 def _watch(sock: socket.socket) -> socket.socket:
@@ -477,10 +492,17 @@ def main(argv: list[str]) -> None:
         os.chdir(load.cwd)
     except OSError:
         pass
+    world: World
+    if load.program == "asyncio":
+        # Imported before the model's modules (cloudpickle below): it blocks asyncio's C accelerator.
+        from .aio import AioWorld
+
+        world = AioWorld(lambda w: serve_root(sock, w, load.huge_pages, reserve), report_and_serve)
+    else:
+        world = World()
     import cloudpickle
 
     _OPAQUE[0] = load.opaque
-    world = World()
     if load.opaque == "distinct":
         world.path = []
     try:

@@ -91,6 +91,12 @@ class CheckOptions:
         "error" refuses it (:class:`forkcheck.OpaqueStateError`); "distinct"
         keeps each such state apart from every other, with an
         :class:`forkcheck.OpaqueStateWarning`.
+    max_deviations : int or None
+        An asyncio program (:func:`forkcheck.asyncio_model`): the most steps
+        away from the event loop's first-in first-out order a schedule may
+        take (a whole number >= 0; 0 explores what stock asyncio runs); None,
+        the default: any order.  States are explored by increasing number of
+        deviations either way (docs/asyncio.md).
 
     Examples
     --------
@@ -128,6 +134,7 @@ class CheckOptions:
     memory_limit: int | None = None
     huge_pages: bool | None = None
     opaque: str = "error"
+    max_deviations: int | None = None
 
     def __post_init__(self) -> None:
         # The messages name the keyword and what to give: tests match them, and the
@@ -136,7 +143,7 @@ class CheckOptions:
             raise UsageError(f"strategy={self.strategy!r} is not a strategy; use one of: {', '.join(STRATEGY_NAMES)}")
         if self.fingerprint not in ("state", "pages"):
             raise UsageError(f"fingerprint={self.fingerprint!r} is not a fingerprint; use 'state' or 'pages'")
-        for name in ("max_depth", "max_states", "determinism_checks"):
+        for name in ("max_depth", "max_states", "determinism_checks", "max_deviations"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
                 raise UsageError(f"{name}={v!r}: give a whole number >= 0, or None for no bound")

@@ -108,10 +108,15 @@ class Search:
             del self.pool.resident[node.sid]
         self.release(node)
 
-    async def expand(self, nodes: list[Node]) -> list[list[Node]]:
+    async def expand(self, nodes: list[Node], plans: list[list[int]] | None = None,
+                     keep: list[bool] | None = None) -> list[list[Node]]:
         """Fork every transition of ``nodes``; visit the children in order.
 
         Returns, per node, the children that reached new states still to expand.
+        ``plans`` forks only the given transitions of each node instead (the
+        search by deviations, ``deviations.py``, takes a state's free steps and
+        its deviations apart); a node whose ``keep`` is true has transitions
+        left to take: it stays a frontier node, its snapshot kept if it can be.
         """
         for node in nodes:
             self.pool.resident.pop(node.sid, None)
@@ -132,7 +137,7 @@ class Search:
             else:
                 await self.pool.materialize(node, bytes.fromhex(self.graph.nodes[node.sid]["fingerprint"]))
         results: dict[tuple[int, int], tuple[Snapshot, Snapshot | None]] = {}
-        plan = [self.reduction.to_expand(node) for node in nodes]
+        plan = plans if plans is not None else [self.reduction.to_expand(node) for node in nodes]
         ready = {(k, i): trio.Event() for k in range(len(nodes)) for i in plan[k]}
 
         async def take(k: int, i: int, reseed: bool = False) -> Snapshot:
@@ -179,16 +184,22 @@ class Search:
             # Visit in transition order as results arrive, so that a child is released or
             # becomes evictable at once: live snapshots stay within max_snapshots.
             for k, node in enumerate(nodes):
-                keep = []
+                children = []
                 for i in plan[k]:
                     await ready[k, i].wait()
                     child, twin = results.pop((k, i))
                     self.pool.unvisited -= 1
                     if twin is not None:
                         await self._nondeterminism(node, i, child, twin)
-                    new = self._visit(node, i, child, again[k])
+                    seen_before = again[k]
+                    if plans is not None and self.reexpand:
+                        # Parts of a state are taken at different times: what was taken is per transition.
+                        taken = self.taken.setdefault(node.sid, set())
+                        seen_before = i in taken
+                        taken.add(i)
+                    new = self._visit(node, i, child, seen_before)
                     if new is not None and self._expandable(new):
-                        keep.append(new)
+                        children.append(new)
                         if self.opts.snapshot == "replay":
                             self.tree.release(child)  # reference mode: states are rebuilt from the root
                             new.snap = None
@@ -196,8 +207,16 @@ class Search:
                             self.pool.resident[new.sid] = new
                     else:
                         self._drop(child)
-                self.pool.retire(node)
-                out.append(keep)
+                if keep is not None and keep[k]:
+                    self.frontier[node.sid] = node.depth  # transitions left: still a frontier node
+                    if node.snap is not None and self.opts.snapshot == "replay":
+                        self.tree.release(node.snap)
+                        node.snap = None
+                    elif node.snap is not None:
+                        self.pool.resident[node.sid] = node
+                else:
+                    self.pool.retire(node)
+                out.append(children)
         self.pool.unpin(pinned)
         self._check_budget()
         return out
@@ -273,7 +292,7 @@ class Search:
         rep = child.report
         info = parent.report.transitions[index]
         if rep.model_error is not None:
-            trace = self.trace_to(parent.sid).steps + [Step(index, info.actor, info.label, info.where, "")]
+            trace = self.trace_to(parent.sid).steps + [Step.of(index, info)]
             try:
                 raise_model_error(rep, self.model)
             except ModelError as exc:
@@ -288,13 +307,13 @@ class Search:
         depth = parent.depth + 1
         if new:
             sid = self._add_state(rep, key)
-            self.parent[sid] = (parent.sid, Step(index, info.actor, info.label, info.where, rep.fingerprint.hex()))
+            self.parent[sid] = (parent.sid, Step.of(index, info, rep.fingerprint.hex(), rep.arrived))
             self.deepest = max(self.deepest, depth)
         assert sid is not None  # a known state's number, or the one just added
         if new or not again:
             self.transitions += 1
             self._progress()
-            self.graph.add_step(parent.sid, sid, Step(index, info.actor, info.label, info.where, rep.fingerprint.hex()))
+            self.graph.add_step(parent.sid, sid, Step.of(index, info, rep.fingerprint.hex(), rep.arrived))
         if new:
             self._record_violations(sid, child)
             self._reached(sid, depth, rep)
@@ -363,7 +382,7 @@ class Search:
         for kind, name, message, details in found:
             if (kind, name) in known:
                 continue  # one counterexample per property: the first found (the shortest under BFS)
-            v = Violation(kind, name, message, trace, details, None, repr(self.model))
+            v = Violation(kind, name, message, trace, details, None, repr(self.model), self._deviations(trace))
             self.violations.append(v)
             self._violating.append((v, snap))
         if self.opts.stop_on_violation:
@@ -385,14 +404,24 @@ class Search:
         a, b = await self.tree.describe(child), await self.tree.describe(twin)
         self.tree.release(twin)
         cause = _first_difference(a, b)
-        trace = Trace(self.trace_to(parent.sid).steps + [Step(index, info.actor, info.label, info.where, "")])
+        trace = Trace(self.trace_to(parent.sid).steps + [Step.of(index, info)])
         message = (f"actor {info.actor} reached different states when '{info.label}' was taken twice from the same "
                    f"state{': ' + cause if cause else ''}. It depends on {OUTSIDE_THE_MODEL}: make it a fc.choose() "
                    "or model state")
         if ("nondeterminism", info.actor) not in {(v.kind, v.name) for v in self.violations}:
-            self.violations.append(Violation("nondeterminism", info.actor, message, trace, "", a, repr(self.model)))
+            self.violations.append(Violation("nondeterminism", info.actor, message, trace, "", a, repr(self.model),
+                                             self._deviations(trace)))
         if self.opts.stop_on_violation:
             self._stop("stopped at the first violation")
+
+    def _deviations(self, trace: Trace) -> int | None:
+        """How far from FIFO an asyncio program's trace goes; None for other models."""
+        return trace.deviations if self.model.program == "asyncio" else None
+
+    def cut_by_bound(self, reason: str) -> None:
+        """A bound of the strategy (``max_deviations``) left transitions untaken: the graph is incomplete."""
+        if reason not in self._reasons:
+            self._reasons.append(reason)
 
     def _check_budget(self) -> None:
         if self.deadline is not None and time.monotonic() > self.deadline:
@@ -423,6 +452,10 @@ async def run_search(search: Search, root: Snapshot) -> None:
         if search.stopped or not search._expandable(node):
             if root not in search._held():
                 search.tree.release(root)
+        elif search.model.program == "asyncio" and search.opts.strategy != "random":
+            from .deviations import by_deviations
+
+            await by_deviations(search, node)
         else:
             await STRATEGIES[search.opts.strategy](search, node)
     await search.describe_violations()
@@ -533,6 +566,12 @@ def check(model: Any, options: CheckOptions | None = None, **kw: Any) -> CheckRe
     """Explore ``model`` with ``options``, the keywords replacing its fields; see :meth:`forkcheck.Model.check`."""
     model = as_model(model)
     opts = CheckOptions.parse(options, **kw)
+    if opts.max_deviations is not None and model.program != "asyncio":
+        raise UsageError(f"max_deviations={opts.max_deviations} applies to asyncio programs (@fc.asyncio_model), "
+                         f"and {model!r} is a @fc.model: drop it")
+    if opts.max_deviations is not None and opts.strategy == "random":
+        raise UsageError(f"max_deviations={opts.max_deviations} cannot be combined with strategy='random' (random "
+                         "walks take any step): use strategy='dfs' or 'bfs', which go by increasing deviations")
     tree = SnapshotTree(model, opts.transition_timeout, huge_pages=opts.uses_huge_pages, opaque=opts.opaque)
     tree.memory_limit = opts.memory_limit
     search = Search(tree, model, opts)
@@ -636,7 +675,7 @@ def replay(model: Any, token: str | Trace) -> Replay:
                              "differently, for instance after an edit of a repr)")
             desc = await tree.describe(child)
             viol = [(v.kind, v.name, v.message) for v in child.report.found(deadlock=True)]
-            steps.append(ReplayStep(info.actor, info.label, info.where, desc, fp, viol))
+            steps.append(ReplayStep(info.actor, info.label, info.where, desc, fp, viol, info.deviation, child.report.arrived))
             fingerprints.append(fp)
             node = child
         cycle = trace.cycle_start

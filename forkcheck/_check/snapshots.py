@@ -109,7 +109,8 @@ class SnapshotTree:
         root = self.root = self._adopt(self.proc.pid, ours)
         version, origin = package_version()
         await P.asend(root.sock, P.Load(blob, list(sys.path), os.getcwd(), memory_limit=self.memory_limit,
-                                           huge_pages=self.huge_pages, opaque=self.opaque, version=version,
+                                           huge_pages=self.huge_pages, opaque=self.opaque, program=self.model.program,
+                                           version=version,
                                            protocol=P.PROTOCOL, origin=origin))
         try:
             report = await P.arecv(root.sock)
