@@ -95,7 +95,7 @@ def _internal(what: str) -> None:
 # --------------------------------------------------------------------------- tasks and futures
 
 
-class _Task(tasks.Task):
+class Task(tasks.Task):
     """asyncio's pure-Python Task, hashed by its name rather than its address.
 
     Sets of tasks (``asyncio.wait``'s, ``all_tasks()``, a TaskGroup's) then
@@ -117,7 +117,7 @@ class _Task(tasks.Task):
         return state
 
 
-class _Future(futures.Future):
+class Future(futures.Future):
     """A future of ``loop.create_future()``, hashed by the order of its creation rather than its address."""
 
     def __init__(self, *, loop: Any, number: int) -> None:
@@ -319,16 +319,16 @@ class ControlledLoop(base_events.BaseEventLoop):
 
     # -- tasks and futures ----------------------------------------------------
 
-    def create_future(self) -> _Future:
+    def create_future(self) -> Future:
         self._futures += 1
-        return _Future(loop=self, number=self._futures)
+        return Future(loop=self, number=self._futures)
 
     def create_task(self, coro: Any, *, name: Any = None, context: Any = None) -> Any:
         self._check_closed()
         if name is None:
             name = self._world.task_name(self, coro)
         if self._task_factory is None:
-            task = _Task(coro, loop=self, name=str(name), context=context)
+            task = Task(coro, loop=self, name=str(name), context=context)
             if task._source_traceback:
                 del task._source_traceback[-1]
         else:
@@ -623,6 +623,7 @@ class AioWorld(World):
         self._watched = False
         self._setup_frame: types.FrameType | None = None
         self._simple: dict[tuple[types.CodeType, int], str] = {}
+        self._fn: Callable | None = None
         self._main_coro: Any = None  # async def main's coroutine: its task's failure is the program's
         self._main_failure: BaseException | None = None  # reported when main's task failed, not again at the end
         self.arrived = ""
@@ -682,6 +683,7 @@ class AioWorld(World):
 
     def setup(self, fn: Callable, args: tuple, kwargs: dict) -> None:
         _runtime._WORLD = self
+        self._fn = fn
         self._add_globals(fn)
         self.in_setup = True  # fc.invariant() is allowed until the initial state (_SetupOnly checks)
         if tasks.Task is not tasks._PyTask or futures.Future is not futures._PyFuture:
@@ -721,14 +723,16 @@ class AioWorld(World):
 
     def _program_failed(self, exc: BaseException) -> None:
         """The program (its main) raised ``exc``: a violation, unless it is forkcheck's own UsageError."""
+        who = self.main_task.get_name() if self._main_coro is not None and self.main_task is not None else \
+            f"{getattr(self._fn, '__name__', 'the program')}()"
         if isinstance(exc, UsageError):
             self._model_error(exc)
         elif isinstance(exc, AssertionError):
-            self._failed("assertion", exc, "the program")
+            self._failed("assertion", exc, who)
         elif isinstance(exc, SystemExit):
             self.violations.append(("crash", "main", f"the program called sys.exit({exc.code!r})", _format_tb(exc)))
         else:
-            self._failed("exception", exc, "the program")
+            self._failed("exception", exc, who)
 
     def _end_checks(self) -> None:
         """At the end of the program: garbage collected (its finalizers report), then unretrieved task exceptions."""
@@ -756,6 +760,8 @@ class AioWorld(World):
         try:
             self._serve(final=False)
         except Resume as r:
+            # asyncio forgets its running loop in a forked child (it keeps the pid it was set in).
+            events._set_running_loop(loop)
             self.root = False
             self._watched = r.watched
             self._path = list(r.path[1:])
@@ -926,7 +932,8 @@ class AioWorld(World):
             text = _one_line(exc) if str(exc).strip() else (_runtime._failing_line(exc) or "assert failed")
             message = f"assertion failed in {who}: {text}"
         else:
-            message = f"{who} raised {type(exc).__name__}: {_one_line(exc)}"
+            text = str(exc).strip()
+            message = f"{who} raised {type(exc).__name__}" + (f": {_one_line(exc)}" if text else "")
         self.violations.append((kind, name, message, _format_tb(exc)))
 
     def _model_error(self, exc: BaseException) -> None:
