@@ -60,6 +60,7 @@ class Load:
     huge_pages: bool = True  # collapse the heap into huge pages after setup (_hugepages.collapse)
     opaque: str = "error"  # a state holding an object the fingerprint cannot see: "error" or "distinct"
     program: str = "model"  # what the model is: "model" (setup and actors, runtime.py) or "asyncio" (aio.py)
+    queue_order: bool = False  # asyncio with max_deviations: report the order of the loop's queues (Report.order)
     # The explorer's forkcheck: the root refuses a Load from another version, in one line.
     version: str = ""
     protocol: int = 0
@@ -126,6 +127,9 @@ class Report:
     properties: list = field(default_factory=list)  # liveness properties declared by setup: their spec()
     opaque: str = ""  # opaque="distinct": the type of an object the fingerprint could not see, and why
     arrived: str = ""  # asyncio: where the task of the transition that led here stopped (file:line (what))
+    # asyncio with Load.queue_order: a digest of the state with the order of the loop's queues, which the
+    # fingerprint leaves out; with a bound on deviations the order decides which steps are free.
+    order: bytes = b""
 
     def to_wire(self) -> tuple:
         """The fields as builtins only, for ``marshal``."""
@@ -135,7 +139,7 @@ class Report:
         for v in self.violations:
             violations.append((v.kind, v.name, v.message, v.details))
         return (self.pid, self.fingerprint, transitions, violations, self.all_done, self.blocked, self.model_error,
-                self.labels, self.properties, self.opaque, self.arrived)
+                self.labels, self.properties, self.opaque, self.arrived, self.order)
 
     def found(self, deadlock: bool) -> list[ViolationInfo]:
         """What this state violates: its violations, and a deadlock as one more when deadlocks count.
@@ -152,10 +156,11 @@ class Report:
 
     @classmethod
     def from_wire(cls, t: tuple) -> Report:
-        pid, fingerprint, transitions, violations, all_done, blocked, model_error, labels, properties, opaque, arrived = t
+        (pid, fingerprint, transitions, violations, all_done, blocked, model_error, labels, properties, opaque, arrived,
+         order) = t
         return cls(pid, fingerprint, [TransitionInfo(*x) for x in transitions], [ViolationInfo(*x) for x in violations],
                    all_done, blocked, None if model_error is None else tuple(model_error), labels, properties, opaque,
-                   arrived)
+                   arrived, order)
 
 
 @dataclass

@@ -547,3 +547,16 @@ async def late_invariant():
 @fc.asyncio_model
 async def uses_fc_checkpoint():
     await fc.checkpoint()
+
+
+@fc.asyncio_model
+async def increments(n=3):
+    """Atomic increments between awaits: many schedules, few distinct states (they commute)."""
+    state = {"x": 0}
+
+    async def inc():
+        await asyncio.sleep(0)
+        state["x"] += 1
+
+    await asyncio.gather(*(inc() for _ in range(n)))
+    assert state["x"] == n

@@ -267,22 +267,28 @@ class ControlledLoop(base_events.BaseEventLoop):
         # so that the canonical key of a task or a handle does not walk the whole loop.
         return ("loop", self._closed)
 
-    def state(self) -> tuple:
+    def state(self, ordered: bool) -> tuple:
         """Everything the loop's future behaviour depends on.
 
-        The ready queue and the timers are sequences: their order decides what
-        stock asyncio runs next, so two states that differ only in it are two
-        states (a step in another order is a deviation, and the counts of
-        deviations must be the same from equal states).  The timers go in the
-        order they fire: by time, ties in the order they were scheduled.
+        The ready queue and the timers are multisets (the callbacks of the
+        current iteration apart from those added since): any order of them
+        can be taken, so states that differ only in it reach the same states
+        and meet.  ``ordered`` gives the sequences instead, timers by time and
+        ties in the order they were scheduled: the order decides which step is
+        stock asyncio's (free) and which a deviation, which a bound on
+        deviations must tell apart (``AioWorld.order_fingerprint``).
         """
         timers = []
         for when, _, handle in sorted(self._timers, key=_timer_key):
             timers.append((when, handle))
-        return ("loop", self._now, self._batch, list(self._ready), timers, self._stopping, self._closed, self._debug,
-                self._task_factory, self._exception_handler, self.slow_callback_duration,
-                Unordered(list(self._asyncgens)), self._asyncgens_shutdown_called, self._executor_shutdown_called,
-                self._default_executor)
+        ready = list(self._ready)
+        if ordered:
+            queues: tuple = (self._batch, ready, timers)
+        else:
+            queues = (Unordered(ready[: self._batch]), Unordered(ready[self._batch:]), Unordered(timers))
+        return ("loop", self._now, queues, self._stopping, self._closed, self._debug, self._task_factory,
+                self._exception_handler, self.slow_callback_duration, Unordered(list(self._asyncgens)),
+                self._asyncgens_shutdown_called, self._executor_shutdown_called, self._default_executor)
 
     # -- time -----------------------------------------------------------------
 
@@ -455,7 +461,7 @@ class _Roots:
         loops = []
         for loop in world.loops:
             if not loop._closed:
-                loops.append((loop, loop.state()))
+                loops.append((loop, loop.state(world.ordered)))
         local = world.policy._local
         stack = []
         for frame in world.stack:
@@ -600,10 +606,13 @@ class AioWorld(World):
     (``serve.report_and_serve``).  Neither returns but by :class:`Resume`.
     """
 
-    def __init__(self, start_serving: Callable[[World], None], serve_again: Callable[[World, bool], None]) -> None:
+    def __init__(self, start_serving: Callable[[World], None], serve_again: Callable[[World, bool], None],
+                 queue_order: bool = False) -> None:
         super().__init__()
         self._start_serving = start_serving
         self._serve_again = serve_again
+        self.order_matters = queue_order  # a bound on deviations: reports carry order_fingerprint()
+        self.ordered = False  # the walk in progress takes the loop's queues in their order
         self.invariants = _SetupOnly(self, "invariant")  # type: ignore[assignment]
         self.liveness = _SetupOnly(self, "eventually")
         self.made = _NoRequests(self)  # type: ignore[assignment]
@@ -648,6 +657,16 @@ class AioWorld(World):
 
     def enabled(self) -> list:  # type: ignore[override]
         return self._options
+
+    def order_fingerprint(self) -> bytes:
+        """The fingerprint of the state with the loop's queues in their order (the fingerprint has them as multisets)."""
+        from .fingerprint import state_fingerprint
+
+        self.ordered = True
+        try:
+            return state_fingerprint(self)
+        finally:
+            self.ordered = False
 
     def execute(self, index: int) -> None:  # pragma: no cover - serve resumes an asyncio program instead
         raise RuntimeError("an asyncio program is resumed (AioWorld.resume), not executed")

@@ -333,6 +333,9 @@ class Transition:
 class World:
     """The whole simulated program inside one snapshot process."""
 
+    #: Whether reports carry ``order_fingerprint()`` besides the fingerprint (asyncio programs, aio.py).
+    order_matters = False
+
     def __init__(self) -> None:
         self.actors: list[Actor] = []
         self.invariants: list[tuple[str, Callable[[], Any]]] = []
@@ -584,6 +587,10 @@ class World:
         waiting = [a for a in self.actors if not a.done and not a.failed]
         parts = [f"{a.name} waits for {a.pending.describe() if a.pending else '?'} at {_where.short(a.where())}" for a in waiting]
         return "deadlock: no actor can move; " + "; ".join(parts)
+
+    def order_fingerprint(self) -> bytes:
+        """What the fingerprint leaves out and the state key needs (asyncio programs, aio.py); nothing here."""
+        return b""
 
     def all_done(self) -> bool:
         for a in self.actors:  # a loop: a generator expression would make a function object per state

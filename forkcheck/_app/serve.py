@@ -136,6 +136,7 @@ def make_report(world: World) -> P.Report:
         properties=[prop.spec() for prop in world.liveness],
         opaque=opaque,
         arrived=world.arrived,
+        order=world.order_fingerprint() if world.order_matters and not opaque else b"",
     )
 
 
@@ -497,7 +498,8 @@ def main(argv: list[str]) -> None:
         # Imported before the model's modules (cloudpickle below): it blocks asyncio's C accelerator.
         from .aio import AioWorld
 
-        world = AioWorld(lambda w: serve_root(sock, w, load.huge_pages, reserve), report_and_serve)
+        world = AioWorld(lambda w: serve_root(sock, w, load.huge_pages, reserve), report_and_serve,
+                         queue_order=load.queue_order)
     else:
         world = World()
     import cloudpickle

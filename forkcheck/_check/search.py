@@ -572,7 +572,8 @@ def check(model: Any, options: CheckOptions | None = None, **kw: Any) -> CheckRe
     if opts.max_deviations is not None and opts.strategy == "random":
         raise UsageError(f"max_deviations={opts.max_deviations} cannot be combined with strategy='random' (random "
                          "walks take any step): use strategy='dfs' or 'bfs', which go by increasing deviations")
-    tree = SnapshotTree(model, opts.transition_timeout, huge_pages=opts.uses_huge_pages, opaque=opts.opaque)
+    tree = SnapshotTree(model, opts.transition_timeout, huge_pages=opts.uses_huge_pages, opaque=opts.opaque,
+                        queue_order=opts.max_deviations is not None)
     tree.memory_limit = opts.memory_limit
     search = Search(tree, model, opts)
     start = time.perf_counter()

@@ -70,8 +70,9 @@ class SnapshotTree:
     """The root snapshot process, its descendants, and the explorer's handles on them."""
 
     def __init__(self, model: Model, transition_timeout: float = 30.0, huge_pages: bool | None = True,
-                 opaque: str = "error") -> None:
+                 opaque: str = "error", queue_order: bool = False) -> None:
         self.model = model
+        self.queue_order = queue_order  # Load.queue_order
         self.opaque = opaque  # Load.opaque
         self.transition_timeout = transition_timeout
         self.proc: subprocess.Popen | None = None
@@ -110,6 +111,7 @@ class SnapshotTree:
         version, origin = package_version()
         await P.asend(root.sock, P.Load(blob, list(sys.path), os.getcwd(), memory_limit=self.memory_limit,
                                            huge_pages=self.huge_pages, opaque=self.opaque, program=self.model.program,
+                                           queue_order=self.queue_order,
                                            version=version,
                                            protocol=P.PROTOCOL, origin=origin))
         try:
