@@ -1042,8 +1042,11 @@ def _replay_lines(rep: Any, trace: Trace, model: Any, only: int | None, ended: b
             continue
         if cycle is not None and k == cycle + 1:
             out.append("-- loop starts here --")
-        where = f"  ({_where.relative(st.where)})" if st.where else ""
-        out.append(f"Step {k}. {st.actor}: {st.label}{where}")
+        if getattr(st, "to", ""):  # an asyncio program's step: where it resumed, and where it stopped
+            out.append(f"Step {k}. {st.label} -> {st.to}")
+        else:
+            where = f"  ({_where.relative(st.where)})" if st.where else ""
+            out.append(f"Step {k}. {st.actor}: {st.label}{where}")
         out.append(format_state(st.state) if st.state is not None else "  (no state: the snapshot "
                    "process did not survive this step)")
         out += show_violations(st.violations)

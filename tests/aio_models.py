@@ -560,3 +560,65 @@ async def increments(n=3):
 
     await asyncio.gather(*(inc() for _ in range(n)))
     assert state["x"] == n
+
+
+# --------------------------------------------------------------------------- stock asyncio's own order
+
+
+async def scenario(order):
+    """Tasks, sleeps, call_soon, call_later(0), an event, a queue: the order stock asyncio runs them in."""
+    loop = asyncio.get_running_loop()
+
+    async def a():
+        order.append("a1")
+        await asyncio.sleep(0)
+        order.append("a2")
+        await asyncio.sleep(0.5)
+        order.append("a3")
+
+    async def b():
+        order.append("b1")
+        loop.call_later(0, order.append, "later0")
+        loop.call_soon(order.append, "soon")
+        await asyncio.sleep(0)
+        order.append("b2")
+        await asyncio.sleep(0.5)
+        order.append("b3")
+
+    ev = asyncio.Event()
+
+    async def c():
+        await ev.wait()
+        order.append("c")
+
+    q: asyncio.Queue = asyncio.Queue(maxsize=1)
+
+    async def producer():
+        for i in range(2):
+            await q.put(i)
+            order.append(f"put{i}")
+
+    async def consumer():
+        for _ in range(2):
+            order.append(f"got{await q.get()}")
+
+    tc = asyncio.create_task(c())
+    loop.call_later(0.2, ev.set)
+    await asyncio.gather(a(), b(), producer(), consumer())
+    await tc
+
+
+@fc.asyncio_model
+async def stock_order(expected=()):
+    order: list = []
+    await scenario(order)
+    assert order == list(expected), order
+
+
+@fc.asyncio_model
+def entry_runner():
+    """asyncio.Runner as a context manager: accepted (the runner is a local, the with block's exit its method)."""
+    state = {"x": 0}
+    with asyncio.Runner() as runner:
+        runner.run(_amain(state))
+    assert state["x"] == 2, f"lost an update: {state['x']}"

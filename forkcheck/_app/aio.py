@@ -133,6 +133,13 @@ class Future(futures.Future):
         return state
 
 
+def _every_task() -> list:
+    """Every task asyncio knows of, done ones included until they are collected (3.12 splits the set in two)."""
+    if hasattr(tasks, "_all_tasks"):
+        return list(tasks._all_tasks)
+    return list(tasks._scheduled_tasks) + list(tasks._eager_tasks)
+
+
 def _task_of(handle: Any) -> Any:
     """The task whose step ``handle`` runs (``Task.__step``, ``Task.__wakeup``), or None."""
     owner = getattr(handle._callback, "__self__", None)
@@ -164,10 +171,17 @@ def _is_user(filename: str) -> bool:
     return not filename.startswith(_STDLIB) and not filename.startswith(_PACKAGE_DIR)
 
 
+def _private(qualname: str) -> bool:
+    """``_wait``, ``_ContextManagerMixin.__aenter__``, ``__sleep0``: a name part with a leading underscore, dunders apart."""
+    for part in qualname.split("."):
+        if part.startswith("_") and not (part.startswith("__") and part.endswith("__")):
+            return True
+    return False
+
+
 def _awaits(frame: types.FrameType) -> str:
     """What a frame of asyncio (or another library) stands for in "waits at x (what)"."""
-    code = frame.f_code
-    name = code.co_qualname
+    name = frame.f_code.co_qualname
     if name == "Future.__await__":
         fut = frame.f_locals.get("self")
         if isinstance(fut, tasks.Task):
@@ -175,7 +189,7 @@ def _awaits(frame: types.FrameType) -> str:
         if isinstance(fut, tasks._GatheringFuture):
             return "gather"
         return "a future"
-    return name
+    return name.rpartition(".<locals>.")[2]
 
 
 def task_site(task: Any) -> tuple[str, str]:
@@ -190,9 +204,17 @@ def task_site(task: Any) -> tuple[str, str]:
             k = i
     frame = chain[k][0]
     site = f"{frame.f_code.co_filename}:{frame.f_lineno}"
-    if chain[0][0].f_lasti < 0:
+    coro = chain[0][1]
+    if not getattr(coro, "cr_suspended", getattr(coro, "gi_suspended", True)) and \
+            not getattr(coro, "cr_running", getattr(coro, "gi_running", False)):
         return site, "start"  # not started yet: at its def line
-    return site, _awaits(chain[k + 1][0]) if k + 1 < len(chain) else ""
+    below = [f for f, _ in chain[k + 1:]]
+    if not below:
+        return site, ""
+    # The deepest public function of the library (Lock.acquire under the mixin's __aenter__, sleep
+    # over its __sleep0), else what the future awaited is.
+    public = [f for f in below if f.f_code.co_qualname != "Future.__await__" and not _private(f.f_code.co_qualname)]
+    return site, public[-1].f_code.co_qualname if public else _awaits(below[-1])
 
 
 def _fmt_time(t: float) -> str:
@@ -579,7 +601,7 @@ class _SetupOnly(list):
 
     def append(self, item: Any) -> None:
         if self.world.started:
-            self.world.refuse(f"fc.{self.what}() after main's first await", "setup")
+            self.world.refuse(f"{self.what} declared after main's first await", "setup")
         super().append(item)
 
 
@@ -613,8 +635,8 @@ class AioWorld(World):
         self._serve_again = serve_again
         self.order_matters = queue_order  # a bound on deviations: reports carry order_fingerprint()
         self.ordered = False  # the walk in progress takes the loop's queues in their order
-        self.invariants = _SetupOnly(self, "invariant")  # type: ignore[assignment]
-        self.liveness = _SetupOnly(self, "eventually")
+        self.invariants = _SetupOnly(self, "fc.invariant()")  # type: ignore[assignment]
+        self.liveness = _SetupOnly(self, "a liveness property (fc.eventually, fc.leads_to, ...)")
         self.made = _NoRequests(self)  # type: ignore[assignment]
         self.loops: list[ControlledLoop] = []
         self.loop: ControlledLoop | None = None  # the loop at the last choice
@@ -756,7 +778,7 @@ class AioWorld(World):
     def _end_checks(self) -> None:
         """At the end of the program: garbage collected (its finalizers report), then unretrieved task exceptions."""
         gc.collect()
-        for task in list(tasks._all_tasks):
+        for task in _every_task():
             if task.done() and not task.cancelled() and getattr(task, "_Future__log_traceback", False):
                 task._Future__log_traceback = False
                 self._task_failure(task, "Task exception was never retrieved")
@@ -825,9 +847,9 @@ class AioWorld(World):
             task = _task_of(handle)
             note = f" ({_ordinal(k + 1)} of {n} ready)" if k else ""
             if task is not None:
-                site, _ = task_site(task)
+                site, what = task_site(task)
                 who = _Who(task.get_name(), site)
-                label = f"t={now} task {who.name}{note}: {_where.short(site)}"
+                label = f"t={now} task {who.name}{note}: {_where.short(site)}" + (" (start)" if what == "start" else "")
             else:
                 who = _Who("loop", "")
                 kind = "timer" if isinstance(handle, events.TimerHandle) else "callback"
@@ -1015,13 +1037,22 @@ def _callback_name(handle: Any) -> str:
             owner = arg
             break
     if owner is not None:
-        for t in tasks._all_tasks:
+        for t in _every_task():
             if getattr(t, "_fut_waiter", None) is owner:
                 return f"{name} (wakes task {t.get_name()})"
     return name
 
 
 # --------------------------------------------------------------------------- the program's own frames
+
+
+def _runners(block: ast.With | ast.AsyncWith, frame: types.FrameType) -> bool:
+    """Whether every context manager of a with block is an asyncio.Runner bound to a name (``as runner``)."""
+    for item in block.items:
+        var = item.optional_vars
+        if not (isinstance(var, ast.Name) and isinstance(frame.f_locals.get(var.id), asyncio.Runner)):
+            return False
+    return True
 
 
 def _hidden_values(frame: types.FrameType) -> str:
@@ -1052,18 +1083,22 @@ def _hidden_values(frame: types.FrameType) -> str:
         return f"{code.co_qualname}() at {_where.short(where)}: the call that runs the loop cannot be found: {fix}"
     l0, l1, c0, c1 = positions[k]
     parents: dict[ast.AST, ast.AST] = {}
-    call = None
+    call: ast.AST | None = None
     for node in ast.walk(tree):
         for child in ast.iter_child_nodes(node):
             parents[child] = node
-        if (isinstance(node, ast.Call) and node.lineno == l0 and node.end_lineno == l1
+        if (isinstance(node, (ast.Call, ast.With)) and node.lineno == l0 and node.end_lineno == l1
                 and node.col_offset == c0 and node.end_col_offset == c1):
-            call = node
+            call = node  # a call, or the exit of a with block (asyncio.Runner's __exit__ runs the loop too)
     if call is None:
         return f"{code.co_qualname}() at {_where.short(where)}: the call that runs the loop cannot be found: {fix}"
-    stmt = parents.get(call)
-    ok = (isinstance(stmt, (ast.Expr, ast.Return)) or (isinstance(stmt, (ast.Assign, ast.AnnAssign))
-                                                        and stmt.value is call))
+    if isinstance(call, ast.With):
+        stmt: ast.AST | None = call
+        ok = _runners(call, frame)
+    else:
+        stmt = parents.get(call)
+        ok = (isinstance(stmt, (ast.Expr, ast.Return)) or (isinstance(stmt, (ast.Assign, ast.AnnAssign))
+                                                            and stmt.value is call))
     node: ast.AST | None = stmt
     while ok and node is not None and not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Module)):
         parent = parents.get(node)
@@ -1072,10 +1107,7 @@ def _hidden_values(frame: types.FrameType) -> str:
         elif isinstance(parent, ast.ExceptHandler) or (isinstance(parent, ast.Try) and node in parent.finalbody):
             ok = False  # so may be the exception being handled
         elif isinstance(parent, (ast.With, ast.AsyncWith)) and node in parent.body:
-            for item in parent.items:
-                var = item.optional_vars
-                if not (isinstance(var, ast.Name) and isinstance(frame.f_locals.get(var.id), asyncio.Runner)):
-                    ok = False
+            ok = _runners(parent, frame)  # the exit of the block is on the stack: only Runner's is its local
         node = parent
     if ok:
         return ""
