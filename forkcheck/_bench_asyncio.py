@@ -51,7 +51,7 @@ async def increments(n=3):
 @fc.asyncio_model
 async def pipeline(n=2):
     """A producer, a bounded queue and two consumers, with task_done and join."""
-    q: asyncio.Queue = asyncio.Queue(maxsize=1)
+    q = asyncio.Queue(maxsize=1)
     got = []
 
     async def consumer():

@@ -1,3 +1,6 @@
+# This module drives asyncio through its private attributes (the loop's queues, the tasks' steps), which the
+# type stubs do not declare.
+# mypy: disable-error-code="attr-defined"
 """asyncio programs inside a snapshot: a controlled event loop (the second program kind, beside runtime.py).
 
 The snapshot process checks an unmodified asyncio program: ``@fc.asyncio_model``
@@ -317,7 +320,8 @@ class ControlledLoop(base_events.BaseEventLoop):
     def time(self) -> float:
         return self._now
 
-    def call_at(self, when: float, callback: Callable[..., Any], *args: Any, context: Any = None) -> events.TimerHandle:
+    def call_at(self, when: float, callback: Callable[..., Any], *args: Any,  # type: ignore[override]
+                context: Any = None) -> events.TimerHandle:
         if when is None:
             raise TypeError("when cannot be None")
         self._check_closed()
@@ -367,7 +371,8 @@ class ControlledLoop(base_events.BaseEventLoop):
 
     # -- the outside world ----------------------------------------------------
 
-    def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any, context: Any = None) -> events.Handle:
+    def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any,  # type: ignore[override]
+                             context: Any = None) -> events.Handle:
         if threading.get_ident() != self._world.thread:
             self._world.refuse("loop.call_soon_threadsafe() from another thread", "threads")
         return self.call_soon(callback, *args, context=context)
@@ -635,14 +640,14 @@ class AioWorld(World):
         self._serve_again = serve_again
         self.order_matters = queue_order  # a bound on deviations: reports carry order_fingerprint()
         self.ordered = False  # the walk in progress takes the loop's queues in their order
-        self.invariants = _SetupOnly(self, "fc.invariant()")  # type: ignore[assignment]
+        self.invariants = _SetupOnly(self, "fc.invariant()")
         self.liveness = _SetupOnly(self, "a liveness property (fc.eventually, fc.leads_to, ...)")
-        self.made = _NoRequests(self)  # type: ignore[assignment]
+        self.made = _NoRequests(self)
         self.loops: list[ControlledLoop] = []
         self.loop: ControlledLoop | None = None  # the loop at the last choice
         self.tasks: list[Any] = []  # pending tasks, strongly held (asyncio holds them weakly)
         self.main_task: Any = None
-        self.policy = _Policy(self)
+        self.policy = _Policy(self)  # type: ignore[abstract]  # child watchers: subprocesses are refused
         self.thread = threading.get_ident()
         self.stack: list[types.FrameType] = []  # the program's frames below the loop, at the last choice
         self.started = False  # the initial state was reached
@@ -661,7 +666,7 @@ class AioWorld(World):
 
     # -- World's interface ----------------------------------------------------
 
-    @property  # type: ignore[override]
+    @property
     def actors(self) -> list:
         out: list = [_RootActor(self)]
         live = []
@@ -677,7 +682,7 @@ class AioWorld(World):
     def actors(self, value: list) -> None:
         pass  # World.__init__ sets it; the actors are the world's tasks
 
-    def enabled(self) -> list:  # type: ignore[override]
+    def enabled(self) -> list:
         return self._options
 
     def order_fingerprint(self) -> bytes:
@@ -785,7 +790,7 @@ class AioWorld(World):
 
     # -- choices --------------------------------------------------------------
 
-    def decide(self, loop: ControlledLoop, choices: list[int]) -> int:
+    def decide(self, loop: ControlledLoop, choices: list[int]) -> int:  # type: ignore[return]  # or never returns
         """A choice point of ``loop``: report the state, and take the transition the explorer forks."""
         self.loop = loop
         self._options = self._describe(loop, choices)
@@ -914,7 +919,7 @@ class AioWorld(World):
         coro = getattr(task, "_coro", None)
         frame = getattr(coro, "cr_frame", None)
         g = getattr(frame, "f_globals", None)
-        if g is not None and _is_user(frame.f_code.co_filename) and all(g is not r for r in self.globals_roots):
+        if frame is not None and g is not None and _is_user(frame.f_code.co_filename) and all(g is not r for r in self.globals_roots):
             self.globals_roots.append(g)
             self.globals_roots.sort(key=lambda d: str(d.get("__name__", "")))
 
@@ -1084,12 +1089,12 @@ def _hidden_values(frame: types.FrameType) -> str:
     l0, l1, c0, c1 = positions[k]
     parents: dict[ast.AST, ast.AST] = {}
     call: ast.AST | None = None
-    for node in ast.walk(tree):
-        for child in ast.iter_child_nodes(node):
-            parents[child] = node
-        if (isinstance(node, (ast.Call, ast.With)) and node.lineno == l0 and node.end_lineno == l1
-                and node.col_offset == c0 and node.end_col_offset == c1):
-            call = node  # a call, or the exit of a with block (asyncio.Runner's __exit__ runs the loop too)
+    for n in ast.walk(tree):
+        for child in ast.iter_child_nodes(n):
+            parents[child] = n
+        if (isinstance(n, (ast.Call, ast.With)) and n.lineno == l0 and n.end_lineno == l1
+                and n.col_offset == c0 and n.end_col_offset == c1):
+            call = n  # a call, or the exit of a with block (asyncio.Runner's __exit__ runs the loop too)
     if call is None:
         return f"{code.co_qualname}() at {_where.short(where)}: the call that runs the loop cannot be found: {fix}"
     if isinstance(call, ast.With):

@@ -156,7 +156,7 @@ def _token(tok: Any) -> Any:
     base = id(tok)
     if ctypes.c_void_p.from_address(base + 24).value != id(tok.var):  # pragma: no cover - another layout
         raise Opaque(tok, "this Python lays out contextvars.Token differently, so whether it was used cannot be read")
-    ctx = ctypes.cast(ctypes.c_void_p.from_address(base + 16).value, ctypes.py_object).value
+    ctx = ctypes.cast(ctypes.c_void_p.from_address(base + 16).value or 0, ctypes.py_object).value
     used = ctypes.c_int.from_address(base + 40).value
     return ("token", tok.var, tok.old_value, ctx, bool(used))
 
