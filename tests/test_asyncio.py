@@ -265,8 +265,8 @@ def test_a_cancelled_call_later_does_not_run_unless_it_was_due_first():
 
 
 def test_task_names_come_back_so_a_server_loop_has_finitely_many_states():
-    r = M.serve_forever.check()
-    assert r.ok and r.complete, r.summary()
+    r = M.serve_forever.check(max_states=2000)  # the bound only keeps a broken naming from running forever
+    assert r.ok and r.complete and r.stats.states < 50, r.summary()
     labels = {d["label"] for _, _, d in r.graph.edges(data=True)}
     assert any("task handle-1" in lbl for lbl in labels) and not any("handle-2" in lbl for lbl in labels)
 
