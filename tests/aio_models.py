@@ -622,3 +622,27 @@ def entry_runner():
     with asyncio.Runner() as runner:
         runner.run(_amain(state))
     assert state["x"] == 2, f"lost an update: {state['x']}"
+
+
+@fc.asyncio_model
+async def hidden_callback(later=True):
+    """Which task ran first shows only in a callback that the loop alone holds (a timer, or a ready callback):
+    the loop's queues must be state, or the two orders meet and the alarm is lost."""
+    loop = asyncio.get_running_loop()
+    state = {"first": None}
+
+    def alarm():
+        raise RuntimeError("b ran first")
+
+    async def t(name):
+        if state["first"] is None:
+            state["first"] = "taken"
+            if name == "b":
+                if later:
+                    loop.call_later(1, alarm)
+                else:
+                    loop.call_soon(alarm)
+        await asyncio.sleep(0)
+
+    await asyncio.gather(t("a"), t("b"))
+    await asyncio.sleep(2)

@@ -271,6 +271,15 @@ def test_task_names_come_back_so_a_server_loop_has_finitely_many_states():
     assert any("task handle-1" in lbl for lbl in labels) and not any("handle-2" in lbl for lbl in labels)
 
 
+@pytest.mark.parametrize("later", [True, False])
+def test_the_loops_queues_are_state(later):
+    # After both tasks ran, only a timer (or a ready callback) that the loop alone holds tells the orders apart.
+    assert M.hidden_callback(later=later).check(max_deviations=0).ok
+    v = first(M.hidden_callback(later=later))
+    assert (v.kind, v.deviations) == ("exception", 1)
+    assert "Exception in callback alarm" in v.message and "RuntimeError: b ran first" in v.message
+
+
 def test_contexts_are_state_and_each_task_sees_its_own():
     passes_in_every_mode(M.context_per_task)
 

@@ -498,8 +498,13 @@ class _Roots:
             for name in names:
                 values.append((name, loc[name]))
             stack.append((frame.f_code, frame.f_lasti, tuple(values)))
+        # What went wrong in the step that led here: an exception in a callback or a task exception never
+        # retrieved leaves no other trace, and a state that reports one must not meet one that does not.
+        failures = []
+        for kind, name, message, _ in world.violations:
+            failures.append((kind, name, message))
         return ("asyncio", loops, getattr(local, "_loop", None), getattr(local, "_set_called", False), stack,
-                world.finished)
+                world.finished, failures)
 
 
 class _Who:
@@ -958,6 +963,10 @@ class AioWorld(World):
         """The loop's exception handler: what stock asyncio logs is a violation here."""
         exc = context.get("exception")
         message = context.get("message") or "unhandled exception"
+        handle = context.get("handle")
+        if handle is not None and message.startswith("Exception in callback"):
+            message = f"Exception in callback {_callback_name(handle)}"  # asyncio's names the file by its path
+        message = _runtime._ADDRESS.sub("", message)  # the message is state: the same in every process
         owner = context.get("task") or context.get("future")
         name = owner.get_name() if isinstance(owner, tasks.Task) else self._running_name() or "loop"
         if isinstance(exc, UsageError):
