@@ -469,9 +469,10 @@ async def context_per_task():
     seen = []
 
     async def handler(rid):
-        request_id.set(rid)
+        token = request_id.set(rid)  # held across the await: tokens are state too
         await asyncio.sleep(0)
         seen.append((rid, request_id.get()))
+        request_id.reset(token)
 
     await asyncio.gather(handler(1), handler(2))
     assert all(a == b for a, b in seen), seen
@@ -646,3 +647,52 @@ async def hidden_callback(later=True):
 
     await asyncio.gather(t("a"), t("b"))
     await asyncio.sleep(2)
+
+
+@fc.asyncio_model
+async def never_awaited():
+    """A coroutine called without await never runs: stock asyncio only warns."""
+    log = []
+
+    async def save():
+        log.append("saved")
+
+    save()
+    await asyncio.sleep(0)
+    assert log == ["saved"]
+
+
+@fc.asyncio_model
+async def bad_async_generator():
+    """An async generator whose clean-up fails when asyncio.run closes it."""
+    async def ticks():
+        try:
+            yield 1
+            yield 2
+        finally:
+            raise ValueError("cannot close")
+
+    gen = ticks()
+    await gen.__anext__()
+
+
+@fc.asyncio_model
+async def async_for(n=2):
+    """`async for` over an async generator that awaits: its steps interleave with another task's."""
+    seen = []
+
+    async def ticks():
+        for i in range(n):
+            await asyncio.sleep(0)
+            yield i
+
+    async def reader():
+        async for i in ticks():
+            seen.append(i)
+
+    async def other():
+        await asyncio.sleep(0)
+        seen.append("other")
+
+    await asyncio.gather(reader(), other())
+    assert seen.index("other") > 0, seen

@@ -107,12 +107,14 @@ def test_the_c_and_python_walks_give_the_same_states(monkeypatch):
 
     if not fingerprint.C_WALK:
         pytest.skip("the C walk is not built here")
-    c = M.first_completed.check(stop_on_violation=False)
-    monkeypatch.setenv("FORKCHECK_PURE_PYTHON_WALK", "1")
-    py = M.first_completed.check(stop_on_violation=False)
     nodes = lambda r: sorted(d["fingerprint"] for _, d in r.graph.nodes(data=True))  # noqa: E731
-    assert (c.stats.states, c.stats.transitions) == (py.stats.states, py.stats.transitions)
-    assert nodes(c) == nodes(py)
+    for model in (M.first_completed, M.async_for, M.context_per_task):
+        monkeypatch.delenv("FORKCHECK_PURE_PYTHON_WALK", raising=False)
+        c = model.check(stop_on_violation=False)
+        monkeypatch.setenv("FORKCHECK_PURE_PYTHON_WALK", "1")
+        py = model.check(stop_on_violation=False)
+        assert (c.stats.states, c.stats.transitions) == (py.stats.states, py.stats.transitions), model
+        assert nodes(c) == nodes(py), model
 
 
 # --------------------------------------------------------------------------- tasks, gather
@@ -308,6 +310,24 @@ def test_the_stateless_search_and_the_merged_graph_count_the_same_schedules():
             succ = list(g.successors(n))
             paths[n] = sum(len(g.edges[n, m]["steps"]) * paths[m] for m in succ) if succ else 1
         assert s.complete and s.schedules == paths[0], model
+
+
+def test_a_coroutine_never_awaited_is_a_violation():
+    v = first(M.never_awaited)
+    assert v.kind == "exception" and "was never awaited" in v.message and v.deviations == 0
+
+
+def test_an_async_generator_failing_to_close_is_a_violation():
+    # asyncio.run's shutdown closes the generator (a task of its aclose()), which raises: stock asyncio logs it.
+    v = first(M.bad_async_generator)
+    assert v.kind == "exception" and v.name == "ticks.aclose-1"
+    assert "unhandled exception during asyncio.run() shutdown: ValueError: cannot close" in v.message
+
+
+def test_async_for_over_an_async_generator_that_awaits():
+    assert M.async_for.check(max_deviations=0).ok
+    v = first(M.async_for)
+    assert (v.kind, v.deviations) == ("assertion", 1)
 
 
 # --------------------------------------------------------------------------- entry points, setup

@@ -557,7 +557,8 @@ class _TaskActor:
 
     @property
     def status(self) -> str:
-        return "waiting"
+        waiter = self.task._fut_waiter
+        return "waiting" if waiter is not None and not waiter.done() else "ready"
 
     def frames(self) -> list[types.FrameType]:
         out = []
@@ -938,7 +939,11 @@ class AioWorld(World):
         which other tasks ran, so that equal states reached by different
         schedules meet; a task's name is free again once it is done.
         """
-        base = getattr(coro, "__name__", None) or type(coro).__name__
+        base = getattr(coro, "__name__", None)
+        if base is None and type(coro).__name__ == "async_generator_athrow":  # the loop's aclose() of a generator
+            refs = gc.get_referents(coro)
+            base = f"{getattr(refs[0], '__name__', 'async_generator')}.aclose" if refs else None
+        base = base or type(coro).__name__
         parent = tasks._current_tasks.get(loop)
         live = set()
         for t in self.tasks:

@@ -151,6 +151,7 @@ def _token(tok: Any) -> Any:
     # What var.reset(token) depends on: the variable, the value to restore, the context it was made in
     # and whether it was used already.  The last two have no Python accessor: read from the object
     # (PyContextToken: head, tok_ctx, tok_var, tok_oldval, int tok_used), checked against .var.
+    import contextvars
     import ctypes
 
     base = id(tok)
@@ -158,7 +159,23 @@ def _token(tok: Any) -> Any:
         raise Opaque(tok, "this Python lays out contextvars.Token differently, so whether it was used cannot be read")
     ctx = ctypes.cast(ctypes.c_void_p.from_address(base + 16).value or 0, ctypes.py_object).value
     used = ctypes.c_int.from_address(base + 40).value
-    return ("token", tok.var, tok.old_value, ctx, bool(used))
+    old = tok.old_value
+    missing = old is contextvars.Token.MISSING  # a marker of its own type, which cannot be walked
+    return ("token", tok.var, missing, None if missing else old, ctx, bool(used))
+
+
+def _agen_awaitable(aw: Any) -> Any:
+    # What `await agen.__anext__()` (asend), `agen.aclose()` and `agen.athrow(...)` (athrow) await: the async
+    # generator (walked through its frame), the value or exception they carry, and how far they got (init,
+    # iterating, closed), which has no Python accessor: read from the object (head, gen, value, int state),
+    # checked against the generator gc.get_referents() names.
+    import ctypes
+
+    refs = gc.get_referents(aw)
+    if not refs or ctypes.c_void_p.from_address(id(aw) + 16).value != id(refs[0]):  # pragma: no cover - another layout
+        raise Opaque(aw, "this Python lays out the awaitables of async generators differently, so how far one got "
+                         "cannot be read")
+    return (type(aw).__name__, tuple(refs), ctypes.c_int.from_address(id(aw) + 32).value)
 
 
 def _traceback(tb: Any) -> Any:
@@ -197,6 +214,8 @@ _TABLE: dict[str, Callable[[Any], Any]] = {
     "_contextvars.ContextVar": _contextvar,
     "_contextvars.Token": _token,
     "builtins.traceback": _traceback,
+    "builtins.async_generator_asend": _agen_awaitable,
+    "builtins.async_generator_athrow": _agen_awaitable,
     "functools._lru_cache_wrapper": refuse(
         "its cache and hit counts are hidden state: if the function is pure, register what matters, e.g. "
         "fc.register_state(functools._lru_cache_wrapper, lambda f: f.__wrapped__)"),
