@@ -71,7 +71,7 @@ async def pipeline(n=2):
 
 MODES = {
     "smoke": [(lost_update, {"n": 2}), (increments, {"n": 2}), (pipeline, {"n": 1})],
-    "full": [(lost_update, {"n": 3}), (increments, {"n": 3}), (pipeline, {"n": 2})],
+    "full": [(lost_update, {"n": 3}), (increments, {"n": 3}), (pipeline, {"n": 3})],
 }
 
 
