@@ -56,7 +56,7 @@ from .. import _where  # noqa: E402
 from .._errors import UsageError  # noqa: E402
 from . import runtime as _runtime  # noqa: E402
 from .fingerprint import Unordered  # noqa: E402
-from .runtime import World, _format_tb, _one_line, label_text  # noqa: E402
+from .runtime import World, _one_line, label_text  # noqa: E402
 
 _PACKAGE_DIR = _runtime._PACKAGE_DIR
 _STDLIB = _runtime._STDLIB
@@ -1019,6 +1019,16 @@ class AioWorld(World):
         if self.model_error is None:
             self.model_error = ("UsageError", text, "")
         raise UsageError(text)
+
+
+def _format_tb(exc: BaseException) -> str:
+    """The program's traceback: its own frames and the libraries', asyncio's machinery and forkcheck's left out."""
+    import traceback
+
+    frames = [fs for fs in traceback.extract_tb(exc.__traceback__)
+              if not fs.filename.startswith(_PACKAGE_DIR) and not fs.filename.startswith(_ASYNCIO_DIR)]
+    lines = ["Traceback (most recent call last):\n"] + traceback.format_list(frames)
+    return "".join(lines + traceback.format_exception_only(type(exc), exc))
 
 
 def _task_order(task: Any) -> tuple:
