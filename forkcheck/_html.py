@@ -48,10 +48,11 @@ def state_html(desc: P.Description | None) -> str:
     if desc is None:
         return "<div><i>(no process: nothing to show)</i></div>"
     rows = []
+    shared = getattr(desc, "shared", None) or {}
     for a in desc.actors:
         frames = []
         for fn, where, loc in a.frames:
-            shown = ", ".join(f"{_e(k)}=<code>{_e(v)}</code>" for k, v in loc.items())
+            shown = ", ".join(f"{_e(k)}=<code>{_e(v)}</code>" for k, v in loc.items() if k not in shared)
             frames.append(f"<div><span style='color:#555'>{_e(fn.rsplit('.', 1)[-1])}:</span> {shown}</div>")
         rows.append(f"<tr><td {_CELL}><b>{_e(a.name)}</b></td><td {_CELL}>{_e(a.status)}</td>"
                     f"<td {_CELL}><code>{_e(a.waiting)}</code></td><td {_CELL}>{_e(_where.short(a.where)) if a.where else ''}"
@@ -59,6 +60,10 @@ def state_html(desc: P.Description | None) -> str:
     head = (f"<tr><th {_CELL}>actor</th><th {_CELL}>status</th><th {_CELL}>waiting for</th><th {_CELL}>at</th>"
             f"<th {_CELL}>locals</th></tr>")
     out = [f'<table class="forkcheck-actors" {_TABLE}>{head}{"".join(rows)}</table>'] if rows else []
+    if any(v is not None for v in shared.values()):
+        g = "".join(f"<tr><td {_CELL}><code>{_e(k)}</code></td><td {_CELL}><code>{_e(v)}</code></td></tr>"
+                    for k, v in shared.items() if v is not None)
+        out.append(f"<div><b>Shared by the actors</b></div><table {_TABLE}>{g}</table>")
     if desc.view is not None:
         out.append(f"<div><b>Shared state</b></div><pre style='white-space:pre-wrap'>{_e(desc.view)}</pre>")
     elif desc.globals:
@@ -77,7 +82,7 @@ def violation_html(v: Violation) -> str:
     if v.details:
         out.append(f"<pre style='white-space:pre-wrap'>{_e(v.details.rstrip())}</pre>")
     if v.state is not None:
-        out += ["<div><b>State at the violation</b></div>", state_html(v.state)]
+        out += [f"<div><b>{_e(v.state_heading)}</b></div>", state_html(v.state)]
     out.append(f"<div style='color:#555'>Replay it with <code>forkcheck.replay({_e(v.model or 'model')}, "
                f"{_e(repr(v.trace.token))})</code></div></div>")
     return "".join(out)

@@ -32,7 +32,7 @@ import networkx as nx
 import trio
 
 from . import _protocol as P
-from ._errors import ModelError, NondeterminismError, UsageError
+from ._errors import Interrupted, ModelError, NondeterminismError, UsageError
 from ._model import as_model
 from ._results import CheckResult, Stats, Violation
 from ._check.snapshots import Snapshot, SnapshotTree, raise_model_error
@@ -77,9 +77,10 @@ class Actor:
         return dict(self.frames[-1].locals) if self.frames else {}
 
     def __str__(self) -> str:
-        wait = f", waiting for {self.waiting}" if self.waiting else ""
+        status = f"waiting for {self.waiting}" if self.waiting and self.status == "waiting" else \
+            f"{self.status}, waiting for {self.waiting}" if self.waiting else self.status
         pos = f" at {_where.short(self.where)}" if self.where else ""
-        return f"{self.name}: {self.status}{wait}{pos}"
+        return f"{self.name}: {status}{pos}"
 
 
 class SVG(str):
@@ -362,7 +363,7 @@ class Explorer:
 
     # -- exhaustive search ----------------------------------------------------------------
 
-    def run(self, strategy: str = "dfs", *, start: Node | None = None, **options: Any) -> CheckResult:
+    def run(self, strategy: str = "bfs", *, start: Node | None = None, **options: Any) -> CheckResult:
         """Explore exhaustively from the live tree, like :meth:`forkcheck.Model.check`.
 
         The search forks the live ``start`` state (default: the root) and
@@ -387,6 +388,13 @@ class Explorer:
         CheckResult
             The same states, transitions and violations as ``check`` finds
             (from the root), with the result's own graph.
+
+        Raises
+        ------
+        forkcheck.Interrupted
+            On Ctrl-C, as ``check`` does: its ``result`` holds the counts and
+            violations so far (and what was seen is in :attr:`graph`); the
+            search's processes have ended, the nodes you stepped to live on.
 
         Examples
         --------
@@ -416,14 +424,27 @@ class Explorer:
         if start.snap.report.pid == 0 or start.snap.closed:
             raise UsageError(f"{start!r} has no process to explore from (its transition crashed or timed out)")
         t0 = time.perf_counter()
-        search, peak = self._call(self._search, start, opts, cancellable=True)
+        running: dict[str, Any] = {}  # the search, for the partial result of an interrupted run
+        try:
+            search, peak = self._call(self._search, start, opts, running, cancellable=True)
+        except KeyboardInterrupt:
+            if "search" not in running:
+                raise
+            # Ctrl-C: the search's processes are gone (the call was cancelled); what it found is kept,
+            # as check() keeps it.
+            search, peak = running["search"], running["tree"].peak
+            search.interrupted = "SIGINT"
         prefix = start.trace.steps
         if prefix:
             for v in search.violations:
                 cyc = v.trace.cycle_start
-                v.trace = Trace(prefix + v.trace.steps, None if cyc is None else cyc + len(prefix))
-            search.discoveries = {k: (None if t is None else Trace(prefix + t.steps, t.cycle_start))
+                v.trace = Trace(prefix + v.trace.steps, None if cyc is None else cyc + len(prefix), v.trace.module)
+            search.discoveries = {k: (None if t is None else Trace(prefix + t.steps, t.cycle_start, t.module))
                                   for k, t in search.discoveries.items()}
+        from ._check.search import attach_commands, give_warnings
+
+        attach_commands(search.violations, self.model)
+        give_warnings(search.warnings)
         self._merge(search.graph, opts.deadlock)
         stats = Stats(
             states=len(search.seen),
@@ -432,16 +453,21 @@ class Explorer:
             seconds=time.perf_counter() - t0,
             memory=self._tree.memory.stats(peak),
         )
-        return CheckResult(search.violations, stats, search.graph, incomplete=search.incomplete, model=repr(self.model),
-                           discoveries=search.discoveries)
+        result = CheckResult(search.violations, stats, search.graph, incomplete=search.incomplete,
+                             model=repr(self.model), discoveries=search.discoveries)
+        if search.interrupted:
+            raise Interrupted(result, search.interrupted)
+        return result
 
-    async def _search(self, start: Node, opts: Any) -> tuple[Any, int]:
+    async def _search(self, start: Node, opts: Any, running: dict[str, Any] | None = None) -> tuple[Any, int]:
         from ._check.search import Search, run_search
 
         tree = _Guarded(self._tree, start.snap)
         before = set(self._tree.live)
         try:
             search = Search(tree, self.model, opts)  # type: ignore[arg-type]  # a proxy of the SnapshotTree
+            if running is not None:
+                running.update(search=search, tree=tree)
             await run_search(search, start.snap)
         finally:
             for snap in list(self._tree.live - before):  # the search's own processes; not the nodes'
@@ -652,7 +678,7 @@ class Node:
             return []
         trace, state = self.trace, self.description()
         deviations = trace.deviations if self.explorer.model.program == "asyncio" else None
-        return [Violation(k, n, m, trace, d, state, repr(self.explorer.model), deviations) for k, n, m, d in found]
+        return [Violation(k, n, m, trace, d, state, repr(self.explorer.model), deviations=deviations) for k, n, m, d in found]
 
     def description(self) -> P.Description | None:
         """The raw description of the state (actors, frames, shared state), fetched once."""

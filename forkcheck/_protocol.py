@@ -16,10 +16,12 @@ parent is ready for its next request as soon as it has forked.
 Requests and their replies::
 
     explorer                      snapshot process
-    Load(model, version, ...) ->  Report                 (root only, once; a model error
-                                                          "VersionError" when the versions differ)
+    Load(model, version, ...) ->  Running(what)*, Report (root only, once; a model error
+                                                          "VersionError" when the versions differ;
+                                                          Running before each piece of setup)
     Fork(path) + fd           ->  Report                 (the new child, on the socket sent with Fork)
                                   | ForkFailed(errno)    (the parent, on that same socket: EAGAIN, ENOMEM)
+                                  | Stuck(message)       (the child, stuck in user code past the timeout)
                                   | <end of file>        (the child died before reporting)
     Describe()                ->  Description
     Eval(fn)                  ->  EvalResult
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import array
 import marshal
+import math
 import os
 import pickle
 import socket
@@ -38,11 +41,42 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: Bumped whenever a message changes shape; checked with the forkcheck version at Load.
-PROTOCOL = 4  # 3: Step became Fork; 4: asyncio programs (Load.program, deviations, Report.arrived)
+PROTOCOL = 6  # 3: Step became Fork; 4: Description.shared; 5: Load.transition_timeout, Running, Stuck,
+# Report.constrained; 6: asyncio programs (Load.program, Load.queue_order, TransitionInfo.deviation, Report.arrived,
+# Report.order)
 
 PACKET = 65536 - 512
 _HEADER = struct.Struct("<Q")
 _MARSHALLED = 1 << 63  # in the length: the body is Report.to_wire() marshalled, not a pickle
+
+
+# --------------------------------------------------------------------------- time budget
+
+
+def timer_budget(seconds: float) -> tuple[float, int, int]:
+    """How a snapshot times user code that may run ``seconds``: ``(interval, soft, hard)``.
+
+    Its interval timer ticks every ``interval`` seconds; at tick ``soft``
+    (``seconds`` after the code started) it interrupts the code where it is
+    (``runtime.Stuck``), at tick ``hard`` (half as long again, at least two
+    ticks later) it reports and exits.  The explorer waits
+    :func:`explorer_wait` before it kills a snapshot that said nothing.
+
+    Examples
+    --------
+    >>> timer_budget(30.0)
+    (1.0, 30, 45)
+    >>> timer_budget(0.5)
+    (0.5, 1, 3)
+    """
+    soft = max(1, math.ceil(seconds))
+    return seconds / soft, soft, soft + max(2, soft // 2)
+
+
+def explorer_wait(seconds: float, steps: int = 1) -> float:
+    """Seconds the explorer waits for a snapshot that runs ``steps`` steps of at most ``seconds`` each."""
+    interval, soft, hard = timer_budget(seconds)
+    return seconds * steps + (hard - soft) * interval + 2.0
 
 
 # --------------------------------------------------------------------------- requests
@@ -65,6 +99,7 @@ class Load:
     version: str = ""
     protocol: int = 0
     origin: str = ""  # the directory of the explorer's forkcheck package
+    transition_timeout: float = 30.0  # seconds any piece of user code may run (setup, a step, a description)
 
 
 @dataclass
@@ -126,6 +161,7 @@ class Report:
     labels: dict[str, bool] = field(default_factory=dict)  # truth of state predicates (liveness)
     properties: list = field(default_factory=list)  # liveness properties declared by setup: their spec()
     opaque: str = ""  # opaque="distinct": the type of an object the fingerprint could not see, and why
+    constrained: str = ""  # the name of the first fc.constraint this state does not satisfy: not expanded
     arrived: str = ""  # asyncio: where the task of the transition that led here stopped (file:line (what))
     # asyncio with Load.queue_order: a digest of the state with the order of the loop's queues, which the
     # fingerprint leaves out; with a bound on deviations the order decides which steps are free.
@@ -139,7 +175,7 @@ class Report:
         for v in self.violations:
             violations.append((v.kind, v.name, v.message, v.details))
         return (self.pid, self.fingerprint, transitions, violations, self.all_done, self.blocked, self.model_error,
-                self.labels, self.properties, self.opaque, self.arrived, self.order)
+                self.labels, self.properties, self.opaque, self.constrained, self.arrived, self.order)
 
     def found(self, deadlock: bool) -> list[ViolationInfo]:
         """What this state violates: its violations, and a deadlock as one more when deadlocks count.
@@ -156,11 +192,26 @@ class Report:
 
     @classmethod
     def from_wire(cls, t: tuple) -> Report:
-        (pid, fingerprint, transitions, violations, all_done, blocked, model_error, labels, properties, opaque, arrived,
-         order) = t
+        (pid, fingerprint, transitions, violations, all_done, blocked, model_error, labels, properties, opaque,
+         constrained, arrived, order) = t
         return cls(pid, fingerprint, [TransitionInfo(*x) for x in transitions], [ViolationInfo(*x) for x in violations],
                    all_done, blocked, None if model_error is None else tuple(model_error), labels, properties, opaque,
-                   arrived, order)
+                   constrained, arrived, order)
+
+
+@dataclass
+class Running:
+    """The root starts a piece of its setup (the setup function, an actor's first step): a new time budget."""
+
+    what: str
+
+
+@dataclass
+class Stuck:
+    """User code ran past the timeout and did not stop when interrupted: the process exits after this."""
+
+    message: str
+    details: str = ""
 
 
 @dataclass
@@ -183,6 +234,9 @@ class Description:
     actors: list[ActorInfo]
     view: str | None
     globals: dict[str, str]
+    # Closure variables that several frames see as one object: reports show them once, not in each
+    # frame's locals (which still hold them); None for one that is the view, which reports show anyway.
+    shared: dict[str, str | None] = field(default_factory=dict)
 
 
 @dataclass

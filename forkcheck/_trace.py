@@ -66,7 +66,14 @@ class Trace(Sequence[Step]):
 
     For a liveness counterexample the trace is a lasso: ``trace[cycle_start:]``
     repeats forever.  ``trace.token`` is a string that :func:`forkcheck.replay`
-    and ``forkcheck replay`` accept.
+    and ``forkcheck replay`` accept.  ``module`` is the name of the module
+    that defined the model when the trace was found, where it is not the
+    command line's own (``__main__`` for a script, ``test_x`` under pytest):
+    the token carries it, so that ``forkcheck replay FILE:MODEL`` imports
+    that file under the same name (class and enum names include it, and so do
+    the fingerprints of states that hold them).  ``model`` is the model the
+    trace was found on (``philosophers(n=4)``): a replay that does not
+    reproduce it names the arguments first when they differ.
 
     Examples
     --------
@@ -78,9 +85,12 @@ class Trace(Sequence[Step]):
     True
     """
 
-    def __init__(self, steps: Sequence[Step] = (), cycle_start: int | None = None) -> None:
+    def __init__(self, steps: Sequence[Step] = (), cycle_start: int | None = None, module: str | None = None,
+                 model: str | None = None) -> None:
         self.steps = list(steps)
         self.cycle_start = cycle_start
+        self.module = module
+        self.model = model
 
     @property
     def deviations(self) -> int:
@@ -111,6 +121,10 @@ class Trace(Sequence[Step]):
         payload: dict[str, object] = {"s": [[s.index, s.actor, s.label, s.fingerprint[:8]] for s in self.steps]}
         if self.cycle_start is not None:
             payload["c"] = self.cycle_start
+        if self.module:
+            payload["m"] = self.module
+        if self.model:
+            payload["r"] = self.model
         raw = zlib.compress(json.dumps(payload, separators=(",", ":")).encode(), 9)
         return _TOKEN_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -129,9 +143,12 @@ class Trace(Sequence[Step]):
                 raise ValueError("trailing data")
             payload = json.loads(raw)
             steps = [Step(int(i), str(a), str(lbl), "", str(fp)) for i, a, lbl, fp in payload["s"]]
+            module, model = payload.get("m"), payload.get("r")
+            if not all(x is None or isinstance(x, str) for x in (module, model)):
+                raise ValueError("module or model")
         except Exception:  # noqa: BLE001 - any decoding failure means the same thing to the user
             raise UsageError("the trace token is damaged (truncated or edited?): copy the whole token from the report") from None
-        return cls(steps, payload.get("c"))
+        return cls(steps, payload.get("c"), module, model)
 
     def format(self) -> str:
         """The steps, numbered, one per line (the loop marked for a lasso)."""
@@ -196,14 +213,19 @@ def format_state(desc, indent: str = "  ") -> str:
     if desc is None:
         return ""
     lines = []
+    shared = getattr(desc, "shared", None) or {}  # descriptions made before it existed have none
     for a in desc.actors:
         pos = f" at {_where.short(a.where)}" if a.where else ""
-        wait = f", waiting for {a.waiting}" if a.waiting else ""
-        lines.append(f"{indent}{a.name}: {a.status}{wait}{pos}")
+        status = f"waiting for {a.waiting}" if a.waiting and a.status == "waiting" else \
+            f"{a.status}, waiting for {a.waiting}" if a.waiting else a.status
+        lines.append(f"{indent}{a.name}: {status}{pos}")
         for fn, where, loc in a.frames:
-            shown = ", ".join(f"{k}={v}" for k, v in loc.items())
+            shown = ", ".join(f"{k}={v}" for k, v in loc.items() if k not in shared)
             if shown:
-                lines.append(f"{indent}    {fn}: {shown}")
+                lines.append(f"{indent}    {fn.rpartition('<locals>.')[2]}: {shown}")
+    once = [f"{k}={v}" for k, v in shared.items() if v is not None]
+    if once:
+        lines.append(f"{indent}shared by the actors: " + ", ".join(once))
     if desc.view is not None:
         lines.append(f"{indent}state: {desc.view}")
     elif desc.globals:

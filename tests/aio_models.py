@@ -696,3 +696,45 @@ async def async_for(n=2):
 
     await asyncio.gather(reader(), other())
     assert seen.index("other") > 0, seen
+
+
+# --------------------------------------------------------------------------- timeouts and constraints (main's)
+
+
+@fc.asyncio_model
+async def blocks_in_a_task():
+    """A task that blocks the loop: forkcheck's timer interrupts it, a timeout of that task."""
+    import time
+
+    async def sleeper():
+        await asyncio.sleep(0)
+        time.sleep(60)
+
+    await asyncio.gather(sleeper())
+
+
+@fc.asyncio_model
+async def blocks_in_a_callback():
+    import time
+
+    def stall():
+        time.sleep(60)
+
+    asyncio.get_running_loop().call_soon(stall)
+    await asyncio.sleep(1)
+
+
+@fc.asyncio_model
+async def counts_forever():
+    """An unbounded counter, bounded by a constraint declared before main's first await."""
+    state = {"n": 0}
+    fc.constraint(lambda: state["n"] < 3, name="below 3")
+    while True:
+        state["n"] += 1
+        await asyncio.sleep(0)
+
+
+@fc.asyncio_model
+async def late_constraint():
+    await asyncio.sleep(0)
+    fc.constraint(lambda: True)

@@ -374,6 +374,33 @@ def test_properties_are_declared_before_mains_first_await():
         M.uses_fc_checkpoint.check()
 
 
+# --------------------------------------------------------------------------- timeouts and constraints
+
+
+def test_a_task_that_blocks_the_loop_is_a_timeout_of_that_task():
+    v = first(M.blocks_in_a_task, transition_timeout=1)
+    assert (v.kind, v.name) == ("timeout", "sleeper-1")
+    line = _line("blocks_in_a_task", "time.sleep(60)")
+    assert v.message.startswith(f"task sleeper-1 did not reach its next await within 1s: stuck at "
+                                f"aio_models.py:{line} (`time.sleep(60)`)")
+    assert "asyncio's own awaitables" in v.message and "fc.Lock" not in v.message
+    assert v.trace[-1].text().endswith("-> timed out")
+
+
+def test_a_callback_that_blocks_the_loop_is_a_timeout_of_that_callback():
+    v = first(M.blocks_in_a_callback, transition_timeout=1)
+    assert v.kind == "timeout"
+    assert v.message.startswith(f"callback stall did not return within 1s: stuck at aio_models.py:"
+                                f"{_line('blocks_in_a_callback', 'time.sleep(60)')}")
+
+
+def test_a_constraint_declared_in_main_bounds_the_states():
+    r = M.counts_forever.check()
+    assert r.ok and r.incomplete == ["constraint 'below 3' cut 1 state"], (r.summary(), r.incomplete)
+    with pytest.raises(fc.UsageError, match=r"fc.constraint\(\) declared after main's first await"):
+        M.late_constraint.check()
+
+
 # --------------------------------------------------------------------------- the outside world
 
 

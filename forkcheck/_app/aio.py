@@ -56,7 +56,7 @@ from .. import _where  # noqa: E402
 from .._errors import UsageError  # noqa: E402
 from . import runtime as _runtime  # noqa: E402
 from .fingerprint import Unordered  # noqa: E402
-from .runtime import World, _one_line, label_text  # noqa: E402
+from .runtime import Stuck, World, _one_line, label_text, stuck_message  # noqa: E402
 
 _PACKAGE_DIR = _runtime._PACKAGE_DIR
 _STDLIB = _runtime._STDLIB
@@ -235,6 +235,8 @@ def _outcome(task: Any) -> str:
         if task.cancelled():
             return "cancelled"
         exc = task._exception  # not task.exception(), which would count as retrieving it
+        if isinstance(exc, Stuck):
+            return "timed out"  # forkcheck's timer interrupted it (AioWorld._stuck)
         return "done" if exc is None else f"raised {type(exc).__name__}"
     site, what = task_site(task)
     return f"{_where.short(site)} ({what})" if what else _where.short(site)
@@ -433,7 +435,7 @@ class ControlledLoop(base_events.BaseEventLoop):
                 k += 1
 
     def call_exception_handler(self, context: dict) -> None:
-        if self._exception_handler is not None:
+        if self._exception_handler is not None and not isinstance(context.get("exception"), Stuck):
             super().call_exception_handler(context)  # the program's own handler decides
             return
         self._world.unhandled(context)
@@ -548,6 +550,7 @@ class _TaskActor:
     __slots__ = ("task", "name", "coro", "pending")
     done = False
     failed = False
+    daemon = False  # fc.spawn(daemon=True) is @fc.model's; a pending task at the end is a deadlock
 
     def __init__(self, task: Any) -> None:
         self.task = task
@@ -578,6 +581,7 @@ class _RootActor:
     name = "(asyncio)"
     done = False
     failed = False
+    daemon = False
     pending = None
 
     def __init__(self, world: AioWorld) -> None:
@@ -637,16 +641,29 @@ class AioWorld(World):
     (``serve.serve_root``), entered at the first choice; ``serve_again(world,
     watched)`` reports a new snapshot and serves its requests
     (``serve.report_and_serve``).  Neither returns but by :class:`Resume`.
+    ``new_budget()`` gives the next step of a rebuild path a time budget of
+    its own (``serve._new_budget``).
+
+    Every callback runs under ``transition_timeout``, as a step of a model
+    does: a step the snapshot's timer interrupts (``runtime.Stuck``) is a
+    ``timeout`` violation of its task or callback, which asyncio would
+    otherwise take for the task's exception.
     """
 
+    blocking = ("Tasks may block only on asyncio's own awaitables (asyncio.sleep, asyncio.Lock, asyncio.Queue, "
+                "asyncio.Event, ...)")
+    machinery = (_PACKAGE_DIR, _ASYNCIO_DIR)  # the loop runs in asyncio's code between the program's steps
+
     def __init__(self, start_serving: Callable[[World], None], serve_again: Callable[[World, bool], None],
-                 queue_order: bool = False) -> None:
+                 queue_order: bool = False, new_budget: Callable[[], None] | None = None) -> None:
         super().__init__()
         self._start_serving = start_serving
         self._serve_again = serve_again
+        self._new_budget = new_budget
         self.order_matters = queue_order  # a bound on deviations: reports carry order_fingerprint()
         self.ordered = False  # the walk in progress takes the loop's queues in their order
         self.invariants = _SetupOnly(self, "fc.invariant()")
+        self.constraints = _SetupOnly(self, "fc.constraint()")
         self.liveness = _SetupOnly(self, "a liveness property (fc.eventually, fc.leads_to, ...)")
         self.made = _NoRequests(self)
         self.loops: list[ControlledLoop] = []
@@ -717,8 +734,12 @@ class AioWorld(World):
         return (f"deadlock{at}: no callback is ready and no timer is pending, and the program has not returned; "
                 + ("; ".join(parts) if parts else "no task is pending (the loop runs with nothing to wait for)"))
 
-    def spawn(self, fn: Callable, args: tuple, name: str | None) -> Any:
+    def spawn(self, fn: Callable, args: tuple, name: str | None, daemon: bool = False) -> Any:
         self.refuse("fc.spawn()", "primitive")
+
+    def who_runs(self) -> str:
+        name = self._running_name()
+        return f"task {name}" if name else "the program"
 
     def resume(self, path: tuple[int, ...], watched: bool) -> None:
         """In a new snapshot (serve's Fork): back to the program, to take ``path``."""
@@ -738,6 +759,9 @@ class AioWorld(World):
         self._fn = fn
         self._add_globals(fn)
         self.in_setup = True  # fc.invariant() is allowed until the initial state (_SetupOnly checks)
+        if self.on_piece is not None:  # the root's setup is one piece: the program up to its first choice
+            self.on_piece("the program up to its first await")
+            self.on_piece = None
         if tasks.Task is not tasks._PyTask or futures.Future is not futures._PyFuture:
             self.model_error = ("UsageError", "asyncio was imported with its C accelerator before forkcheck could "
                                 "block it, so its tasks cannot be seen; check the program with @fc.asyncio_model "
@@ -779,6 +803,8 @@ class AioWorld(World):
             f"{getattr(self._fn, '__name__', 'the program')}()"
         if isinstance(exc, UsageError):
             self._model_error(exc)
+        elif isinstance(exc, Stuck):
+            self._stuck(exc, "the program", "return")
         elif isinstance(exc, AssertionError):
             self._failed("assertion", exc, who)
         elif isinstance(exc, SystemExit):
@@ -801,9 +827,13 @@ class AioWorld(World):
         self.loop = loop
         self._options = self._describe(loop, choices)
         self._stack_below(sys._getframe(1))
+        if self._path and (self.model_error is not None or self.violations):
+            # A rebuild path never goes through violating states (a step timed out this time?): stop and
+            # report this state, whose fingerprint the explorer finds is not the one it recorded.
+            self._path = []
         if self._path:
-            if self.model_error is not None or self.violations:
-                _internal("a rebuild path went through a violating state")
+            if self._new_budget is not None:
+                self._new_budget()  # each step of a rebuild path has its own budget
             return self._take(self._path.pop(0))
         if self.root and not self.started:
             if len(choices) == 1 and self.handles == 0 and self.model_error is None:
@@ -882,7 +912,10 @@ class AioWorld(World):
         for t in self.tasks:
             if t.done():
                 exc = None if t.cancelled() else t._exception
-                if isinstance(exc, UsageError):
+                if isinstance(exc, Stuck):  # the timer interrupted the task's step: asyncio made it its exception
+                    t._Future__log_traceback = False  # reported here, not as never retrieved
+                    self._stuck(exc, f"task {t.get_name()}", name=t.get_name())
+                elif isinstance(exc, UsageError):
                     self._model_error(exc)
                 elif exc is not None and t._coro is self._main_coro and self._main_failure is None:
                     self._main_failure = exc  # nothing can catch it: asyncio.run raises it after clean-up
@@ -977,11 +1010,26 @@ class AioWorld(World):
         if isinstance(exc, UsageError):
             self._model_error(exc)
             return
+        if isinstance(exc, Stuck):  # the timer interrupted a callback (Handle._run passes it here)
+            if handle is not None:
+                self._stuck(exc, f"callback {_callback_name(handle)}", "return", name)
+            else:
+                self._stuck(exc, f"task {name}", name=name)
+            return
         text = f"{message}: {type(exc).__name__}: {_one_line(exc)}" if exc is not None else message
         if isinstance(owner, tasks.Task):
             text = f"task {name}: {text}"
         kind = "assertion" if isinstance(exc, AssertionError) else "exception"
         self.violations.append((kind, name, text, _format_tb(exc) if exc is not None else ""))
+
+    def _stuck(self, exc: Stuck, who: str, what: str = "reach its next await", name: str = "") -> None:
+        """The snapshot's timer interrupted ``who`` (serve.py): a timeout violation of ``name``, once per step."""
+        for v in self.violations:
+            if v[0] == "timeout":
+                return
+        name = name or (self.main_task.get_name() if self.main_task is not None else "main")
+        self.violations.append(("timeout", name, stuck_message(who, exc.seconds, exc.where, what,
+                                                               blocking=self.blocking), _format_tb(exc)))
 
     def _task_failure(self, task: Any, message: str) -> None:
         self.unhandled({"message": message, "exception": task._exception, "task": task})
