@@ -102,6 +102,14 @@ def test_the_same_program_twice_gives_the_same_graph():
     assert [s.text() for s in a.violations[0].trace] == [s.text() for s in b.violations[0].trace]
 
 
+def test_evicted_and_replayed_states_give_the_same_graph():
+    # The root's node goes back to the frontier for its deviations: eviction and replay must keep it.
+    for kw in ({"max_snapshots": 4, "strategy": "dfs"}, {"snapshot": "replay"}):
+        r = M.increments(n=3).check(**kw)
+        assert r.ok and r.complete, (kw, r.summary())
+        assert (r.stats.states, r.stats.transitions) == (100, 228), kw  # as without eviction (benchmarks.md)
+
+
 def test_the_c_and_python_walks_give_the_same_states(monkeypatch):
     from forkcheck._app import fingerprint
 
