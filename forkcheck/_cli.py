@@ -163,6 +163,7 @@ OPTION_FLAGS: dict[str, str] = {
     "max_states": "--max-states", "time_limit": "--time-limit", "snapshot": "--snapshot", "opaque": "--opaque",
     "huge_pages": "--no-huge-pages", "stop_on_violation": "--keep-going", "transition_timeout": "--transition-timeout",
     "determinism_checks": "--determinism-checks", "max_snapshots": "--max-snapshots", "memory_limit": "--memory-limit",
+    "reduction": "--reduction",
 }
 
 
@@ -214,6 +215,9 @@ def _add_check_options(p: argparse.ArgumentParser) -> Any:
     option("memory_limit", type=_size, metavar="SIZE",
            help="address-space limit of every snapshot process: bytes, or with K, M, G (powers of 1024), "
                 "e.g. 2G; at least 64M (default: none)")
+    option("reduction", choices=["none", "sleep", "por"],
+           help="which transitions are taken: none (all, default), sleep (sleep sets: the same states, fewer "
+                "transitions), por (persistent and sleep sets: fewer states); see docs/reductions.md")
     missing = set(OPTION_NAMES) - {"progress"} - set(OPTION_FLAGS)
     if missing:
         raise InternalError(f"check options without a command-line flag: {', '.join(sorted(missing))}; "

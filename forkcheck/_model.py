@@ -82,7 +82,7 @@ class Model:
               max_states: int | None = None, transition_timeout: float = 30.0, time_limit: float | None = None,
               progress: Callable[[dict], None] | None = None, determinism_checks: int = 20, fairness: str = "weak",
               max_snapshots: int | None = None, snapshot: str = "fork", memory_limit: int | None = None,
-              huge_pages: bool | None = None, opaque: str = "error",
+              huge_pages: bool | None = None, opaque: str = "error", reduction: str = "none",
               options: CheckOptions | None = None) -> CheckResult:
         """Explore every state of the model and check its properties.
 
@@ -144,6 +144,12 @@ class Model:
             see: "error" (the default) is an :class:`forkcheck.OpaqueStateError`;
             "distinct" never merges such states, with an
             :class:`forkcheck.OpaqueStateWarning`.
+        reduction : {"none", "sleep", "por"}
+            Which transitions are taken (docs/reductions.md): all ("none", the
+            default), all but those that only reorder independent steps
+            ("sleep": the same states), or only a persistent set of them
+            where that is safe ("por": fewer states, every deadlock and safety
+            violation still found).
         options : CheckOptions, optional
             Prepared options; the keywords given with it replace its fields
             (as :func:`dataclasses.replace` does).  See docs/guide.md.
@@ -210,7 +216,7 @@ class ModelFactory:
               max_states: int | None = None, transition_timeout: float = 30.0, time_limit: float | None = None,
               progress: Callable[[dict], None] | None = None, determinism_checks: int = 20, fairness: str = "weak",
               max_snapshots: int | None = None, snapshot: str = "fork", memory_limit: int | None = None,
-              huge_pages: bool | None = None, opaque: str = "error",
+              huge_pages: bool | None = None, opaque: str = "error", reduction: str = "none",
               options: CheckOptions | None = None) -> CheckResult:
         """``factory.check(...)`` is ``factory().check(...)``: see :meth:`Model.check` for the options."""
         # The same keywords as Model.check, spelled out again so that the IDE shows them here too.

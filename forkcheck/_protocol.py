@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: Bumped whenever a message changes shape; checked with the forkcheck version at Load.
-PROTOCOL = 3  # 3: Step became Fork
+PROTOCOL = 4  # 3: Step became Fork; 4: footprints for the reductions (Load, Fork, Report)
 
 PACKET = 65536 - 512
 _HEADER = struct.Struct("<Q")
@@ -59,6 +59,7 @@ class Load:
     memory_limit: int | None = None  # bytes of address space per snapshot process (RLIMIT_AS)
     huge_pages: bool = True  # collapse the heap into huge pages after setup (_hugepages.collapse)
     opaque: str = "error"  # a state holding an object the fingerprint cannot see: "error" or "distinct"
+    footprints: bool = False  # report footprints (a reduction is on: _app/footprint.py)
     # The explorer's forkcheck: the root refuses a Load from another version, in one line.
     version: str = ""
     protocol: int = 0
@@ -77,6 +78,7 @@ class Fork:
 
     path: tuple[int, ...]
     reseed: bool = False
+    footprints: bool = False  # the child reports footprints (a reduction is on: _app/footprint.py)
 
 
 @dataclass
@@ -123,6 +125,14 @@ class Report:
     labels: dict[str, bool] = field(default_factory=dict)  # truth of state predicates (liveness)
     properties: list = field(default_factory=list)  # liveness properties declared by setup: their spec()
     opaque: str = ""  # opaque="distinct": the type of an object the fingerprint could not see, and why
+    # Footprints, for the reductions (_app/footprint.py; None when off).  Per transition: its root (actor
+    # index, then environments) and a name stable across states (None when ambiguous).  ``footprint`` is
+    # (roots, invariants) of _app.footprint.compute; ``effects`` what the step that made this state did:
+    # (keys of the parent's shared objects it changed, its operations on primitives), None when unknown.
+    owners: list | None = None
+    keys: list | None = None
+    footprint: tuple | None = None
+    effects: tuple | None = None
 
     def to_wire(self) -> tuple:
         """The fields as builtins only, for ``marshal``."""
@@ -132,13 +142,17 @@ class Report:
         for v in self.violations:
             violations.append((v.kind, v.name, v.message, v.details))
         return (self.pid, self.fingerprint, transitions, violations, self.all_done, self.blocked, self.model_error,
-                self.labels, self.properties, self.opaque)
+                self.labels, self.properties, self.opaque, self.owners, self.keys, self.footprint, self.effects)
 
     @classmethod
     def from_wire(cls, t: tuple) -> Report:
-        pid, fingerprint, transitions, violations, all_done, blocked, model_error, labels, properties, opaque = t
+        if len(t) < 14:  # an older version's report (a refused Load): the fields it lacks take their defaults
+            t = tuple(t) + (0, b"", [], [], False, "", None, {}, [], "", None, None, None, None)[len(t):]
+        (pid, fingerprint, transitions, violations, all_done, blocked, model_error, labels, properties, opaque,
+         owners, keys, footprint, effects) = t
         return cls(pid, fingerprint, [TransitionInfo(*x) for x in transitions], [ViolationInfo(*x) for x in violations],
-                   all_done, blocked, None if model_error is None else tuple(model_error), labels, properties, opaque)
+                   all_done, blocked, None if model_error is None else tuple(model_error), labels, properties, opaque,
+                   owners, keys, footprint, effects)
 
 
 @dataclass

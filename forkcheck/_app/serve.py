@@ -27,6 +27,7 @@ from _signal import getsignal as _getsignal  # type: ignore[import-not-found]  #
 
 from .. import _protocol as P
 from . import fingerprint as _fingerprint
+from . import footprint as _footprint
 from .fingerprint import Opaque, _global_items, distinct_fingerprint, locate, state_fingerprint
 from .hugepages import collapse
 from .runtime import World, short_repr
@@ -87,9 +88,22 @@ def _reseed(random) -> None:
         random.seed()
 
 
-def make_report(world: World) -> P.Report:
-    """Check the current state and describe it for the explorer."""
+def make_report(world: World, step_effects: bool = True) -> P.Report:
+    """Check the current state and describe it for the explorer.
+
+    With ``world.footprints`` (a reduction is on), the report also carries the
+    state's footprints and, when ``step_effects``, what the step just taken
+    from the parent state did (``_app/footprint.py``); a state rebuilt by a
+    path of several steps has no parent state here to compare with.
+    """
     pid = os.getpid()
+    effects = None
+    if world.footprints:
+        ops, world.step_ops = world.step_ops, None
+        if step_effects and ops is not None:
+            written = _footprint.effects()
+            if written is not None:
+                effects = (written, ops)
     if world.model_error is None and _thread._count() > 0:  # threading.active_count() runs Python code
         world.model_error = ("UsageError", "an actor started a thread: a snapshot process must stay single-threaded "
                              "to be forked; model concurrency with actors (fc.spawn) instead", "")
@@ -125,7 +139,7 @@ def make_report(world: World) -> P.Report:
             return P.Report(pid, b"", [], [], False, model_error=("OpaqueStateError", opaque_message(world, exc), ""))
         fingerprint = distinct_fingerprint(world)
         opaque = f"{_type_name(exc.obj)} ({exc.reason})"
-    return P.Report(
+    report = P.Report(
         pid=pid,
         fingerprint=fingerprint,
         transitions=transitions,
@@ -136,6 +150,11 @@ def make_report(world: World) -> P.Report:
         properties=[prop.spec() for prop in world.liveness],
         opaque=opaque,
     )
+    if world.footprints:
+        report.effects = effects
+        report.owners, report.keys = _footprint.transition_keys(world, enabled)
+        report.footprint = _footprint.compute(world)
+    return report
 
 
 _OPAQUE = ["error"]  # Load.opaque: what a state holding an object the fingerprint cannot see gets
@@ -294,6 +313,9 @@ def serve(sock: socket.socket, world: World, root: bool, reserve: int | None) ->
                 watched = _getsignal(signal.SIGALRM) is _watchdog
                 if watched:
                     signal.setitimer(signal.ITIMER_REAL, 1.0, 1.0)
+                world.footprints = msg.footprints
+                if not msg.footprints:
+                    _footprint._TABLE = None
                 for k, index in enumerate(msg.path):
                     if k and (world.model_error is not None or world.violations):
                         break  # a rebuild path never goes through violating states; stop defensively
@@ -301,7 +323,7 @@ def serve(sock: socket.socket, world: World, root: bool, reserve: int | None) ->
                 reserve = _reserve(sock)
                 if reserve is None and world.model_error is None:
                     world.model_error = _NO_DESCRIPTOR
-                report = make_report(world)
+                report = make_report(world, step_effects=len(msg.path) == 1)
                 if watched:
                     signal.setitimer(signal.ITIMER_REAL, 0)
                 P.send(sock, report)
@@ -475,6 +497,7 @@ def main(argv: list[str]) -> None:
 
     _OPAQUE[0] = load.opaque
     world = World()
+    world.footprints = load.footprints
     if load.opaque == "distinct":
         world.path = []
     try:

@@ -26,7 +26,7 @@ from .._errors import Interrupted, ModelError, NondeterminismError, OpaqueStateW
 from .._model import Model, as_model
 from .keys import state_key
 from .pool import SnapshotPool
-from .reduction import NoReduction, Reduction
+from .reduction import Reduction, make_reduction
 from .._results import CheckResult, Stats, Violation
 from .snapshots import Snapshot, SnapshotTree, raise_model_error
 from .options import CheckOptions
@@ -37,14 +37,15 @@ from .._trace import Replay, ReplayStep, Step, Trace
 class Node:
     """A state being explored: its number, depth, report and live snapshot (None once evicted)."""
 
-    __slots__ = ("sid", "depth", "snap", "report")
+    __slots__ = ("sid", "depth", "snap", "report", "tag")
     snap: Snapshot | None
 
-    def __init__(self, sid: int, depth: int, snap: Snapshot) -> None:
+    def __init__(self, sid: int, depth: int, snap: Snapshot, tag: Any = None) -> None:
         self.sid = sid
         self.depth = depth
         self.snap = snap
         self.report = snap.report
+        self.tag = tag  # the reduction's, for a state it expands again (reduction.py)
 
 
 class Search:
@@ -61,7 +62,8 @@ class Search:
         self.seen: dict[bytes, int] = {}  # state key -> state number
         # What identifies a state (keys.py), and which of its transitions are taken (reduction.py).
         self.keys = state_key(opts.fingerprint)
-        self.reduction: Reduction = NoReduction()
+        self.reduction: Reduction = make_reduction(opts.reduction, self.status)
+        self.closed: set[int] = set()  # states expanded (or being expanded): Search.status
         self.graph = StateGraph()
         self.parent: dict[int, tuple[int, Step]] = {}
         self.transitions = 0
@@ -109,14 +111,31 @@ class Search:
             del self.pool.resident[node.sid]
         self.release(node)
 
+    def status(self, report: P.Report) -> str:
+        """Whether the state of ``report`` is "new", "open" (known, to expand) or "closed" (expanded or being expanded)."""
+        sid = self.seen.get(report.fingerprint) if report.pid != 0 else None
+        if sid is None:
+            return "new"
+        return "closed" if sid in self.closed else "open"
+
     async def expand(self, nodes: list[Node]) -> list[list[Node]]:
-        """Fork every transition of ``nodes``; visit the children in order.
+        """Fork the transitions of ``nodes`` the reduction names; visit the children in order.
 
         Returns, per node, the children that reached new states still to expand.
         """
         for node in nodes:
             self.pool.resident.pop(node.sid, None)
             self.frontier.pop(node.sid, None)
+            self.closed.add(node.sid)
+        if self.reduction.footprints:
+            out = []
+            for node in nodes:
+                out.append(await self._expand_in_rounds(node))
+                if self.stopped:
+                    out += [[] for _ in nodes[len(out):]]
+                    break
+            self._check_budget()
+            return out
         # A state expanded again (reached by a shorter path under max_depth) recorded its
         # transitions the first time: they are not counted or drawn twice.
         again = [False] * len(nodes)
@@ -203,6 +222,75 @@ class Search:
         self._check_budget()
         return out
 
+    async def _expand_in_rounds(self, node: Node) -> list[Node]:
+        """Expand one node under a reduction: fork what it names, visit, ask for more, until it is done.
+
+        Every child is forked straight from the node's own snapshot (a
+        footprint compares the child with its parent process), and the
+        children of a round are visited before the next round is forked: the
+        next round may depend on where they led (the cycle proviso).
+        """
+        await self.pool.materialize(node, bytes.fromhex(self.graph.nodes[node.sid]["fingerprint"]))
+        snap = node.snap
+        assert snap is not None  # materialized above
+        keep: list[Node] = []
+        batch = self.reduction.to_expand(node)
+        while batch:
+            results: dict[int, tuple[Snapshot, Snapshot | None]] = {}
+            ready = {i: trio.Event() for i in batch}
+            gate = trio.Semaphore(self.jobs)
+
+            async def fork(i: int, need: int) -> None:
+                twin = None
+                try:
+                    child = await self.tree.step(snap, i)
+                    await self.keys.observe(child, snap)
+                    if need == 2 and child.report.pid != 0:
+                        twin = await self.tree.step(snap, i, reseed=True)
+                        if twin.report.fingerprint == child.report.fingerprint or twin.report.pid == 0:
+                            self.tree.release(twin)
+                            twin = None
+                finally:
+                    self.pool.reserved -= need
+                    gate.release()
+                results[i] = (child, twin)
+                self.pool.unvisited += 1
+                ready[i].set()
+
+            async def produce(nursery, batch: list[int] = batch) -> None:
+                for i in batch:
+                    await gate.acquire()
+                    need = 2 if node.sid < self.opts.determinism_checks else 1
+                    await self.pool.wait_room(need)
+                    self.pool.reserved += need
+                    nursery.start_soon(fork, i, need)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(produce, nursery)
+                for i in batch:  # visited in the order forked, as they arrive (the snapshot budget holds)
+                    await ready[i].wait()
+                    child, twin = results.pop(i)
+                    self.pool.unvisited -= 1
+                    self.reduction.forked(node, {i: child.report})
+                    if twin is not None:
+                        await self._nondeterminism(node, i, child, twin)
+                    new = self._visit(node, i, child)
+                    if new is not None and self._expandable(new):
+                        keep.append(new)
+                        if self.opts.snapshot == "replay":
+                            self.tree.release(child)
+                            new.snap = None
+                        else:
+                            self.pool.resident[new.sid] = new
+                    else:
+                        self._drop(child)
+            if self.stopped:
+                self.frontier.setdefault(node.sid, node.depth)  # not all of it was taken
+                break
+            batch = self.reduction.more(node)
+        self.pool.retire(node)
+        return keep
+
     async def step_one(self, node: Node, index: int) -> Node | None:
         """Take one transition (random walks); the child is returned even if already seen."""
         assert node.snap is not None  # a walk steps from live snapshots only
@@ -245,6 +333,7 @@ class Search:
 
     def add_root(self, snap: Snapshot) -> Node:
         sid = self._add_state(snap.report, self._key(snap))
+        self.reduction.reached(None, None, sid, True)
         node = Node(sid, 0, snap)
         self._record_violations(sid, snap)
         self._reached(sid, 0, snap.report)
@@ -296,6 +385,7 @@ class Search:
             self.transitions += 1
             self._progress()
             self.graph.add_step(parent.sid, sid, Step(index, info.actor, info.label, info.where, rep.fingerprint.hex()))
+        tag = self.reduction.reached(parent, index, sid, new)
         if new:
             self._record_violations(sid, child)
             self._reached(sid, depth, rep)
@@ -303,6 +393,10 @@ class Search:
         if self.reexpand and depth < self.depth_of.get(sid, depth) and self._open(rep):
             self._reached(sid, depth, rep)
             return Node(sid, depth, child)
+        if tag is not None and self._open(rep):
+            # The reduction wakes transitions of this expanded state on this path: it is expanded again.
+            self.frontier.setdefault(sid, depth)
+            return Node(sid, depth, child, tag)
         return None
 
     def _reached(self, sid: int, depth: int, rep: P.Report) -> None:
@@ -421,6 +515,12 @@ class Search:
 async def run_search(search: Search, root: Snapshot) -> None:
     """Explore from ``root`` with the search's strategy, then describe violations and check liveness."""
     await search.keys.start(search.tree, root)
+    if root.report.properties and search.opts.reduction != "none":
+        names = ", ".join(f"{kind} {name!r}" for kind, name, *_ in root.report.properties)
+        raise UsageError(
+            f"reduction={search.opts.reduction!r} cannot be combined with the liveness properties of this model "
+            f"({names}) under fairness={search.opts.fairness!r}: a reduction may leave out the interleavings a "
+            "liveness verdict needs; check them with reduction='none' (--reduction none)")
     node = search.add_root(root)
     if search.stopped or not search._expandable(node):
         if root not in search._held():
@@ -538,6 +638,7 @@ def check(model: Any, options: CheckOptions | None = None, **kw: Any) -> CheckRe
     tree = SnapshotTree(model, opts.transition_timeout, huge_pages=opts.uses_huge_pages, opaque=opts.opaque)
     tree.memory_limit = opts.memory_limit
     search = Search(tree, model, opts)
+    tree.footprints = search.reduction.footprints
     start = time.perf_counter()
 
     async def watch_sigterm(scope: trio.CancelScope) -> None:
@@ -574,6 +675,8 @@ def check(model: Any, options: CheckOptions | None = None, **kw: Any) -> CheckRe
         seconds=time.perf_counter() - start,
         setup_seconds=setup[0],
         memory=tree.memory.stats(tree.peak),
+        reduction=search.reduction.name,
+        skipped=search.reduction.skipped(),
     )
     result = CheckResult(search.violations, stats, search.graph, incomplete=search.incomplete,
                          model=repr(model), discoveries=search.discoveries)

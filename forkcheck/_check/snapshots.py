@@ -79,6 +79,7 @@ class SnapshotTree:
         self.fork_failures = 0
         self.on_fork_failure: Callable[[], None] | None = None  # called when a snapshot could not fork: free some
         self.memory_limit: int | None = None
+        self.footprints = False  # snapshots report footprints (a reduction is on: _app/footprint.py)
         self.huge_pages = bool(huge_pages)  # put the root's heap on transparent huge pages (_hugepages.py)
         self.peak = 0
         self.memory = MemoryTracker()  # private and logical bytes of the live snapshots at their peak
@@ -108,7 +109,8 @@ class SnapshotTree:
         root = self.root = self._adopt(self.proc.pid, ours)
         version, origin = package_version()
         await P.asend(root.sock, P.Load(blob, list(sys.path), os.getcwd(), memory_limit=self.memory_limit,
-                                           huge_pages=self.huge_pages, opaque=self.opaque, version=version,
+                                           huge_pages=self.huge_pages, opaque=self.opaque, footprints=self.footprints,
+                                           version=version,
                                            protocol=P.PROTOCOL, origin=origin))
         try:
             report = await P.arecv(root.sock)
@@ -198,7 +200,7 @@ class SnapshotTree:
                 theirs_inode = os.fstat(theirs.fileno()).st_ino
                 try:
                     async with snap.lock:
-                        await P.asend(snap.sock, P.Fork(path, reseed), fd=theirs.fileno())
+                        await P.asend(snap.sock, P.Fork(path, reseed, self.footprints), fd=theirs.fileno())
                 except BaseException:
                     ours.close()
                     raise
