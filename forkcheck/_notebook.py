@@ -447,6 +447,8 @@ class Explorer:
             max_depth=search.max_shortest_depth(),
             seconds=time.perf_counter() - t0,
             memory=self._tree.memory.stats(peak),
+            reduction=search.reduction.name,
+            skipped=search.reduction.skipped(),
         )
         return CheckResult(search.violations, stats, search.graph, incomplete=search.incomplete, model=repr(self.model),
                            discoveries=search.discoveries)
@@ -459,10 +461,15 @@ class Explorer:
         saved_timeout = self._tree.transition_timeout
         saved_hook = getattr(self._tree, "on_fork_failure", None)
         self._tree.transition_timeout = opts.transition_timeout
+        saved_footprints = self._tree.footprints
         try:
             search = Search(tree, self.model, opts)  # type: ignore[arg-type]  # a proxy of the SnapshotTree
+            # A reduction needs footprints: the states this run forks report them (the start node's
+            # own report has none, so it takes every transition).
+            self._tree.footprints = search.reduction.footprints
             await run_search(search, start.snap)
         finally:
+            self._tree.footprints = saved_footprints
             self._tree.transition_timeout = saved_timeout
             if hasattr(self._tree, "on_fork_failure"):
                 self._tree.on_fork_failure = saved_hook

@@ -70,6 +70,7 @@ class Search:
         self.violations: list[Violation] = []
         self.discoveries: dict[str, Trace | None] = {}
         self._violating: list[tuple[Violation, Snapshot]] = []
+        self._violation_sid: dict[int, int] = {}  # id(violation) -> the state it was found in
         self.stopped = False
         # Why the graph is not the whole reachable graph, as it happens (see ``incomplete``).
         self._reasons: list[str] = []  # reasons found after the search (liveness's own frontier check)
@@ -463,6 +464,7 @@ class Search:
             v = Violation(kind, name, message, trace, details, None, repr(self.model))
             self.violations.append(v)
             self._violating.append((v, snap))
+            self._violation_sid[id(v)] = sid
         if self.opts.stop_on_violation:
             self._stop("stopped at the first violation")
 
@@ -502,6 +504,22 @@ class Search:
             steps.append(step)
         return Trace(steps[::-1])
 
+    def shorten_traces(self) -> None:
+        """Under BFS with a reduction, make each counterexample a shortest path among the states visited.
+
+        A reduction that takes transitions of a state again later (a sleep set
+        woken on another path) can add an edge that shortens the way to a
+        state found before it; the parent pointers do not see it, the graph does.
+        """
+        if not self._violating:
+            return
+        dist = nx.single_source_shortest_path(self.graph, 0)
+        for v, _ in self._violating:
+            sid = self._violation_sid.get(id(v))
+            path = dist.get(sid) if sid is not None else None
+            if path is not None and len(path) - 1 < len(v.trace):
+                v.trace = Trace([self.graph.edges[a, b]["steps"][0] for a, b in zip(path, path[1:])])
+
     async def describe_violations(self) -> None:
         for v, snap in self._violating:
             v.state = await self.tree.describe(snap)
@@ -527,6 +545,8 @@ async def run_search(search: Search, root: Snapshot) -> None:
             search.tree.release(root)
     else:
         await STRATEGIES[search.opts.strategy](search, node)
+    if search.opts.strategy == "bfs" and search.reduction.footprints:
+        search.shorten_traces()
     await search.describe_violations()
     search._progress(force=True)
     if root.report.properties:
