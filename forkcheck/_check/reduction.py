@@ -127,7 +127,7 @@ class Foot:
     footprint, a crash, code the walk cannot follow): dependent on everything.
     """
 
-    __slots__ = ("owner", "key", "reads", "writes", "ops", "world", "unknown")
+    __slots__ = ("owner", "key", "reads", "writes", "ops", "world", "unknown", "visible", "end")
 
     def __init__(self, owner: int, key: str | None, reads: frozenset = frozenset(), writes: frozenset = frozenset(),
                  ops: dict | None = None, world: bool = False, unknown: bool = False) -> None:
@@ -138,6 +138,8 @@ class Foot:
         self.ops: dict[int, tuple[str, frozenset]] = ops or {}
         self.world = world
         self.unknown = unknown
+        self.visible = unknown  # it may change what an invariant reads (set by foot())
+        self.end = False  # it led to a state the search does not expand (a violation)
 
     def __repr__(self) -> str:  # pragma: no cover - for debugging
         return (f"Foot({self.owner}, {self.key!r}, reads={sorted(self.reads)}, writes={sorted(self.writes)}, "
@@ -189,13 +191,24 @@ def foot(rep: P.Report, index: int, child: P.Report | None) -> Foot:
     ops: dict[int, tuple[str, set]] = {}
     world = _ops(root.guard, ops)
     world = _ops(logged, ops) or world
-    return Foot(owner, key, root.objs, frozenset(written), {p: (k, frozenset(o)) for p, (k, o) in ops.items()},
-                world)
+    f = Foot(owner, key, root.objs, frozenset(written), {p: (k, frozenset(o)) for p, (k, o) in ops.items()}, world)
+    f.visible = visible(f, rep.footprint[1])
+    f.end = bool(child.violations)
+    return f
 
 
 def independent(a: Foot, b: Foot) -> bool:
-    """Whether two transitions taken in the same state commute (and neither disables the other)."""
-    if a.unknown or b.unknown or a.owner == b.owner:
+    """Whether two transitions taken in the same state commute (and neither disables the other).
+
+    A violating state is an end: the search does not go on from it.  So a
+    transition that led to one is dependent on every other (the path that
+    takes it first stops there), and so are two transitions that both may
+    change what an invariant reads (together they may make a violating state
+    that neither makes alone, which would end the other order's path).
+    """
+    if a.unknown or b.unknown or a.owner == b.owner or a.end or b.end:
+        return False
+    if a.visible and b.visible:
         return False
     if a.world and b.world:
         return False
