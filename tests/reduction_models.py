@@ -188,7 +188,7 @@ def independent_counters(n=3, steps=2):
 
     for i in range(n):
         fc.spawn(count, counters[i], name=f"c{i}")
-    fc.invariant(lambda: sum(c["v"] for c in counters) <= n * steps, name="bounded")
+    fc.invariant(lambda: counters[0]["v"] <= steps, name="bounded")  # reads one counter: the others are invisible
 
 
 @fc.model

@@ -209,7 +209,9 @@ def test_json_report_has_the_documented_keys(tmp_path):
     assert data["ok"] is False and data["model"] == "die_hard()"
     # die hard stops at its violation with states still unexpanded: the report says the search was partial
     assert data["complete"] is False and data["incomplete"][0].startswith("stopped at the first violation with ")
-    assert set(data["stats"]) == {"states", "transitions", "max_depth", "seconds", "setup_seconds", "memory"}
+    assert set(data["stats"]) == {"states", "transitions", "max_depth", "seconds", "setup_seconds", "reduction",
+                                  "skipped", "memory"}
+    assert (data["stats"]["reduction"], data["stats"]["skipped"]) == ("none", 0)
     assert 0 < data["stats"]["setup_seconds"] < data["stats"]["seconds"]
     assert set(data["stats"]["memory"]) == {"peak_snapshots", "private_bytes", "logical_bytes", "sharing",
                                             "private_per_snapshot", "sampled_snapshots"}

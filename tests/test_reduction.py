@@ -86,11 +86,12 @@ def test_independence_of_two_steps():
 
 
 def test_a_step_conflicts_with_what_another_root_may_do_later():
-    later = reduction.Root(((1, 2), ((7, "M"),), 0, ()))
+    later = reduction.Root(((1, 2), ((7, "M"),), 0, (), (5,)))
     assert reduction.conflicts(_foot(0, reads=[2]), later)  # it may write object 2
     assert reduction.conflicts(_foot(0, ops={7: ("M", frozenset({"rd"}))}), later)  # it may put to box 7
-    assert not reduction.conflicts(_foot(0, reads=[3], ops={8: ("M", frozenset({"put"}))}), later)
-    assert reduction.conflicts(_foot(0, world=True), reduction.Root(((), (), reduction.WORLD, ())))
+    assert not reduction.conflicts(_foot(0, reads=[3, 5], ops={8: ("M", frozenset({"put"}))}), later)
+    assert reduction.conflicts(_foot(0, writes=[5]), later)  # it may read object 5, which it never writes
+    assert reduction.conflicts(_foot(0, world=True), reduction.Root(((), (), reduction.WORLD, (), ())))
 
 
 # --------------------------------------------------------------------------- differential tests

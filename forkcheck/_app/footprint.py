@@ -62,6 +62,7 @@ _UNKNOWN_NAMES = frozenset({
     "eval", "exec", "compile", "globals", "__import__", "import_module", "_getframe", "f_globals", "f_locals",
     "f_back", "f_builtins", "get_objects", "get_referrers", "get_referents", "modules", "__builtins__", "tb_frame",
     "gi_frame", "cr_frame", "ag_frame", "cell_contents", "__closure__", "__globals__", "__code__",
+    "__defaults__", "__kwdefaults__",
 })
 #: Names with which code reads or writes attributes it does not name: every attribute of the modules reached
 #: is followed, and every binding (globals, class attributes) counts as writable.
@@ -333,6 +334,7 @@ class _Reach:
                     if o in _WORLD_OBJECTS:
                         self.flags |= WORLD
                     continue
+                cands[i] = ("U", o)  # its attributes, defaults and closure: read-only unless some code sets them
                 self.code(code)
                 self.namespace(o.__globals__)
                 if o.__closure__:
@@ -547,6 +549,18 @@ def _digest(kind: str, o: Any) -> bytes | None:
         for k, v in list(o.__dict__.items()):
             parts.append(k)
             parts.append(_tok(v))
+    elif kind == "U":
+        parts = [f"@{id(o.__code__)}", _tok(o.__defaults__), _tok(o.__closure__)]
+        kw = o.__kwdefaults__
+        if kw:
+            for k, v in kw.items():
+                parts.append(k)
+                parts.append(_tok(v))
+        fd = getattr(o, "__dict__", None)
+        if fd:
+            for k, v in fd.items():
+                parts.append(k)
+                parts.append(_tok(v))
     elif kind == "F":
         frame = getattr(o, "cr_frame", None) or getattr(o, "gi_frame", None) or getattr(o, "ag_frame", None)
         if frame is None:
@@ -607,10 +621,14 @@ def compute(world) -> tuple[list, tuple]:
 
     Returns ``(roots, invariants)``: ``roots[k]`` for the k-th actor (None once
     it has returned or failed) and then each environment (lossy network) is
-    ``(objects, primitives, flags, guard)``; ``invariants`` is ``(objects,
-    primitives, flags)``.  ``objects`` are keys of shared mutable objects,
-    ``primitives`` ``(id, kind)`` pairs, ``guard`` the operations the actor's
-    enabling test made in this state (``World.guards``).
+    ``(objects, primitives, flags, guard, read_only)``; ``invariants`` is
+    ``(objects, primitives, flags, read_only)``.  ``objects`` are keys of the
+    shared mutable objects some reachable code can change, ``read_only`` those
+    that no reachable code can (cells never stored to, globals never assigned,
+    class and function attributes never set): a step still may, through what
+    the scan of the code does not see, so their digests are checked too.
+    ``primitives`` are ``(id, kind)`` pairs, ``guard`` the operations the
+    actor's enabling test made in this state (``World.guards``).
     """
     global _TABLE
     ctx = _Context(world)
@@ -629,12 +647,7 @@ def compute(world) -> tuple[list, tuple]:
     inv = _Reach(ctx)
     preds = [pred for _, pred in world.invariants] + list(world.liveness)
     inv.run(preds)
-    # Cells, globals and class attributes that no reachable code can rebind are read-only: not state
-    # that a step writes, so sharing them makes no dependency.
     every = [w for w in walks if w is not None] + [inv]
-    for w in every:
-        for key in [k for k, (kind, obj) in w.cands.items() if not _writable(ctx, k, kind, obj)]:
-            del w.cands[key]
     count: dict[int, int] = {}
     pcount: dict[int, int] = {}
     for w in every:
@@ -642,34 +655,38 @@ def compute(world) -> tuple[list, tuple]:
             count[key] = count.get(key, 0) + 1
         for key in w.prims:
             pcount[key] = pcount.get(key, 0) + 1
-    table = []
-    known: set[int] = set()
+    writable: dict[int, bool] = {}
+    table: list = []
     out: list = []
     guards = world.guards
     for k, w in enumerate(walks):
         if w is None:
             out.append(None)
             continue
-        objs = _shared(w, count, table, known)
+        objs, ro = _shared(ctx, w, count, writable, table)
         prims = tuple(sorted((p, kind) for p, kind in w.prims.items() if pcount[p] > 1))
         guard = guards[k] if k < len(guards) else ()
-        out.append((objs, prims, w.flags, guard))
-    inv_out = (_shared(inv, count, table, known),
-               tuple(sorted((p, kind) for p, kind in inv.prims.items() if pcount[p] > 1)), inv.flags)
+        out.append((objs, prims, w.flags, guard, ro))
+    objs, ro = _shared(ctx, inv, count, writable, table)
+    inv_out = (objs, tuple(sorted((p, kind) for p, kind in inv.prims.items() if pcount[p] > 1)), inv.flags, ro)
     _TABLE = table
     return out, inv_out
 
 
-def _shared(w: _Reach, count: dict[int, int], table: list, known: set[int]) -> tuple:
-    objs = []
+def _shared(ctx: _Context, w: _Reach, count: dict[int, int], writable: dict[int, bool], table: list) -> tuple:
+    """The root's shared objects, split into those some code can change and the read-only ones."""
+    objs, ro = [], []
     for key, (kind, obj) in w.cands.items():
-        if count[key] > 1:
-            objs.append(key)
-            if key not in known:
-                known.add(key)
-                table.append((key, kind, obj, _digest(kind, obj)))
+        if count[key] < 2:
+            continue
+        can = writable.get(key)
+        if can is None:
+            can = writable[key] = _writable(ctx, key, kind, obj)
+            table.append((key, kind, obj, _digest(kind, obj)))
+        (objs if can else ro).append(key)
     objs.sort()
-    return tuple(objs)
+    ro.sort()
+    return tuple(objs), tuple(ro)
 
 
 def _writable(ctx: _Context, key: int, kind: str, obj: Any) -> bool:
@@ -681,6 +698,8 @@ def _writable(ctx: _Context, key: int, kind: str, obj: Any) -> bool:
         return ctx.dynamic_write or name in ctx.sglobal or name in ctx.stored_attrs()
     if kind == "K":
         return ctx.dynamic_write or not ctx.stored_attrs().isdisjoint(ctx.class_names.get(key, ()))
+    if kind == "U":
+        return ctx.dynamic_write or not ctx.stored_attrs().isdisjoint(getattr(obj, "__dict__", {}))
     return True
 
 

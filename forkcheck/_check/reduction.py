@@ -149,14 +149,16 @@ class Foot:
 class Root:
     """A root's static footprint in a state: what its future steps may touch (``_app/footprint.compute``)."""
 
-    __slots__ = ("objs", "prims", "flags", "guard")
+    __slots__ = ("objs", "ro", "reads", "prims", "flags", "guard")
 
     def __init__(self, data: tuple) -> None:
-        objs, prims, flags, *rest = data
-        self.objs = frozenset(objs)
+        objs, prims, flags, guard, ro = data
+        self.objs = frozenset(objs)  # shared objects some reachable code can change: it may write them
+        self.ro = frozenset(ro)  # shared objects no reachable code changes (it may still read them)
+        self.reads = self.objs | self.ro
         self.prims = frozenset(p for p, _ in prims)
         self.flags = flags
-        self.guard = rest[0] if rest else ()
+        self.guard = guard
 
 
 def _ops(entries, into: dict[int, tuple[str, set]]) -> bool:
@@ -191,7 +193,7 @@ def foot(rep: P.Report, index: int, child: P.Report | None) -> Foot:
     ops: dict[int, tuple[str, set]] = {}
     world = _ops(root.guard, ops)
     world = _ops(logged, ops) or world
-    f = Foot(owner, key, root.objs, frozenset(written), {p: (k, frozenset(o)) for p, (k, o) in ops.items()}, world)
+    f = Foot(owner, key, root.reads, frozenset(written), {p: (k, frozenset(o)) for p, (k, o) in ops.items()}, world)
     f.visible = visible(f, rep.footprint[1])
     f.end = bool(child.violations)
     return f
@@ -238,8 +240,7 @@ def conflicts(t: Foot, other: Root) -> bool:
         return True
     if t.world and other.flags & WORLD:
         return True
-    objs = other.objs
-    if not objs.isdisjoint(t.reads) or not objs.isdisjoint(t.writes):
+    if not other.objs.isdisjoint(t.reads) or not other.reads.isdisjoint(t.writes):
         return True
     prims = other.prims
     for pid in t.ops:
@@ -252,7 +253,7 @@ def enables(other: Root, waiting: Root) -> bool:
     """Whether a root's future steps may enable a blocked root (change what its enabling test reads)."""
     if other.flags & UNKNOWN or waiting.flags & UNKNOWN:
         return True
-    if not other.objs.isdisjoint(waiting.objs):
+    if not other.objs.isdisjoint(waiting.reads):
         return True
     for _, _, pid in waiting.guard:
         if pid in other.prims:
@@ -264,10 +265,10 @@ def visible(t: Foot, inv: tuple | None) -> bool:
     """Whether a transition may change what an invariant reads."""
     if t.unknown or inv is None:
         return True
-    objs, prims, flags = inv
+    objs, prims, flags, ro = inv
     if flags & UNKNOWN:
         return True
-    if not t.writes.isdisjoint(objs):
+    if not t.writes.isdisjoint(objs) or not t.writes.isdisjoint(ro):
         return True
     watched = {p for p, _ in prims}
     for pid, (_, ops) in t.ops.items():
