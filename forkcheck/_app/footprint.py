@@ -388,9 +388,9 @@ class _Reach:
                         if k not in _PRIM_FIELDS:
                             push(v)
                 self.prims[i] = kind
-                if kind == "M":
+                if isinstance(o, _prims.Mailbox):
                     stack.extend(o._items)
-                elif kind == "N":
+                elif isinstance(o, _prims.Network):
                     stack.extend(o._flight)
             elif isinstance(o, _enum_type()):
                 continue
@@ -659,10 +659,11 @@ def compute(world) -> tuple[list, tuple]:
     table: list = []
     out: list = []
     guards = world.guards
-    for k, w in enumerate(walks):
-        if w is None:
+    for k, walk in enumerate(walks):
+        if walk is None:
             out.append(None)
             continue
+        w = walk
         objs, ro = _shared(ctx, w, count, writable, table)
         prims = tuple(sorted((p, kind) for p, kind in w.prims.items() if pcount[p] > 1))
         guard = guards[k] if k < len(guards) else ()
@@ -675,7 +676,8 @@ def compute(world) -> tuple[list, tuple]:
 
 def _shared(ctx: _Context, w: _Reach, count: dict[int, int], writable: dict[int, bool], table: list) -> tuple:
     """The root's shared objects, split into those some code can change and the read-only ones."""
-    objs, ro = [], []
+    objs: list[int] = []
+    ro: list[int] = []
     for key, (kind, obj) in w.cands.items():
         if count[key] < 2:
             continue
@@ -708,7 +710,8 @@ def transition_keys(world, enabled) -> tuple[list, list]:
     every state where the same transition is enabled: ``"root|label"``; None when two read alike."""
     index = {id(a): k for k, a in enumerate(world.actors)}
     envs = {id(e): len(world.actors) + k for k, e in enumerate(world.environments)}
-    owners, keys = [], []
+    owners: list[int] = []
+    keys: list[str | None] = []
     seen: dict[str, int] = {}
     for t in enabled:
         owner = index[id(t.actor)] if t.actor is not None else envs[id(t.request)]
@@ -716,7 +719,7 @@ def transition_keys(world, enabled) -> tuple[list, list]:
         key = f"{owner}|{t.label}"
         seen[key] = seen.get(key, 0) + 1
         keys.append(key)
-    for k, key in enumerate(keys):
-        if seen[key] > 1:
+    for k, name in enumerate(keys):
+        if name is not None and seen[name] > 1:
             keys[k] = None
     return owners, keys

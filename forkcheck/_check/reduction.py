@@ -297,7 +297,7 @@ class _State:
     def __init__(self, sleep: dict[str, Asleep]) -> None:
         self.sleep = sleep  # the stored sleep set: transitions never taken from this state
         self.expanded = False
-        self.taken: set[str | int] = set()  # keys (or positions, for transitions without a key) taken
+        self.taken: set[Any] = set()  # keys (or ("#", position), for transitions without a key) taken
         self.persistent: set | None = None  # keys of the persistent set chosen at expansion; None: all
         self.enabled = 0
 

@@ -129,14 +129,18 @@ class Search:
             self.frontier.pop(node.sid, None)
             self.closed.add(node.sid)
         if self.reduction.footprints:
-            out = []
+            done: list[list[Node]] = []
             for node in nodes:
-                out.append(await self._expand_in_rounds(node))
+                done.append(await self._expand_in_rounds(node))
                 if self.stopped:
-                    out += [[] for _ in nodes[len(out):]]
+                    for rest in nodes[len(done):]:  # not expanded: still on the frontier, their processes ended
+                        self.frontier[rest.sid] = rest.depth
+                        self.closed.discard(rest.sid)
+                        self.release(rest)
+                        done.append([])
                     break
             self._check_budget()
-            return out
+            return done
         # A state expanded again (reached by a shorter path under max_depth) recorded its
         # transitions the first time: they are not counted or drawn twice.
         again = [False] * len(nodes)
