@@ -531,6 +531,29 @@ def test_liveness_lasso_and_fairness(tmp_path):
     assert "-- loop starts here --" in proc.stdout and "-- then back to step 1, forever --" in proc.stdout
 
 
+def test_reduction_flag(tmp_path):
+    proc = forkcheck("check", "examples/two_phase_mailboxes.py", "--arg", "n=2", "--reduction", "por")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "reduction=por (" in proc.stdout and "transitions skipped)" in proc.stdout
+    assert_one_line_error(forkcheck("check", "examples/two_phase.py", "--reduction", "sleep", "--max-depth", "3"),
+                          "reduction='sleep' cannot be combined with max_depth=3")
+    live = write(tmp_path, "live.py", """
+        import forkcheck as fc
+
+        @fc.model
+        def live():
+            s = {"done": False}
+            async def worker():
+                await fc.checkpoint()
+                s["done"] = True
+            fc.spawn(worker)
+            fc.eventually(lambda: s["done"], name="worker done")
+    """)
+    assert_one_line_error(forkcheck("check", str(live), "--reduction", "por"),
+                          "reduction='por' cannot be combined with the liveness properties", "eventually 'worker done'",
+                          "fairness='weak'")
+
+
 def test_module_target_and_bound_model_instance():
     # package.module:model form: tests/ is the current directory, so cli_models is importable.
     proc = forkcheck("check", "cli_models:counter", "--arg", "n=1", cwd=ROOT / "tests")

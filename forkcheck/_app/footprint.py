@@ -294,6 +294,12 @@ class _Reach:
             seen.add(i)
             if t is tuple or t is frozenset:
                 stack.extend(o)
+            elif t is range:
+                continue  # immutable, and holds only ints
+            elif t is slice:
+                push(o.start)
+                push(o.stop)
+                push(o.step)
             elif t is list or t is collections.deque:
                 cands[i] = ("L", o)
                 stack.extend(o)
