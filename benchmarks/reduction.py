@@ -12,10 +12,12 @@ Models (all explored to the end: ``stop_on_violation=False``, DFS, default optio
 * ``two_phase``: examples/two_phase.py (TLA+'s TwoPhase, n = 3), whose actors
   all read and write the same dicts and set.
 
-The floor printed first is the raw Python fork round trip of this machine in
-the same run (fork, one byte through a pipe, exit, wait): a transition costs at
-least one.  ``ms/tr`` is seconds per transition taken; ``x none`` the ratio
-of states, transitions and seconds to the full search of the same model.
+The floor is the raw Python fork round trip of this machine (fork, one byte
+through a pipe, exit, wait), measured again before each model, since the load
+of a shared machine varies: a transition costs at least one.  ``ms/tr`` is
+seconds per transition taken, ``x floor`` that over the model's floor; ``x
+none`` the ratio of states, transitions and seconds to the full search of the
+same model, run just before.
 
     python benchmarks/reduction.py            # everything (about 30 minutes on 2 loaded cores)
     python benchmarks/reduction.py --quick    # the smallest size of each model
@@ -72,16 +74,17 @@ def cases(quick: bool) -> list[tuple[str, fc.Model]]:
 
 def main(argv: list[str]) -> None:
     quick = "--quick" in argv
-    floor = py_fork_floor(0, 500)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Linux {platform.release()}, "
           f"Python {platform.python_version()}, forkcheck {fc.__version__}")
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"floor: raw Python fork-and-pipe round trip {floor * 1e3:.2f} ms")
     print("DFS, stop_on_violation=False; x none: states / transitions / seconds as a fraction of reduction='none'")
+    print("floor: raw Python fork-and-pipe round trip, measured before each model")
     print(f"{'model':<26}{'reduction':<10}{'states':>8}{'trans':>8}{'skipped':>8}{'seconds':>9}{'ms/tr':>7}"
           f"{'x floor':>8}   {'x none (states trans secs)':<28}verdicts")
     t0 = time.perf_counter()
     for name, model in cases(quick):
+        floor = py_fork_floor(0, 300)
+        print(f"{name}: floor {floor * 1e3:.2f} ms, load average {os.getloadavg()[0]:.2f}")
         base = None
         for red in REDUCTIONS:
             r = model.check(reduction=red, stop_on_violation=False)

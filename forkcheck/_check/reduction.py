@@ -453,6 +453,8 @@ class Reducer:
                                           not (i < len(keys) and keys[i] is not None and keys[i] in ex.base)])
         if not out:
             del self.expansions[id(node)]
+            for i in ex.order:  # the search visited every child: nothing is left for a node of that id
+                self.arrivals.pop((id(node), i), None)
         return out
 
     @staticmethod
