@@ -9,6 +9,8 @@ then fails: the differential tests can fail.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import networkx as nx
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,6 +27,7 @@ from mutex import broken, peterson
 from two_phase import two_phase
 
 REDUCTIONS = ("sleep", "por")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 # --------------------------------------------------------------------------- the interface
@@ -224,6 +227,52 @@ def test_the_differential_tests_catch_an_unsound_table(monkeypatch):
         assert verdicts(r) == [], red  # the violation is lost: the table is what makes it sound
     with pytest.raises(AssertionError):
         compare(rm.two_getters(), replay=False)
+
+
+SCRIPT = """
+import forkcheck as fc
+
+LEVEL = 0
+
+
+def level():
+    return LEVEL
+
+
+@fc.model
+def scripted():
+    async def writer():
+        global LEVEL
+        await fc.checkpoint()
+        LEVEL = 1
+
+    async def reader():
+        await fc.checkpoint()
+        assert level() == 0, "saw the write"
+
+    fc.spawn(writer)
+    fc.spawn(reader)
+
+
+for red in ("none", "sleep", "por"):
+    r = scripted.check(reduction=red, stop_on_violation=False)
+    print(red, sorted((v.kind, v.name) for v in r.violations), r.stats.states)
+"""
+
+
+def test_a_model_run_as_a_script_keeps_its_globals(tmp_path):
+    """A script's model travels by value and names ``__main__``: its globals are still followed."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "script.py").write_text(SCRIPT)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT)] + os.environ.get("PYTHONPATH", "").split(os.pathsep)))
+    out = subprocess.run([sys.executable, "script.py"], cwd=tmp_path, capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.split("\n")
+    assert lines[:3] == [f"{red} [('assertion', 'reader')] 5" for red in ("none", "sleep", "por")], out.stdout
 
 
 # --------------------------------------------------------------------------- random programs

@@ -154,6 +154,24 @@ def _skipped_module(name: str) -> bool:
     return skip
 
 
+def _foreign(name: Any, probe: Any) -> bool:
+    """Whether a namespace (``probe`` a globals dict) or a class (``probe`` the class) belongs to a module
+    of forkcheck or the standard library.
+
+    By the module that is really there: a model sent by value from a script
+    or a notebook names ``__main__`` (in a snapshot, forkcheck's own), and is
+    the model's all the same.
+    """
+    if not isinstance(name, str) or not _skipped_module(name):
+        return False
+    m = sys.modules.get(name)
+    if m is None:
+        return False
+    if isinstance(probe, dict):
+        return getattr(m, "__dict__", None) is probe
+    return getattr(m, getattr(probe, "__name__", ""), None) is probe or name.split(".")[0] == "forkcheck"
+
+
 # --------------------------------------------------------------------------- the walk
 
 
@@ -234,8 +252,11 @@ class _Reach:
             ctx.dynamic_write = True
 
     def namespace(self, g: dict) -> None:
-        if id(g) not in self.namespaces and not _skipped_module(g.get("__name__", "") or "?"):
-            self.namespaces[id(g)] = [g, set()]
+        if id(g) in self.namespaces:
+            return
+        if id(g) not in self.ctx.model_ns and _foreign(g.get("__name__"), g):
+            return
+        self.namespaces[id(g)] = [g, set()]
 
     def run(self, roots) -> None:
         self.stack.extend(roots)
@@ -405,7 +426,7 @@ class _Reach:
 
     def klass(self, cls: type, i: int) -> None:
         module = getattr(cls, "__module__", "")
-        if not (_TYPE_FLAGS(cls) & _HEAPTYPE) or module == "builtins" or _skipped_module(module):
+        if not (_TYPE_FLAGS(cls) & _HEAPTYPE) or module == "builtins" or _foreign(module, cls):
             if cls in _WORLD_OBJECTS:
                 self.flags |= WORLD
             return
