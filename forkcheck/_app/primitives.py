@@ -304,6 +304,11 @@ class Lock(_AsyncContext):
         _note("L", "rd", self)
         return self._owner
 
+    @owner.setter
+    def owner(self, who: str | None) -> None:
+        _note("L", "own", self)  # a write the table of operations commutes with nothing
+        self._owner = who
+
     def locked(self) -> bool:
         """Whether an actor holds the lock."""
         _note("L", "rd", self)
@@ -348,6 +353,11 @@ class Semaphore(_AsyncContext):
         """The count: how many more acquires succeed before one blocks."""
         _note("S", "rd", self)
         return self._value
+
+    @value.setter
+    def value(self, value: int) -> None:
+        _note("S", "val", self)  # a write the table of operations commutes with nothing
+        self._value = value
 
     def __repr__(self) -> str:
         _note("S", "rd", self)
