@@ -583,6 +583,10 @@ class _Guarded:
         self.peak = max(self.peak, len(self._tree.live))
         return child
 
+    async def footprint(self, snap: Snapshot) -> None:
+        with trio.CancelScope(shield=snap is self._keep):
+            await self._tree.footprint(snap)
+
     async def describe(self, snap: Snapshot) -> P.Description | None:
         with trio.CancelScope(shield=snap is self._keep):
             return await self._tree.describe(snap)

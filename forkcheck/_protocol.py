@@ -22,6 +22,7 @@ Requests and their replies::
                                   | ForkFailed(errno)    (the parent, on that same socket: EAGAIN, ENOMEM)
                                   | <end of file>        (the child died before reporting)
     Describe()                ->  Description
+    Footprint()               ->  Report                 (only owners, keys and footprint set)
     Eval(fn)                  ->  EvalResult
     <socket closed>           ->  the process exits
 """
@@ -87,6 +88,18 @@ class Describe:
 
 
 @dataclass
+class Footprint:
+    """Ask for the footprints of this state (a reduction is on: _app/footprint.py).
+
+    Asked only of a state about to be expanded, not in every report: most
+    children reach a known state and are never expanded.  The snapshot keeps
+    the digests of its shared objects for its children to compare with.  The
+    answer is a Report whose ``owners``, ``keys`` and ``footprint`` are set
+    (None when this process does not log what footprints need).
+    """
+
+
+@dataclass
 class Eval:
     """Call ``fn(view)`` in a throwaway fork of this state."""
 
@@ -125,10 +138,11 @@ class Report:
     labels: dict[str, bool] = field(default_factory=dict)  # truth of state predicates (liveness)
     properties: list = field(default_factory=list)  # liveness properties declared by setup: their spec()
     opaque: str = ""  # opaque="distinct": the type of an object the fingerprint could not see, and why
-    # Footprints, for the reductions (_app/footprint.py; None when off).  Per transition: its root (actor
-    # index, then environments) and a name stable across states (None when ambiguous).  ``footprint`` is
-    # (roots, invariants) of _app.footprint.compute; ``effects`` what the step that made this state did:
-    # (keys of the parent's shared objects it changed, its operations on primitives), None when unknown.
+    # Footprints, for the reductions (_app/footprint.py; None when off).  ``effects``, in every report: what
+    # the step that made this state did (keys of the parent's shared objects it changed, its operations on
+    # primitives), None when unknown.  The others answer a Footprint request: per transition its root
+    # (actor index, then environments) and a name stable across states (None when ambiguous), and
+    # ``footprint``, (roots, invariants) of _app.footprint.compute.
     owners: list | None = None
     keys: list | None = None
     footprint: tuple | None = None

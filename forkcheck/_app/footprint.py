@@ -37,6 +37,7 @@ from __future__ import annotations
 import collections
 import dis
 import gc
+import os
 import sys
 import types
 from typing import Any
@@ -627,10 +628,18 @@ def _digest(kind: str, o: Any) -> bytes | None:
 _TABLE: list[tuple[int, str, Any, bytes | None]] | None = None
 
 
+#: The process that computed _TABLE: a child compares only with its own parent's digests.
+_TABLE_PID = 0
+
+
 def effects() -> tuple | None:
-    """The keys of the shared objects of the parent state that the step just taken changed (None: no table)."""
+    """The keys of the shared objects of the parent state that the step just taken changed (None: no table).
+
+    The table must be the parent's: a process that never answered a Footprint
+    request holds its own parent's table, which a child of it must not use.
+    """
     table = _TABLE
-    if table is None:
+    if table is None or _TABLE_PID != os.getppid():
         return None
     written = []
     for key, kind, obj, digest in table:
@@ -697,7 +706,9 @@ def compute(world) -> tuple[list, tuple]:
         out.append((objs, prims, w.flags, guard, ro))
     objs, ro = _shared(ctx, inv, count, writable, table)
     inv_out = (objs, tuple(sorted((p, kind) for p, kind in inv.prims.items() if pcount[p] > 1)), inv.flags, ro)
+    global _TABLE_PID
     _TABLE = table
+    _TABLE_PID = os.getpid()
     return out, inv_out
 
 

@@ -150,8 +150,15 @@ def make_report(world: World, step_effects: bool = True) -> P.Report:
         properties=[prop.spec() for prop in world.liveness],
         opaque=opaque,
     )
-    if world.footprints:
-        report.effects = effects
+    report.effects = effects
+    return report
+
+
+def footprint_report(world: World) -> P.Report:
+    """The answer to a Footprint request: this state's footprints (and the digests kept for its children)."""
+    report = P.Report(os.getpid(), b"", [], [], False)
+    if world.footprints and world.model_error is None:
+        enabled = world.enabled()
         report.owners, report.keys = _footprint.transition_keys(world, enabled)
         report.footprint = _footprint.compute(world)
     return report
@@ -333,7 +340,9 @@ def serve(sock: socket.socket, world: World, root: bool, reserve: int | None) ->
         else:
             if fd is not None:  # pragma: no cover - only Fork carries a socket
                 os.close(fd)
-            if isinstance(msg, P.Describe):
+            if isinstance(msg, P.Footprint):
+                P.send(sock, footprint_report(world))
+            elif isinstance(msg, P.Describe):
                 status, value = _throwaway(lambda: describe(world))
                 P.send(sock, value if status == "ok" else P.Description([], f"<describe failed: {value}>", {}))
             elif isinstance(msg, P.Eval):

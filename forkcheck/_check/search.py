@@ -238,6 +238,8 @@ class Search:
         await self.pool.materialize(node, bytes.fromhex(self.graph.nodes[node.sid]["fingerprint"]))
         snap = node.snap
         assert snap is not None  # materialized above
+        if snap.report.footprint is None and snap.report.transitions:
+            await self.tree.footprint(snap)  # asked only of the states expanded, not of every child
         keep: list[Node] = []
         batch = self.reduction.to_expand(node)
         while batch:

@@ -252,6 +252,15 @@ class SnapshotTree:
         return P.Report(pid=0, fingerprint=fp, transitions=[], all_done=False,
                         violations=[P.ViolationInfo(kind, info.actor, message, "")])
 
+    async def footprint(self, snap: Snapshot) -> None:
+        """Ask ``snap`` for its footprints (a reduction is on) and put them in its report."""
+        if snap.closed or snap.report is None or snap.report.pid == 0:
+            return
+        async with snap.lock:
+            await P.asend(snap.sock, P.Footprint())
+            reply = await P.arecv(snap.sock)
+        snap.report.owners, snap.report.keys, snap.report.footprint = reply.owners, reply.keys, reply.footprint
+
     async def describe(self, snap: Snapshot) -> P.Description | None:
         if snap.closed or snap.report is None or snap.report.pid == 0:
             return None
