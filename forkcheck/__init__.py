@@ -41,12 +41,16 @@ from ._app.properties import always_eventually as always_eventually
 from ._app.properties import eventually as eventually
 from ._app.properties import leads_to as leads_to
 from ._app.properties import sometimes as sometimes
+from ._app.runtime import TIMEOUT as TIMEOUT
 from ._app.runtime import checkpoint as checkpoint
 from ._app.runtime import choose as choose
+from ._app.runtime import constraint as constraint
 from ._app.runtime import invariant as invariant
+from ._app.runtime import select as select
 from ._app.runtime import spawn as spawn
 from ._app.runtime import when as when
 from ._errors import ForkcheckError as ForkcheckError
+from ._errors import ForkcheckWarning as ForkcheckWarning
 from ._errors import InternalError as InternalError
 from ._errors import Interrupted as Interrupted
 from ._errors import LivenessNotChecked as LivenessNotChecked
@@ -55,6 +59,7 @@ from ._errors import NondeterminismError as NondeterminismError
 from ._errors import OpaqueStateError as OpaqueStateError
 from ._errors import OpaqueStateWarning as OpaqueStateWarning
 from ._errors import PropertyViolation as PropertyViolation
+from ._errors import UnboundedWarning as UnboundedWarning
 from ._errors import UsageError as UsageError
 from ._model import Model as Model
 from ._model import ModelFactory as ModelFactory
@@ -157,6 +162,8 @@ def _public(obj: _Any, old: str | None = None) -> None:
     A class's own methods move with it, so that doctest and the docs find
     them where they find the class.
     """
+    if not isinstance(obj, type) and not callable(obj):
+        return  # a value (fc.TIMEOUT): named by its module, pickled by its __reduce__
     module = getattr(obj, "__module__", None)
     if not isinstance(module, str) or not module.startswith("forkcheck.") or (old is not None and module != old):
         return
@@ -174,6 +181,7 @@ __all__ = [
     "Event",
     "Explorer",
     "ForkcheckError",
+    "ForkcheckWarning",
     "InternalError",
     "Interrupted",
     "LivenessNotChecked",
@@ -194,18 +202,22 @@ __all__ = [
     "Semaphore",
     "Stats",
     "Step",
+    "TIMEOUT",
     "Trace",
+    "UnboundedWarning",
     "UsageError",
     "Violation",
     "always_eventually",
     "checkpoint",
     "choose",
+    "constraint",
     "eventually",
     "invariant",
     "leads_to",
     "model",
     "register_state",
     "replay",
+    "select",
     "sometimes",
     "spawn",
     "when",

@@ -571,6 +571,49 @@ def bench_scaling(cfg: dict, say) -> list[dict]:
     return rows
 
 
+@fc.model
+def long_path():
+    """One actor stepping +1 or +2 forever: a DFS goes straight down, leaving a live sibling per level."""
+    state = {"seq": 0}
+
+    def step(by):
+        state["seq"] += by
+
+    async def tick():
+        while True:
+            step(await fc.choose([1, 2]))
+
+    fc.spawn(tick)
+
+
+def bench_long_path(cfg: dict, say) -> dict:
+    """Section 6: a long DFS path, with and without rebuilding deep snapshots shallow (pool.py)."""
+    from ._check import pool
+
+    n = cfg["long_states"]
+    say(f"\n## 6. A long path: long_path(), DFS, {n} states (depth about {n - 1})")
+    floors = {}
+    for gen in (pool.REBASE_GENERATION, n):
+        floors[gen] = _run_worker("chain-floor", gen, max(10, cfg["floor_samples"] // 2))["floor_seconds"]
+        say(f"floor: libc fork round trip of a process {gen} forks below its root, its ancestors alive: "
+            f"{floors[gen] * 1e3:.2f} ms")
+    rows = {}
+    saved = pool.REBASE_GENERATION
+    say(f"{'rebuild':>20}{'states':>8}{'depth':>7}{'seconds':>9}{'states/s':>10}{'peak live':>11}")
+    for label, gen in (("never", 1 << 30), (f"at {saved} forks", saved)):
+        pool.REBASE_GENERATION = gen
+        try:
+            r = fc_run(long_path(), strategy="dfs", max_states=n)
+        finally:
+            pool.REBASE_GENERATION = saved
+        r["states_per_s"] = r["states"] / max(r["seconds"] - r["setup_seconds"], 1e-9)
+        rows[label] = r
+        say(f"{label:>20}{r['states']:>8}{r['max_depth']:>7}{r['seconds']:>9.2f}{r['states_per_s']:>10.1f}"
+            f"{r['peak_snapshots']:>11}")
+    return {"states": n, "rebase_generation": saved, "floor_seconds": {str(k): v for k, v in floors.items()},
+            "runs": rows, "loadavg": os.getloadavg()[0]}
+
+
 async def _fan_memory(mib: int, width: int, huge_pages: bool) -> dict:
     """Private and logical memory of the root of ``fan`` and its ``width`` children, all live."""
     from ._check.memory import sample
@@ -657,7 +700,7 @@ def bench_cow(cfg: dict, say) -> dict:
     walks = walk_times(two_phase(n=n))
     out["walk_times"] = walks
     if walks["c_seconds"] is None:
-        say("  fingerprint walk: the C walk is not built (no C compiler at install time, or not CPython 3.11)")
+        say("  fingerprint walk: the C walk is not built (no C compiler at install time, or not CPython 3.11 to 3.13)")
     else:
         say(f"  fingerprint of the initial state of two_phase(n={n}): C walk {walks['c_seconds'] * 1e6:.0f} us, "
             f"Python walk {walks['python_seconds'] * 1e6:.0f} us")
@@ -787,11 +830,14 @@ def plots(data: dict, out: Path) -> list[str]:
 
 MODES = {
     "smoke": {"sizes": [1], "depths": [10], "copy_budget": 2.0, "floor_samples": 20, "pan_runs": 3, "scaling": False,
-              "cow": True, "cow_sizes": [1, 4], "cow_depth": 10, "fan_width": 4, "fan_heap": 4, "two_phase_n": 2},
+              "cow": True, "cow_sizes": [1, 4], "cow_depth": 10, "fan_width": 4, "fan_heap": 4, "two_phase_n": 2,
+              "long_states": 80},
     "quick": {"sizes": [1, 64], "depths": [10], "copy_budget": 3.0, "floor_samples": 50, "pan_runs": 5, "scaling": True,
-              "cow": True, "cow_sizes": [16, 64], "cow_depth": 40, "fan_width": 63, "fan_heap": 64, "two_phase_n": 3},
+              "cow": True, "cow_sizes": [16, 64], "cow_depth": 40, "fan_width": 63, "fan_heap": 64, "two_phase_n": 3,
+              "long_states": 600},
     "full": {"sizes": [1, 64, 512], "depths": [10, 50], "copy_budget": 15.0, "floor_samples": 100, "pan_runs": 10,
-             "scaling": True, "cow": True, "cow_sizes": [16, 512], "cow_depth": 40, "fan_width": 63, "fan_heap": 256, "two_phase_n": 3},
+             "scaling": True, "cow": True, "cow_sizes": [16, 512], "cow_depth": 40, "fan_width": 63, "fan_heap": 256, "two_phase_n": 3,
+             "long_states": 2000},
 }
 
 
@@ -833,6 +879,7 @@ def main(argv: list[str] | None = None) -> int:
         data["scaling"] = bench_scaling(cfg, say) if cfg["scaling"] else []
         data["spin"] = {"skipped": "--no-spin"} if args.no_spin else bench_spin(cfg, workdir, say)
         data["cow"] = bench_cow(cfg, say) if cfg["cow"] else {}
+        data["long_path"] = bench_long_path(cfg, say)
     data["machine"]["loadavg_end"] = list(os.getloadavg())
     data["seconds"] = time.perf_counter() - t0
     data["plots"] = plots(data, out)

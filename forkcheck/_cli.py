@@ -40,9 +40,10 @@ from typing import IO, Any, Callable, Iterator, Sequence
 
 import cloudpickle
 
-from ._check.options import OPTION_NAMES, CheckOptions
+from . import _where
+from ._check.options import CheckOptions
 from ._errors import ForkcheckError, InternalError, Interrupted, ModelError, NondeterminismError, UsageError
-from ._model import Model, ModelFactory
+from ._model import FILE_MODULE_PREFIX, Model, ModelFactory, replay_command
 from ._results import CheckResult, Violation
 from ._trace import Trace, format_state
 
@@ -154,74 +155,49 @@ def _size(text: str) -> int:
     return value
 
 
-#: The flag of every check option (a CheckOptions field), but ``progress``, which the
-#: command line drives itself.  _add_check_options adds them all, and refuses to build
-#: a parser that misses one: a new option cannot be forgotten here.
-OPTION_FLAGS: dict[str, str] = {
-    "strategy": "--strategy", "max_depth": "--max-depth", "jobs": "--jobs", "fingerprint": "--fingerprint",
-    "deadlock": "--no-deadlock", "seed": "--seed", "walks": "--walks", "fairness": "--fairness",
-    "max_states": "--max-states", "time_limit": "--time-limit", "snapshot": "--snapshot", "opaque": "--opaque",
-    "huge_pages": "--no-huge-pages", "stop_on_violation": "--keep-going", "transition_timeout": "--transition-timeout",
-    "determinism_checks": "--determinism-checks", "max_snapshots": "--max-snapshots", "memory_limit": "--memory-limit",
-    "reduction": "--reduction",
+def _option_flags() -> dict[str, Any]:
+    """Each check option's Flag, from the metadata of its CheckOptions field; None for ``progress``.
+
+    A field without the metadata is refused here, when the parser is built:
+    a new option cannot go without a flag.
+    """
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(CheckOptions):
+        if "cli" not in f.metadata:
+            raise InternalError(f"check option {f.name} has no command-line flag: give its CheckOptions field "
+                                "metadata={'cli': Flag(...)} (or {'cli': None} when the command line sets it itself)")
+        out[f.name] = f.metadata["cli"]
+    return out
+
+
+#: The flag of every check option but ``progress``, which the command line drives itself.
+OPTION_FLAGS: dict[str, str] = {name: flag.flag for name, flag in _option_flags().items() if flag is not None}
+
+#: How a flag's text is read (Flag.value), as an argparse type.
+_VALUE_TYPES: dict[str, Callable[[str], Any]] = {
+    "whole>=0": _non_negative_int, "whole>=1": _positive_int, "whole>=4": _snapshot_count, "int": _int,
+    "seconds": _seconds, "size": _size,
 }
 
 
 def _add_check_options(p: argparse.ArgumentParser) -> Any:
-    """The exploration options of check and graph; returns the "output" group for the command's own.
+    """The exploration options of check and graph, one per CheckOptions field; returns the "output" group.
 
     Each flag stores into the CheckOptions field of its name, None when not given, so that
     CheckOptions' own defaults apply (one place says what the defaults are).
     """
     g = p.add_argument_group("exploration")
-
-    def option(field: str, **kw: Any) -> None:
-        g.add_argument(OPTION_FLAGS[field], dest=field, default=None, **kw)
-
-    option("strategy", choices=["dfs", "bfs", "random"],
-           help="search order: dfs (default), bfs (shortest counterexamples), random (random walks)")
-    option("max_depth", type=_non_negative_int, metavar="N",
-           help="take no transition beyond depth N (default: no bound)")
-    option("jobs", type=_positive_int, metavar="N", help="snapshot processes forking at the same time (default 1)")
-    option("fingerprint", choices=["state", "pages"], help="how revisited states are recognised (default: state)")
-    option("deadlock", action="store_const", const=False,
-           help="do not report states where no actor can move as violations")
-    option("seed", type=_int, metavar="N", help="seed of the random strategy (default 0)")
-    option("walks", type=_positive_int, metavar="N", help="random walks of the random strategy (default 100)")
-    option("fairness", choices=["weak", "strong", "none"],
-           help="fairness assumed for liveness properties (default: check()'s, weak)")
-    option("max_states", type=_positive_int, metavar="N",
-           help="stop after N distinct states (the result is then incomplete)")
-    option("time_limit", type=_seconds, metavar="SECONDS",
-           help="stop after this many seconds (the result is then incomplete)")
-    option("snapshot", choices=["fork", "replay"],
-           help="how states are kept: fork (a process per state, default) or replay (every state rebuilt "
-                "from the root: a reference mode)")
-    option("opaque", choices=["error", "distinct"],
-           help="a state holding an object whose contents forkcheck cannot see: error (default) or "
-                "distinct (keep each such state apart from every other; a warning says so)")
-    option("huge_pages", action="store_const", const=False,
-           help="keep the model's heap on 4 KiB pages (forks of a big heap are then slower)")
-    option("stop_on_violation", action="store_const", const=False,
-           help="do not stop at the first violation: explore the whole graph, so that every property violated "
-                "gets its counterexample and liveness properties are judged too")
-    option("transition_timeout", type=_seconds, metavar="SECONDS",
-           help="a transition taking longer is a timeout violation (default 30)")
-    option("determinism_checks", type=_non_negative_int, metavar="N",
-           help="the first N states take each transition twice to catch nondeterminism (default 20; 0: off)")
-    option("max_snapshots", type=_snapshot_count, metavar="N",
-           help="the most snapshot processes alive at once, N >= 4 (default: from the machine's memory and "
-                "process limits)")
-    option("memory_limit", type=_size, metavar="SIZE",
-           help="address-space limit of every snapshot process: bytes, or with K, M, G (powers of 1024), "
-                "e.g. 2G; at least 64M (default: none)")
-    option("reduction", choices=["none", "sleep", "por"],
-           help="which transitions are taken: none (all, default), sleep (sleep sets: the same states, fewer "
-                "transitions), por (persistent and sleep sets: fewer states); see docs/reductions.md")
-    missing = set(OPTION_NAMES) - {"progress"} - set(OPTION_FLAGS)
-    if missing:
-        raise InternalError(f"check options without a command-line flag: {', '.join(sorted(missing))}; "
-                            "add them to OPTION_FLAGS and _add_check_options")
+    for name, flag in _option_flags().items():
+        if flag is None:
+            continue
+        kw: dict[str, Any] = {"dest": name, "default": None, "help": flag.help}
+        if flag.choices:
+            kw["choices"] = list(flag.choices)
+        elif flag.value:
+            kw.update(type=_VALUE_TYPES[flag.value], metavar=flag.metavar)
+        else:
+            kw.update(action="store_const", const=flag.switch)
+        g.add_argument(flag.flag, **kw)
     o = p.add_argument_group("output")
     o.add_argument("--quiet", "-q", action="store_true", help="no progress display on stderr")
     return o
@@ -377,8 +353,16 @@ def _is_path(source: str) -> bool:
     return source.endswith(".py") or "/" in source or os.sep in source or os.path.isfile(source)
 
 
-def _load_file(path: str) -> types.ModuleType:
-    """Import a file by path so that its models ship to the snapshot process by value."""
+def _load_file(path: str, module_name: str | None = None) -> types.ModuleType:
+    """Import a file by path so that its models ship to the snapshot process by value.
+
+    ``module_name`` is the name the module had where a trace was found
+    (:attr:`Trace.module`): a file that Python imports under that name from
+    one of its parent directories (pytest's test modules) is imported so,
+    and a script's (``__main__``) gets that name once it has run, so that the
+    names of its classes, and the fingerprints of the states that hold them,
+    are the same as in the check.
+    """
     if not os.path.exists(path):
         raise CliError(f"{path}: no such file; give the path of a Python file (path/to/file.py[:model]) "
                        "or a module name (package.module[:model])")
@@ -386,12 +370,82 @@ def _load_file(path: str) -> types.ModuleType:
         raise CliError(f"{path} is a directory; give a Python file (path/to/file.py[:model]) "
                        "or a module name (package.module[:model])")
     abspath = os.path.abspath(path)
+    if module_name and module_name != "__main__":
+        by_name = _import_as(abspath, module_name)
+        if by_name is not None:
+            return by_name
+    module = _load_by_path(path, abspath)
+    if module_name == "__main__" and module.__name__ != "__main__":
+        _rename(module, "__main__")
+    return module
+
+
+def _import_as(abspath: str, name: str) -> types.ModuleType | None:
+    """The file ``abspath`` imported as module ``name`` from the directory that makes it so, or None if it is not."""
+    parts = name.split(".")
+    if not all(p.isidentifier() for p in parts):
+        return None
+    root = os.path.dirname(abspath)
+    for _ in parts[1:]:
+        root = os.path.dirname(root)
+    where = os.path.join(root, *parts)
+    if abspath not in (where + ".py", os.path.join(where, "__init__.py")):
+        return None
+    loaded = sys.modules.get(name)
+    if loaded is None:
+        if root not in sys.path:
+            sys.path.insert(0, root)
+        try:
+            with _watch_checks(abspath):
+                loaded = importlib.import_module(name)
+        except ImportError:
+            return None
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - any failure of the user's file is an input error
+            raise CliError(f"importing {abspath} failed: {_exc_line(exc)}{_user_location(exc, abspath)}; "
+                           "fix the file (run with --debug for the traceback)") from exc
+    file = getattr(loaded, "__file__", None)
+    return loaded if file and os.path.abspath(file) == abspath else None
+
+
+def _rename(module: types.ModuleType, name: str) -> None:
+    """Give a module loaded by path the name it had elsewhere (``__main__``), after it ran.
+
+    Its classes and functions take the name as their ``__module__`` (what
+    class names in fingerprints are made of), and cloudpickle then ships
+    them by value as it ships a script's.
+    """
+    old = module.__name__
+    module.__dict__["__name__"] = name
+    seen: set[int] = set()
+
+    def retag(obj: Any) -> None:
+        for fn in (obj, getattr(obj, "__func__", None), getattr(obj, "fget", None), getattr(obj, "fset", None)):
+            if fn is None or id(fn) in seen or getattr(fn, "__module__", None) != old:
+                continue
+            if not isinstance(fn, (type, types.FunctionType)):
+                continue
+            seen.add(id(fn))
+            try:
+                fn.__module__ = name
+            except (TypeError, AttributeError):  # pragma: no cover - an object that refuses it keeps its name
+                continue
+            if isinstance(fn, type):
+                for v in list(vars(fn).values()):
+                    retag(v)
+
+    for v in list(vars(module).values()):
+        retag(v)
+
+
+def _load_by_path(path: str, abspath: str) -> types.ModuleType:
     stem = re.sub(r"\W", "_", os.path.splitext(os.path.basename(abspath))[0])
     # The module's name is part of the fingerprint of the model's classes, enum members and
     # objects, so it must not depend on where the file is: a token must replay after the file
     # moved.  Only a second file of the same name in this process (two models.py) gets its path's
     # hash too, so that they do not replace each other in sys.modules.
-    name = f"_forkcheck_file_{stem}"
+    name = f"{FILE_MODULE_PREFIX}{stem}"
     loaded = sys.modules.get(name)
     if loaded is not None and getattr(loaded, "__file__", None) != abspath:
         name = f"{name}_{hashlib.sha1(abspath.encode()).hexdigest()[:10]}"
@@ -412,7 +466,8 @@ def _load_file(path: str) -> types.ModuleType:
     sys.modules[name] = module
     cloudpickle.register_pickle_by_value(module)
     try:
-        loader.exec_module(module)
+        with _watch_checks(abspath):
+            loader.exec_module(module)
     except KeyboardInterrupt:
         raise
     except SyntaxError as exc:
@@ -424,6 +479,32 @@ def _load_file(path: str) -> types.ModuleType:
         raise CliError(f"importing {path} failed: {_exc_line(exc)}{_user_location(exc, abspath)}; "
                        "fix the file (run with --debug for the traceback)") from exc
     return module
+
+
+@contextlib.contextmanager
+def _watch_checks(path: str) -> Iterator[None]:
+    """While ``path`` is imported: a check it runs is announced as a warning, once, with its line."""
+    from . import _model
+
+    said: list[bool] = []
+
+    def announce() -> None:
+        if said:
+            return
+        said.append(True)
+        frame: types.FrameType | None = sys._getframe(1)
+        while frame is not None and os.path.abspath(frame.f_code.co_filename) != path:
+            frame = frame.f_back
+        where = _where.relative(f"{path}:{frame.f_lineno}") if frame is not None else _where.relative(f"{path}:?")
+        print(f"{PROG}: warning: {where} runs a check when the file is imported, so forkcheck runs it too when it "
+              "loads the file: put the file's own checks under `if __name__ == \"__main__\":`",
+              file=sys.stderr, flush=True)
+
+    saved, _model.on_check = _model.on_check, announce
+    try:
+        yield
+    finally:
+        _model.on_check = saved
 
 
 def _forget(name: str) -> None:
@@ -456,19 +537,22 @@ def _load_module(name: str) -> types.ModuleType:
                        "fix the module (run with --debug for the traceback)") from exc
 
 
-def load_source(source: str) -> types.ModuleType:
+def load_source(source: str, module_name: str | None = None) -> types.ModuleType:
     """Import ``source``: a file path (loaded by path, shipped by value) or a module name.
 
     Parameters
     ----------
     source : str
         ``path/to/file.py`` or ``package.module``.
+    module_name : str, optional
+        For a file, the name its module had where a trace was found (see
+        :func:`_load_file`).
 
     Returns
     -------
     types.ModuleType
     """
-    return _load_file(source) if _is_path(source) else _load_module(source)
+    return _load_file(source, module_name) if _is_path(source) else _load_module(source)
 
 
 def find_models(module: types.ModuleType) -> dict[str, ModelFactory | Model]:
@@ -495,13 +579,15 @@ def _describe_object(obj: Any) -> str:
     return f"a {type(obj).__name__}"
 
 
-def load_target(text: str) -> Target:
+def load_target(text: str, module_name: str | None = None) -> Target:
     """Load ``TARGET`` and pick its model.
 
     Parameters
     ----------
     text : str
         ``path/to/file.py[:model]`` or ``package.module[:model]``.
+    module_name : str, optional
+        For a file, the name its module had where a trace was found.
 
     Returns
     -------
@@ -514,7 +600,7 @@ def load_target(text: str) -> Target:
         defines several models and none was named.
     """
     source, attr = split_target(text)
-    module = load_source(source)
+    module = load_source(source, module_name)
     models = find_models(module)
     listing = f"its models: {', '.join(models)}" if models else "it defines no model"
     if attr is None:
@@ -565,27 +651,6 @@ def model_signature(name: str, obj: ModelFactory | Model) -> str:
 # --------------------------------------------------------------------------- locations
 
 
-def short_where(where: str) -> str:
-    """``path:line`` with the path relative to the current directory when the file is under it.
-
-    Examples
-    --------
-    >>> import os
-    >>> short_where(os.path.join(os.getcwd(), "models", "jugs.py") + ":12")
-    'models/jugs.py:12'
-    >>> short_where("<stdin>:3")
-    '<stdin>:3'
-    """
-    path, sep, line = where.rpartition(":")
-    if not sep or not path or path.startswith("<"):
-        return where
-    try:
-        rel = os.path.relpath(path)
-    except ValueError:
-        rel = path
-    return f"{path if rel.startswith('..') else rel}:{line}"
-
-
 # --------------------------------------------------------------------------- progress
 
 
@@ -607,6 +672,8 @@ class ProgressDisplay:
         self.mode = mode
         self.stream = stream if stream is not None else sys.stderr
         self._status = None
+        self._console: Any = None
+        self.hinted = ""  # the hint (a likely infinite state space) already shown, once
         self._started = time.monotonic()
         self._last_plain = self._started
         if mode == "live":
@@ -615,7 +682,7 @@ class ProgressDisplay:
             except ImportError:  # rich is a dependency, but a broken install should still check models
                 self.mode = "plain"
             else:
-                console = Console(file=self.stream, highlight=False)
+                console = self._console = Console(file=self.stream, highlight=False)
                 self._status = console.status(self._text({}), spinner="dots")
                 self._status.start()
 
@@ -647,6 +714,15 @@ class ProgressDisplay:
 
     def update(self, info: dict) -> None:
         """The ``progress`` callback of check(): called about every 0.25 s."""
+        hint = info.get("hint")
+        if hint and hint != self.hinted and self.mode != "off":
+            self.hinted = hint  # shown at once, above the live line: the check may go on for long
+            if self.mode == "live" and self._console is not None:
+                from rich.text import Text
+
+                self._console.print(Text(f"{PROG}: warning: {hint}"))
+            else:
+                print(f"{PROG}: warning: {hint}", file=self.stream, flush=True)
         if self.mode == "live" and self._status is not None:
             from rich.text import Text
 
@@ -677,27 +753,13 @@ def _banner(text: str, stream: IO[str]) -> str:
     return f"\x1b[1;31m{out}\x1b[0m" if colour else out
 
 
-def replay_command(target: str, token: str, arg_items: Sequence[str]) -> str:
-    """The ``forkcheck replay`` command line that re-executes ``token``, shell-quoted.
-
-    Examples
-    --------
-    >>> print(replay_command("m.py:greeter", "fc1:abc", ["name='bob'"]))
-    forkcheck replay m.py:greeter fc1:abc --arg 'name='"'"'bob'"'"''
-    """
-    words = [PROG, "replay", target, token]
-    for item in arg_items:
-        words += ["--arg", item]
-    return " ".join(shlex.quote(w) for w in words)
-
-
 def format_steps(trace: Trace) -> str:
     """The trace's steps, numbered, with actor, operation and ``file:line``."""
     lines = []
     for i, s in enumerate(trace, 1):
         if trace.cycle_start is not None and i - 1 == trace.cycle_start:
             lines.append("  -- loop starts here --")
-        where = f"  ({short_where(s.where)})" if s.where else ""
+        where = f"  ({_where.relative(s.where)})" if s.where else ""
         lines.append(f"  {i:>3}. {s.actor}: {s.label}{where}")
     if trace.cycle_start is not None:
         lines.append(f"  -- then back to step {trace.cycle_start + 1}, forever --")
@@ -721,7 +783,7 @@ def format_violation(v: Violation, model: Model, target: str, arg_items: Sequenc
     if v.details:
         out += ["", v.details.rstrip()]
     if v.state is not None:
-        out += ["", "State at the violation:", format_state(v.state)]
+        out += ["", f"{v.state_heading}:", format_state(v.state)]
     out += ["", "Replay it with:", "  " + replay_command(target, v.trace.token, arg_items)]
     return "\n".join(out)
 
@@ -942,14 +1004,12 @@ def _explore(args: argparse.Namespace, outputs: dict[str, str | None]) -> int:
 
     display = ProgressDisplay.for_options(repr(model), args.quiet)
     interrupted = None
-    from ._errors import LivenessNotChecked, OpaqueStateWarning
+    from ._errors import ForkcheckWarning, UnboundedWarning
 
-    ours = (LivenessNotChecked, OpaqueStateWarning)
     with warnings.catch_warnings(record=True) as caught:
-        # Shown as one forkcheck line each, after the progress display, not as Python's
-        # two-line warning pointing into forkcheck's own source.
-        for category in ours:
-            warnings.simplefilter("always", category)
+        # Every forkcheck warning is shown as one forkcheck line, after the progress display, not
+        # as Python's two-line warning pointing into a source file.
+        warnings.simplefilter("always", ForkcheckWarning)
         try:
             result = check(model, _check_options(args, None if display.mode == "off" else display.update))
         except Interrupted as exc:
@@ -958,7 +1018,9 @@ def _explore(args: argparse.Namespace, outputs: dict[str, str | None]) -> int:
         finally:
             display.close()
     for w in caught:
-        if issubclass(w.category, ours):
+        if issubclass(w.category, UnboundedWarning) and str(w.message) == display.hinted:
+            continue  # already shown by the progress display, when it was given
+        if issubclass(w.category, ForkcheckWarning):
             print(f"{PROG}: warning: {w.message}", file=sys.stderr, flush=True)
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
@@ -1020,7 +1082,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     """
     trace = Trace.from_token(args.token)  # a damaged token fails before the model is loaded
     kwargs = parse_model_args(args.arg)
-    target = load_target(args.target)
+    target = load_target(args.target, trace.module)
     model = bind_model(target.obj, kwargs)
     if args.step is not None and args.step > len(trace):
         raise CliError(f"--step {args.step}: the trace has {len(trace)} step{'s' if len(trace) != 1 else ''}; "
@@ -1061,7 +1123,7 @@ def _replay_lines(rep: Any, trace: Trace, model: Any, only: int | None, ended: b
             continue
         if cycle is not None and k == cycle + 1:
             out.append("-- loop starts here --")
-        where = f"  ({short_where(st.where)})" if st.where else ""
+        where = f"  ({_where.relative(st.where)})" if st.where else ""
         out.append(f"Step {k}. {st.actor}: {st.label}{where}")
         out.append(format_state(st.state) if st.state is not None else "  (no state: the snapshot "
                    "process did not survive this step)")
@@ -1218,7 +1280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModelError as exc:
         # The message may end with the model's own traceback: keep its innermost location on the line.
         frames = re.findall(r'File "([^"]+)", line (\d+)', str(exc))
-        where = f"{short_where(f'{frames[-1][0]}:{frames[-1][1]}')}; " if frames else ""
+        where = f"{_where.relative(f'{frames[-1][0]}:{frames[-1][1]}')}; " if frames else ""
         _error(_one_line(str(exc), f"{where}run with --debug to see the model's traceback"), debug)
         return EXIT_USAGE
     except NondeterminismError as exc:

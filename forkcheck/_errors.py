@@ -7,12 +7,14 @@ __all__ = [
     "UsageError",
     "ModelError",
     "OpaqueStateError",
+    "ForkcheckWarning",
     "OpaqueStateWarning",
     "NondeterminismError",
     "PropertyViolation",
     "InternalError",
     "Interrupted",
     "LivenessNotChecked",
+    "UnboundedWarning",
 ]
 
 
@@ -46,7 +48,22 @@ class OpaqueStateError(ModelError):
     """
 
 
-class OpaqueStateWarning(UserWarning):
+class ForkcheckWarning(UserWarning):
+    """Root of every warning forkcheck gives.
+
+    A check collects its warnings and gives them when it returns, attributed
+    to the line that called it (``Model.check``, ``Explorer.run``); the
+    command line prints each as one ``forkcheck: warning: ...`` line.
+
+    Examples
+    --------
+    >>> import forkcheck as fc
+    >>> issubclass(fc.LivenessNotChecked, fc.ForkcheckWarning), issubclass(fc.ForkcheckWarning, UserWarning)
+    (True, True)
+    """
+
+
+class OpaqueStateWarning(ForkcheckWarning):
     """With ``check(opaque="distinct")``: states hold an object the fingerprint cannot see.
 
     Each such state is kept apart from every other (it is never merged), so
@@ -55,12 +72,49 @@ class OpaqueStateWarning(UserWarning):
     """
 
 
-class LivenessNotChecked(UserWarning):
+class LivenessNotChecked(ForkcheckWarning):
     """The graph was incomplete, so liveness properties were not judged (the message says why)."""
+
+
+class UnboundedWarning(ForkcheckWarning):
+    """The state space looks infinite: the depth grew with nearly every new state.
+
+    Given once per check, after 1000 new states at least 900 of which were
+    each deeper than any before (a counter that grows forever, a
+    retransmission without a bound).  The check goes on; bound it with
+    :func:`forkcheck.constraint` in the setup function, or ``max_depth``
+    or ``max_states``.  It is a hint, not a verdict: a finite model with one
+    long path gets it too.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import forkcheck as fc
+    >>> @fc.model
+    ... def counter():
+    ...     state = {"seq": 0}
+    ...     async def tick():
+    ...         while True:
+    ...             state["seq"] += 1
+    ...             await fc.checkpoint()
+    ...     fc.spawn(tick)
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     r = counter.check(max_states=1500)
+    >>> [w.category.__name__ for w in caught]
+    ['UnboundedWarning']
+    """
 
 
 class NondeterminismError(ForkcheckError):
     """Re-executing a trace did not reproduce the states it recorded."""
+
+
+#: The fix for code that is only slow, as every timeout message gives it (the API's keyword and the CLI's flag).
+RAISE_TIMEOUT = "raise check(transition_timeout=...) / --transition-timeout"
+
+#: What makes an actor nondeterministic outside forkcheck's control: the end of every message that says so.
+OUTSIDE_THE_MODEL = "something outside the model (the clock, random outside fc.choose, id(), files, the environment)"
 
 
 class InternalError(ForkcheckError):

@@ -27,10 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def violation_kinds(report: Report, deadlock: bool) -> list[str]:
     """The kinds of violation a state's report shows, a deadlock included when deadlocks count."""
-    kinds = [v.kind for v in report.violations]
-    if report.blocked and deadlock:
-        kinds.append("deadlock")
-    return kinds
+    return [v.kind for v in report.found(deadlock)]
 
 
 class StateGraph(nx.DiGraph):

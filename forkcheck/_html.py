@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Any
 
-from ._trace import _short
+from . import _where
 
 if TYPE_CHECKING:  # pragma: no cover
     from . import _protocol as P
@@ -36,7 +36,7 @@ def trace_html(trace: Trace) -> str:
         if trace.cycle_start is not None and i - 1 == trace.cycle_start:
             rows.append(f'<tr><td {_CELL} colspan="4"><i>— the loop starts here —</i></td></tr>')
         rows.append(f"<tr><td {_CELL}>{i}</td><td {_CELL}><b>{_e(s.actor)}</b></td><td {_CELL}><code>{_e(s.label)}"
-                    f"</code></td><td {_CELL}>{_e(_short(s.where)) if s.where else ''}</td></tr>")
+                    f"</code></td><td {_CELL}>{_e(_where.short(s.where)) if s.where else ''}</td></tr>")
     if trace.cycle_start is not None:
         rows.append(f'<tr><td {_CELL} colspan="4"><i>— then back to step {trace.cycle_start + 1}, forever —</i></td></tr>')
     head = f"<tr><th {_CELL}>#</th><th {_CELL}>actor</th><th {_CELL}>transition</th><th {_CELL}>at</th></tr>"
@@ -48,17 +48,22 @@ def state_html(desc: P.Description | None) -> str:
     if desc is None:
         return "<div><i>(no process: nothing to show)</i></div>"
     rows = []
+    shared = getattr(desc, "shared", None) or {}
     for a in desc.actors:
         frames = []
         for fn, where, loc in a.frames:
-            shown = ", ".join(f"{_e(k)}=<code>{_e(v)}</code>" for k, v in loc.items())
+            shown = ", ".join(f"{_e(k)}=<code>{_e(v)}</code>" for k, v in loc.items() if k not in shared)
             frames.append(f"<div><span style='color:#555'>{_e(fn.rsplit('.', 1)[-1])}:</span> {shown}</div>")
         rows.append(f"<tr><td {_CELL}><b>{_e(a.name)}</b></td><td {_CELL}>{_e(a.status)}</td>"
-                    f"<td {_CELL}><code>{_e(a.waiting)}</code></td><td {_CELL}>{_e(_short(a.where)) if a.where else ''}"
+                    f"<td {_CELL}><code>{_e(a.waiting)}</code></td><td {_CELL}>{_e(_where.short(a.where)) if a.where else ''}"
                     f"</td><td {_CELL}>{''.join(frames)}</td></tr>")
     head = (f"<tr><th {_CELL}>actor</th><th {_CELL}>status</th><th {_CELL}>waiting for</th><th {_CELL}>at</th>"
             f"<th {_CELL}>locals</th></tr>")
     out = [f'<table class="forkcheck-actors" {_TABLE}>{head}{"".join(rows)}</table>'] if rows else []
+    if any(v is not None for v in shared.values()):
+        g = "".join(f"<tr><td {_CELL}><code>{_e(k)}</code></td><td {_CELL}><code>{_e(v)}</code></td></tr>"
+                    for k, v in shared.items() if v is not None)
+        out.append(f"<div><b>Shared by the actors</b></div><table {_TABLE}>{g}</table>")
     if desc.view is not None:
         out.append(f"<div><b>Shared state</b></div><pre style='white-space:pre-wrap'>{_e(desc.view)}</pre>")
     elif desc.globals:
@@ -77,7 +82,7 @@ def violation_html(v: Violation) -> str:
     if v.details:
         out.append(f"<pre style='white-space:pre-wrap'>{_e(v.details.rstrip())}</pre>")
     if v.state is not None:
-        out += ["<div><b>State at the violation</b></div>", state_html(v.state)]
+        out += [f"<div><b>{_e(v.state_heading)}</b></div>", state_html(v.state)]
     out.append(f"<div style='color:#555'>Replay it with <code>forkcheck.replay({_e(v.model or 'model')}, "
                f"{_e(repr(v.trace.token))})</code></div></div>")
     return "".join(out)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import functools
 import inspect
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+import os
+import shlex
+import sys
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
 
 from ._errors import UsageError
 
@@ -13,6 +17,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._results import CheckResult
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: The start of the name under which the command line imports a model file by path
+#: (``_forkcheck_file_<stem>``); trace tokens leave such a name out (see Trace.module).
+FILE_MODULE_PREFIX = "_forkcheck_file_"
+
+#: Called at the start of every check while the command line imports a target file, so that it
+#: can say that the file runs a check when imported (the command then runs it too).
+on_check: Callable[[], None] | None = None
 
 
 def _option_keywords(fn: F) -> F:
@@ -36,7 +48,10 @@ def _option_keywords(fn: F) -> F:
         from ._check.options import CheckOptions
 
         given = kw.pop("options", None)
-        return fn(*args, options=CheckOptions.parse(given, **kw))
+        options = CheckOptions.parse(given, **kw)
+        if on_check is not None:
+            on_check()
+        return fn(*args, options=options)
 
     return wrapper  # type: ignore[return-value]
 
@@ -77,7 +92,7 @@ class Model:
         return f"{self.name}({', '.join(parts)})"
 
     @_option_keywords
-    def check(self, *, strategy: str = "dfs", max_depth: int | None = None, jobs: int = 1, deadlock: bool = True,
+    def check(self, *, strategy: str = "bfs", max_depth: int | None = None, jobs: int = 1, deadlock: bool = True,
               seed: int = 0, fingerprint: str = "state", stop_on_violation: bool = True, walks: int = 100,
               max_states: int | None = None, transition_timeout: float = 30.0, time_limit: float | None = None,
               progress: Callable[[dict], None] | None = None, determinism_checks: int = 20, fairness: str = "weak",
@@ -93,9 +108,11 @@ class Model:
 
         Parameters
         ----------
-        strategy : {"dfs", "bfs", "random"}
-            Search order.  BFS finds shortest counterexamples; "random" runs
-            ``walks`` random walks chosen by ``seed``.
+        strategy : {"bfs", "dfs", "random"}
+            Search order.  "bfs" (the default) finds shortest counterexamples;
+            "dfs" reaches deep states sooner (its counterexamples are shortened
+            through the graph it explored); "random" runs ``walks`` random walks
+            chosen by ``seed``.
         max_depth : int, optional
             Do not take transitions beyond this depth.
         jobs : int
@@ -211,7 +228,7 @@ class ModelFactory:
         return Model(self.fn, args, kwargs)
 
     @_option_keywords
-    def check(self, *, strategy: str = "dfs", max_depth: int | None = None, jobs: int = 1, deadlock: bool = True,
+    def check(self, *, strategy: str = "bfs", max_depth: int | None = None, jobs: int = 1, deadlock: bool = True,
               seed: int = 0, fingerprint: str = "state", stop_on_violation: bool = True, walks: int = 100,
               max_states: int | None = None, transition_timeout: float = 30.0, time_limit: float | None = None,
               progress: Callable[[dict], None] | None = None, determinism_checks: int = 20, fairness: str = "weak",
@@ -254,3 +271,94 @@ def as_model(obj: Any) -> Model:
     if isinstance(obj, ModelFactory):
         return obj()
     raise UsageError(f"expected a forkcheck model (a @forkcheck.model function or a Model), got {type(obj).__name__} {obj!r}")
+
+
+def replay_command(target: str, token: str, arg_items: Sequence[str] = ()) -> str:
+    """The ``forkcheck replay`` command line that re-executes ``token``, shell-quoted.
+
+    Examples
+    --------
+    >>> print(replay_command("m.py:greeter", "fc1:abc", ["name='bob'"]))
+    forkcheck replay m.py:greeter fc1:abc --arg 'name='"'"'bob'"'"''
+    """
+    words = ["forkcheck", "replay", target, token]
+    for item in arg_items:
+        words += ["--arg", item]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def shell_target(model: Model) -> tuple[str, list[str]] | None:
+    """``FILE:NAME`` and the ``--arg`` items that name ``model`` on the command line, or None.
+
+    Only a model that lives at module level of a ``.py`` file has them
+    (not one defined in a function, a notebook or the interpreter's prompt),
+    and only when each argument is a Python literal.  The file is relative to
+    the current directory when it is under it.
+
+    Examples
+    --------
+    >>> import forkcheck as fc
+    >>> shell_target(fc.model(lambda: None)()) is None  # not at module level of a file
+    True
+    """
+    fn = model.fn
+    module = sys.modules.get(getattr(fn, "__module__", None) or "")
+    path = getattr(module, "__file__", None)
+    if module is None or not isinstance(path, str) or not path.endswith(".py") or not os.path.isfile(path):
+        return None
+    name, items = None, []
+    for attr, v in list(vars(module).items()):
+        if isinstance(v, ModelFactory) and v.fn is fn:
+            name = attr
+            break
+    if name is not None:
+        try:
+            bound = inspect.signature(fn).bind(*model.args, **model.kwargs)
+        except (TypeError, ValueError):
+            return None
+        for k, value in bound.arguments.items():
+            if bound.signature.parameters[k].kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+                return None
+            text = repr(value)
+            try:
+                if ast.literal_eval(text) != value:
+                    return None
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                return None
+            items.append(f"{k}={text}")
+    else:
+        for attr, v in list(vars(module).items()):
+            if isinstance(v, Model) and v.fn is fn and v.args == model.args and v.kwargs == model.kwargs:
+                name = attr
+                break
+    if name is None:
+        return None
+    path = os.path.abspath(path)
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:  # pragma: no cover - another drive (Windows)
+        rel = path
+    return f"{path if rel.startswith('..') else rel}:{name}", items
+
+
+def bound_repr(model: Model) -> str:
+    """``model`` with every argument of its setup function by name, defaults included.
+
+    Two models with this text run the same setup with the same arguments
+    (``die_hard()`` and ``die_hard(goal=4)`` when 4 is the default).
+
+    Examples
+    --------
+    >>> import forkcheck as fc
+    >>> @fc.model
+    ... def jugs(big=5, goal=4):
+    ...     pass
+    >>> bound_repr(jugs(goal=4)), bound_repr(jugs(6))
+    ('jugs(big=5, goal=4)', 'jugs(big=6, goal=4)')
+    """
+    try:
+        bound = inspect.signature(model.fn).bind(*model.args, **model.kwargs)
+    except (TypeError, ValueError):
+        return repr(model)
+    bound.apply_defaults()
+    return f"{model.name}({', '.join(f'{k}={v!r}' for k, v in bound.arguments.items())})"

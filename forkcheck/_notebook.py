@@ -32,37 +32,21 @@ import networkx as nx
 import trio
 
 from . import _protocol as P
-from ._errors import ModelError, NondeterminismError, UsageError
+from ._errors import Interrupted, ModelError, NondeterminismError, UsageError
 from ._model import as_model
 from ._results import CheckResult, Stats, Violation
 from ._check.snapshots import Snapshot, SnapshotTree, raise_model_error
-from ._graph import StateGraph
+from ._graph import StateGraph, violation_kinds
 from ._html import _CELL, _RED, _TABLE, _e, state_html, trace_html
-from ._trace import Step, Trace, _short, format_state
+from . import _where
+from ._trace import Step, Trace, format_state
 
-__all__ = ["Explorer", "Node", "Transition", "Actor", "Frame", "SVG", "ExplorerWidget"]
+__all__ = ["Explorer", "Node", "Actor", "Frame", "SVG", "ExplorerWidget"]
 
 _GRAPH_IN_NODE_VIEW = 150  # a node's HTML view embeds the graph picture up to this many states
 
 
 # --------------------------------------------------------------------------- small value types
-
-
-@dataclass(frozen=True)
-class Transition:
-    """An enabled transition of a state: ``actor`` can take ``label`` at ``where`` (file:line).
-
-    ``index`` is its position among the state's transitions, the number that
-    :meth:`Node.step` accepts (as does ``str(transition)``, ``"actor: label"``).
-    """
-
-    index: int
-    actor: str
-    label: str
-    where: str = ""
-
-    def __str__(self) -> str:
-        return f"{self.actor}: {self.label}"
 
 
 @dataclass(frozen=True)
@@ -93,9 +77,10 @@ class Actor:
         return dict(self.frames[-1].locals) if self.frames else {}
 
     def __str__(self) -> str:
-        wait = f", waiting for {self.waiting}" if self.waiting else ""
-        pos = f" at {_short(self.where)}" if self.where else ""
-        return f"{self.name}: {self.status}{wait}{pos}"
+        status = f"waiting for {self.waiting}" if self.waiting and self.status == "waiting" else \
+            f"{self.status}, waiting for {self.waiting}" if self.waiting else self.status
+        pos = f" at {_where.short(self.where)}" if self.where else ""
+        return f"{self.name}: {status}{pos}"
 
 
 class SVG(str):
@@ -378,7 +363,7 @@ class Explorer:
 
     # -- exhaustive search ----------------------------------------------------------------
 
-    def run(self, strategy: str = "dfs", *, start: Node | None = None, **options: Any) -> CheckResult:
+    def run(self, strategy: str = "bfs", *, start: Node | None = None, **options: Any) -> CheckResult:
         """Explore exhaustively from the live tree, like :meth:`forkcheck.Model.check`.
 
         The search forks the live ``start`` state (default: the root) and
@@ -403,6 +388,13 @@ class Explorer:
         CheckResult
             The same states, transitions and violations as ``check`` finds
             (from the root), with the result's own graph.
+
+        Raises
+        ------
+        forkcheck.Interrupted
+            On Ctrl-C, as ``check`` does: its ``result`` holds the counts and
+            violations so far (and what was seen is in :attr:`graph`); the
+            search's processes have ended, the nodes you stepped to live on.
 
         Examples
         --------
@@ -432,14 +424,27 @@ class Explorer:
         if start.snap.report.pid == 0 or start.snap.closed:
             raise UsageError(f"{start!r} has no process to explore from (its transition crashed or timed out)")
         t0 = time.perf_counter()
-        search, peak = self._call(self._search, start, opts, cancellable=True)
+        running: dict[str, Any] = {}  # the search, for the partial result of an interrupted run
+        try:
+            search, peak = self._call(self._search, start, opts, running, cancellable=True)
+        except KeyboardInterrupt:
+            if "search" not in running:
+                raise
+            # Ctrl-C: the search's processes are gone (the call was cancelled); what it found is kept,
+            # as check() keeps it.
+            search, peak = running["search"], running["tree"].peak
+            search.interrupted = "SIGINT"
         prefix = start.trace.steps
         if prefix:
             for v in search.violations:
                 cyc = v.trace.cycle_start
-                v.trace = Trace(prefix + v.trace.steps, None if cyc is None else cyc + len(prefix))
-            search.discoveries = {k: (None if t is None else Trace(prefix + t.steps, t.cycle_start))
+                v.trace = Trace(prefix + v.trace.steps, None if cyc is None else cyc + len(prefix), v.trace.module)
+            search.discoveries = {k: (None if t is None else Trace(prefix + t.steps, t.cycle_start, t.module))
                                   for k, t in search.discoveries.items()}
+        from ._check.search import attach_commands, give_warnings
+
+        attach_commands(search.violations, self.model)
+        give_warnings(search.warnings)
         self._merge(search.graph, opts.deadlock)
         stats = Stats(
             states=len(search.seen),
@@ -450,29 +455,23 @@ class Explorer:
             reduction=search.reduction.name,
             skipped=search.reduction.skipped(),
         )
-        return CheckResult(search.violations, stats, search.graph, incomplete=search.incomplete, model=repr(self.model),
-                           discoveries=search.discoveries)
+        result = CheckResult(search.violations, stats, search.graph, incomplete=search.incomplete,
+                             model=repr(self.model), discoveries=search.discoveries)
+        if search.interrupted:
+            raise Interrupted(result, search.interrupted)
+        return result
 
-    async def _search(self, start: Node, opts: Any) -> tuple[Any, int]:
+    async def _search(self, start: Node, opts: Any, running: dict[str, Any] | None = None) -> tuple[Any, int]:
         from ._check.search import Search, run_search
 
         tree = _Guarded(self._tree, start.snap)
         before = set(self._tree.live)
-        saved_timeout = self._tree.transition_timeout
-        saved_hook = getattr(self._tree, "on_fork_failure", None)
-        self._tree.transition_timeout = opts.transition_timeout
-        saved_footprints = self._tree.footprints
         try:
             search = Search(tree, self.model, opts)  # type: ignore[arg-type]  # a proxy of the SnapshotTree
-            # A reduction needs footprints: the states this run forks report them (the start node's
-            # own report has none, so it takes every transition).
-            self._tree.footprints = search.reduction.footprints
+            if running is not None:
+                running.update(search=search, tree=tree)
             await run_search(search, start.snap)
         finally:
-            self._tree.footprints = saved_footprints
-            self._tree.transition_timeout = saved_timeout
-            if hasattr(self._tree, "on_fork_failure"):
-                self._tree.on_fork_failure = saved_hook
             for snap in list(self._tree.live - before):  # the search's own processes; not the nodes'
                 self._tree.release(snap)
         return search, tree.peak
@@ -629,7 +628,7 @@ class Node:
         self._desc: P.Description | None = None
         self._described = False
         rep = snap.report
-        self.transitions = [Transition(i, t.actor, t.label, t.where) for i, t in enumerate(rep.transitions)]
+        self.transitions = [Step(i, t.actor, t.label, t.where) for i, t in enumerate(rep.transitions)]
         self.id = explorer._state_id(rep)
         if parent is not None:
             assert index is not None  # a child is reached by a transition
@@ -680,9 +679,7 @@ class Node:
     def violations(self) -> list[Violation]:
         """The properties this state violates (with a deadlock, if the explorer counts them)."""
         rep = self.snap.report
-        found = [(v.kind, v.name, v.message, v.details) for v in rep.violations]
-        if rep.blocked and self.explorer.deadlock:
-            found.append(("deadlock", "deadlock", rep.blocked, ""))
+        found = [(v.kind, v.name, v.message, v.details) for v in rep.found(self.explorer.deadlock)]
         if not found:
             return []
         trace, state = self.trace, self.description()
@@ -724,9 +721,9 @@ class Node:
 
     # -- moving ------------------------------------------------------------------------
 
-    def _index(self, which: int | str | Transition) -> int:
+    def _index(self, which: int | str | Step) -> int:
         ts = self.transitions
-        if isinstance(which, Transition):
+        if isinstance(which, Step):
             which = which.index
         if isinstance(which, bool) or not isinstance(which, (int, str)):
             raise UsageError(f"step() takes a transition's index or its 'actor: label', not {which!r}")
@@ -744,10 +741,10 @@ class Node:
         enabled = "; ".join(f"{t.index}: {t}" for t in ts) or "none"
         raise UsageError(f"step({which!r}) does not name exactly one enabled transition; enabled: {enabled}")
 
-    def step(self, which: int | str | Transition) -> Node:
+    def step(self, which: int | str | Step) -> Node:
         """Take a transition and return the state it leads to.
 
-        ``which`` is the transition's index, a :class:`Transition`, its
+        ``which`` is the transition's index, a :class:`Step`, its
         ``"actor: label"``, its label, or the actor's name when that names one
         transition.  The first time forks this state's process; afterwards the
         same Node is returned.
@@ -822,10 +819,8 @@ class Node:
 
     def __repr__(self) -> str:
         last = f" after {self.last_step.actor}: {self.last_step.label}" if self.last_step else " (initial)"
-        viol = self.snap.report.violations
-        extra = f"; {', '.join(v.kind for v in viol)}" if viol else ""
-        if self.snap.report.blocked and self.explorer.deadlock:
-            extra += "; deadlock"
+        kinds = violation_kinds(self.snap.report, self.explorer.deadlock)
+        extra = f"; {', '.join(kinds)}" if kinds else ""
         return f"<Node #{self.id} depth {self.depth}{last}; {len(self.transitions)} enabled{extra}>"
 
     def html(self, graph: bool | None = None) -> str:
@@ -874,7 +869,7 @@ class ExplorerWidget:
         self.node = node
         self.render()
 
-    def step(self, which: int | str | Transition) -> None:
+    def step(self, which: int | str | Step) -> None:
         """Take a transition of the shown state and show where it leads."""
         self.go(self.node.step(which))
 
@@ -902,9 +897,9 @@ class ExplorerWidget:
             child = node.children.get(t.index)
             style = ""
             if child is not None:
-                bad = child.snap.report.violations or (child.blocked and self.explorer.deadlock)
+                bad = child.snap.report.ends(self.explorer.deadlock)
                 style = "danger" if bad else "info"
-            b = W.Button(description=str(t), tooltip=f"{t} at {_short(t.where)}" if t.where else str(t),
+            b = W.Button(description=str(t), tooltip=f"{t} at {_where.short(t.where)}" if t.where else str(t),
                          button_style=style, layout=W.Layout(width="auto"))
             b.on_click(lambda _b, i=t.index: self._clicked(i))
             buttons.append(b)
@@ -939,7 +934,7 @@ def node_html(node: Node, graph: bool = True) -> str:
             "</details>", state_html(node.description())]
     if node.transitions:
         rows = "".join(f"<tr><td {_CELL}>{t.index}</td><td {_CELL}><b>{_e(t.actor)}</b></td><td {_CELL}><code>"
-                       f"{_e(t.label)}</code></td><td {_CELL}>{_e(_short(t.where)) if t.where else ''}</td></tr>"
+                       f"{_e(t.label)}</code></td><td {_CELL}>{_e(_where.short(t.where)) if t.where else ''}</td></tr>"
                        for t in node.transitions)
         out.append(f"<div><b>Enabled transitions</b></div><table {_TABLE}>{rows}</table>")
     else:

@@ -16,10 +16,12 @@ parent is ready for its next request as soon as it has forked.
 Requests and their replies::
 
     explorer                      snapshot process
-    Load(model, version, ...) ->  Report                 (root only, once; a model error
-                                                          "VersionError" when the versions differ)
+    Load(model, version, ...) ->  Running(what)*, Report (root only, once; a model error
+                                                          "VersionError" when the versions differ;
+                                                          Running before each piece of setup)
     Fork(path) + fd           ->  Report                 (the new child, on the socket sent with Fork)
                                   | ForkFailed(errno)    (the parent, on that same socket: EAGAIN, ENOMEM)
+                                  | Stuck(message)       (the child, stuck in user code past the timeout)
                                   | <end of file>        (the child died before reporting)
     Describe()                ->  Description
     Footprint()               ->  Report                 (only owners, keys and footprint set)
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import array
 import marshal
+import math
 import os
 import pickle
 import socket
@@ -39,11 +42,40 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: Bumped whenever a message changes shape; checked with the forkcheck version at Load.
-PROTOCOL = 4  # 3: Step became Fork; 4: footprints for the reductions (Load, Fork, Report)
+PROTOCOL = 6  # 3: Step became Fork; 4: Description.shared; 5: Load.transition_timeout, Running, Stuck, Report.constrained; 6: footprints for the reductions (Load, Fork, Footprint, Report)
 
 PACKET = 65536 - 512
 _HEADER = struct.Struct("<Q")
 _MARSHALLED = 1 << 63  # in the length: the body is Report.to_wire() marshalled, not a pickle
+
+
+# --------------------------------------------------------------------------- time budget
+
+
+def timer_budget(seconds: float) -> tuple[float, int, int]:
+    """How a snapshot times user code that may run ``seconds``: ``(interval, soft, hard)``.
+
+    Its interval timer ticks every ``interval`` seconds; at tick ``soft``
+    (``seconds`` after the code started) it interrupts the code where it is
+    (``runtime.Stuck``), at tick ``hard`` (half as long again, at least two
+    ticks later) it reports and exits.  The explorer waits
+    :func:`explorer_wait` before it kills a snapshot that said nothing.
+
+    Examples
+    --------
+    >>> timer_budget(30.0)
+    (1.0, 30, 45)
+    >>> timer_budget(0.5)
+    (0.5, 1, 3)
+    """
+    soft = max(1, math.ceil(seconds))
+    return seconds / soft, soft, soft + max(2, soft // 2)
+
+
+def explorer_wait(seconds: float, steps: int = 1) -> float:
+    """Seconds the explorer waits for a snapshot that runs ``steps`` steps of at most ``seconds`` each."""
+    interval, soft, hard = timer_budget(seconds)
+    return seconds * steps + (hard - soft) * interval + 2.0
 
 
 # --------------------------------------------------------------------------- requests
@@ -65,6 +97,7 @@ class Load:
     version: str = ""
     protocol: int = 0
     origin: str = ""  # the directory of the explorer's forkcheck package
+    transition_timeout: float = 30.0  # seconds any piece of user code may run (setup, a step, a description)
 
 
 @dataclass
@@ -138,6 +171,7 @@ class Report:
     labels: dict[str, bool] = field(default_factory=dict)  # truth of state predicates (liveness)
     properties: list = field(default_factory=list)  # liveness properties declared by setup: their spec()
     opaque: str = ""  # opaque="distinct": the type of an object the fingerprint could not see, and why
+    constrained: str = ""  # the name of the first fc.constraint this state does not satisfy: not expanded
     # Footprints, for the reductions (_app/footprint.py; None when off).  ``effects``, in every report: what
     # the step that made this state did (keys of the parent's shared objects it changed, its operations on
     # primitives), None when unknown.  The others answer a Footprint request: per transition its root
@@ -156,17 +190,44 @@ class Report:
         for v in self.violations:
             violations.append((v.kind, v.name, v.message, v.details))
         return (self.pid, self.fingerprint, transitions, violations, self.all_done, self.blocked, self.model_error,
-                self.labels, self.properties, self.opaque, self.owners, self.keys, self.footprint, self.effects)
+                self.labels, self.properties, self.opaque, self.constrained, self.owners, self.keys, self.footprint,
+                self.effects)
+
+    def found(self, deadlock: bool) -> list[ViolationInfo]:
+        """What this state violates: its violations, and a deadlock as one more when deadlocks count.
+
+        The one place that says what a deadlock is worth, for the search, the graph, replay and the notebook.
+        """
+        if self.blocked and deadlock:
+            return [*self.violations, ViolationInfo("deadlock", "deadlock", self.blocked)]
+        return self.violations
+
+    def ends(self, deadlock: bool) -> bool:
+        """Whether this state is an end of the search: it violates something (a deadlock counting when asked)."""
+        return bool(self.violations) or bool(self.blocked and deadlock)
 
     @classmethod
     def from_wire(cls, t: tuple) -> Report:
-        if len(t) < 14:  # an older version's report (a refused Load): the fields it lacks take their defaults
-            t = tuple(t) + (0, b"", [], [], False, "", None, {}, [], "", None, None, None, None)[len(t):]
         (pid, fingerprint, transitions, violations, all_done, blocked, model_error, labels, properties, opaque,
-         owners, keys, footprint, effects) = t
+         constrained, owners, keys, footprint, effects) = t
         return cls(pid, fingerprint, [TransitionInfo(*x) for x in transitions], [ViolationInfo(*x) for x in violations],
                    all_done, blocked, None if model_error is None else tuple(model_error), labels, properties, opaque,
-                   owners, keys, footprint, effects)
+                   constrained, owners, keys, footprint, effects)
+
+
+@dataclass
+class Running:
+    """The root starts a piece of its setup (the setup function, an actor's first step): a new time budget."""
+
+    what: str
+
+
+@dataclass
+class Stuck:
+    """User code ran past the timeout and did not stop when interrupted: the process exits after this."""
+
+    message: str
+    details: str = ""
 
 
 @dataclass
@@ -189,6 +250,9 @@ class Description:
     actors: list[ActorInfo]
     view: str | None
     globals: dict[str, str]
+    # Closure variables that several frames see as one object: reports show them once, not in each
+    # frame's locals (which still hold them); None for one that is the view, which reports show anyway.
+    shared: dict[str, str | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -218,15 +282,28 @@ def _decode(header: int, data: bytes) -> Any:
     return pickle.loads(data)
 
 
-def send(sock: socket.socket, msg: Any, fd: int | None = None) -> None:
+def _packets(msg: Any) -> list[bytes]:
+    """One message as the packets that carry it; the first holds the header (and travels with the fd, if any)."""
     data, header = _encode(msg)
-    first = _HEADER.pack(header) + data[: PACKET - _HEADER.size]
+    head = PACKET - _HEADER.size
+    packets = [_HEADER.pack(header) + data[:head]]
+    for off in range(head, len(data), PACKET):
+        packets.append(data[off: off + PACKET])
+    return packets
+
+
+def _with_fd(fd: int) -> list:
+    return [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))]
+
+
+def send(sock: socket.socket, msg: Any, fd: int | None = None) -> None:
+    first, *rest = _packets(msg)
     if fd is None:
         sock.sendall(first)
     else:
-        sock.sendmsg([first], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
-    for off in range(PACKET - _HEADER.size, len(data), PACKET):
-        sock.sendall(data[off: off + PACKET])
+        sock.sendmsg([first], _with_fd(fd))
+    for packet in rest:
+        sock.sendall(packet)
 
 
 def recv(sock: socket.socket) -> Any:
@@ -258,32 +335,42 @@ def _fd(anc) -> int | None:
     return fds[0] if fds else None
 
 
-def _assemble(first: bytes, more) -> Any:
-    (header,) = _HEADER.unpack_from(first)
-    total = header & ~_MARSHALLED
-    chunks = [first[_HEADER.size:]]
-    got = len(chunks[0])
-    while got < total:
-        part = more()
+class _Reassembly:
+    """The packets of one message, as they arrive: ``missing`` bytes are still to come (sans-I/O, for both sides)."""
+
+    def __init__(self, first: bytes) -> None:
+        (self.header,) = _HEADER.unpack_from(first)
+        self.chunks = [first[_HEADER.size:]]
+        self.missing = (self.header & ~_MARSHALLED) - len(self.chunks[0])
+
+    def add(self, part: bytes) -> None:
         if not part:
             raise EOFError
-        chunks.append(part)
-        got += len(part)
-    return _decode(header, b"".join(chunks))
+        self.chunks.append(part)
+        self.missing -= len(part)
+
+    def message(self) -> Any:
+        return _decode(self.header, b"".join(self.chunks))
+
+
+def _assemble(first: bytes, more) -> Any:
+    r = _Reassembly(first)
+    while r.missing > 0:
+        r.add(more())
+    return r.message()
 
 
 # --------------------------------------------------------------------------- framing (trio side)
 
 
 async def asend(sock, msg: Any, fd: int | None = None) -> None:
-    data, header = _encode(msg)
-    first = _HEADER.pack(header) + data[: PACKET - _HEADER.size]
+    first, *rest = _packets(msg)
     if fd is None:
         await sock.send(first)
     else:
-        await sock.sendmsg([first], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
-    for off in range(PACKET - _HEADER.size, len(data), PACKET):
-        await sock.send(data[off: off + PACKET])
+        await sock.sendmsg([first], _with_fd(fd))
+    for packet in rest:
+        await sock.send(packet)
 
 
 async def arecv(sock) -> Any:
@@ -291,14 +378,8 @@ async def arecv(sock) -> Any:
     first = await sock.recv(PACKET)
     if not first:
         raise EOFError
-    chunks = [first]
-    (header,) = _HEADER.unpack_from(first)
-    total = header & ~_MARSHALLED
-    got = len(first) - _HEADER.size
-    while got < total:
-        part = await sock.recv(PACKET)
-        if not part:
-            raise EOFError
-        chunks.append(part)
-        got += len(part)
-    return _decode(header, b"".join(chunks)[_HEADER.size:])
+    r = _Reassembly(first)
+    while r.missing > 0:
+        r.add(await sock.recv(PACKET))
+    return r.message()
+

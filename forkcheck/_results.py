@@ -19,7 +19,21 @@ class Violation:
     ``kind`` is one of "invariant", "assertion", "exception", "deadlock",
     "crash", "timeout", "nondeterminism", "liveness"; ``name`` is the property
     or actor concerned; ``details`` holds a traceback where there is one and
-    ``state`` a description of the violating state.
+    ``state`` a description of the violating state.  ``command`` is the shell
+    command that replays it (``forkcheck replay FILE:MODEL TOKEN``) when the
+    model lives at module level of a file, else "".
+
+    Examples
+    --------
+    >>> import forkcheck as fc
+    >>> @fc.model
+    ... def coin():
+    ...     async def flip():
+    ...         assert await fc.choose(["heads", "tails"]) == "heads", "tails"
+    ...     fc.spawn(flip)
+    >>> v = coin.check().violations[0]
+    >>> v.kind, v.message, len(v.trace)
+    ('assertion', 'assertion failed in actor flip: tails', 1)
     """
 
     kind: str
@@ -29,6 +43,16 @@ class Violation:
     details: str = ""
     state: Any = None
     model: str = ""
+    command: str = ""
+
+    @property
+    def state_heading(self) -> str:
+        """What :attr:`state` describes: the violating state, or for a lasso the state where its loop starts."""
+        if self.trace.cycle_start is not None:
+            return "State where the loop starts (and to which it returns)"
+        if self.kind == "liveness":
+            return "State where the run ends"
+        return "State at the violation"
 
     def format(self) -> str:
         """The violation as text: the message, the counterexample step by step, the state, how to replay it."""
@@ -37,8 +61,10 @@ class Violation:
         if self.details:
             out += ["", self.details.rstrip()]
         if self.state is not None:
-            out += ["", "State at the violation:", format_state(self.state)]
+            out += ["", f"{self.state_heading}:", format_state(self.state)]
         out += ["", "Replay it with:", f"  forkcheck.replay({self.model or 'model'}, {self.trace.token!r})"]
+        if self.command:
+            out.append(f"  {self.command}")
         return "\n".join(out)
 
     def __str__(self) -> str:
@@ -142,7 +168,14 @@ class CheckResult:
     def summary(self) -> str:
         """One line: whether the search finished, its counts and the kinds of violations found."""
         s = self.stats
-        head = "Done." if self.complete else f"Stopped early ({'; '.join(self.incomplete)})."
+        # An interrupted check is no verdict: say so first, and that the counts are partial.
+        interrupted = any("interrupted by " in reason for reason in self.incomplete)
+        if self.complete:
+            head = "Done."
+        elif interrupted:
+            head = f"Interrupted, partial counts ({'; '.join(self.incomplete)})."
+        else:
+            head = f"Stopped early ({'; '.join(self.incomplete)})."
         text = f"{head} states={s.states}, transitions={s.transitions}, depth={s.max_depth}, {s.seconds:.2f}s"
         if s.reduction != "none":
             text += f", reduction={s.reduction} ({s.skipped} transition{'s' if s.skipped != 1 else ''} skipped)"
@@ -151,6 +184,10 @@ class CheckResult:
         if self.violations:
             kinds = ", ".join(sorted({v.kind for v in self.violations}))
             text += f"; {len(self.violations)} violation{'s' if len(self.violations) > 1 else ''} ({kinds})"
+        elif interrupted and s.states == 0:
+            text += "; nothing checked (interrupted before the initial state was reached)"
+        elif interrupted:
+            text += "; no violation found before the interrupt"
         else:
             text += "; no violation"
         return text
@@ -170,7 +207,19 @@ class CheckResult:
         return result_html(self)
 
     def assert_ok(self) -> None:
-        """Raise :class:`forkcheck.PropertyViolation` showing the first counterexample, if any."""
+        """Raise :class:`forkcheck.PropertyViolation` showing every counterexample, if any.
+
+        The message's first line says what failed (what a test runner's
+        summary line shows); then come the summary and each violation with
+        its counterexample and the lines that replay it.  Under pytest this
+        frame is hidden from the traceback.
+        """
+        __tracebackhide__ = True  # pytest shows the test's line, not this one
         if self.violations:
-            raise PropertyViolation(f"{self.model or 'model'}: {self.summary()}\n\n{self.violations[0].format()}",
-                                    self.violations)
+            n = len(self.violations)
+            what = self.violations[0].message if n == 1 else \
+                f"{n} violations: " + "; ".join(v.message for v in self.violations)
+            parts = [f"{self.model or 'model'}: {what}", self.summary()]
+            for k, v in enumerate(self.violations, 1):
+                parts += ["", (f"[{k} of {n}] " if n > 1 else "") + v.format()]
+            raise PropertyViolation("\n".join(parts), self.violations)

@@ -9,6 +9,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
+from . import _where
 from ._errors import UsageError
 
 _TOKEN_PREFIX = "fc1:"
@@ -16,10 +17,19 @@ _TOKEN_PREFIX = "fc1:"
 
 @dataclass(frozen=True)
 class Step:
-    """One transition of a trace: ``actor`` took ``label`` at ``where`` (file:line).
+    """A transition, as the explorer side knows it: ``actor`` takes ``label`` at ``where`` (file:line).
 
     ``index`` is the transition's position among those enabled in the state it
-    was taken from; ``fingerprint`` identifies the state it led to.
+    is taken from.  In a trace, ``fingerprint`` identifies the state it led to;
+    a notebook node's enabled transitions (``Node.transitions``), not taken
+    yet, have none.  ``str(step)`` is ``"actor: label"``, the text that
+    ``Node.step`` accepts.
+
+    Examples
+    --------
+    >>> from forkcheck import Step
+    >>> str(Step(0, "phil0", "acquire fork0", "dining_philosophers.py:23"))
+    'phil0: acquire fork0'
     """
 
     index: int
@@ -29,7 +39,11 @@ class Step:
     fingerprint: str = ""
 
     def __str__(self) -> str:
-        return f"{self.actor}: {self.label}" + (f"  ({_short(self.where)})" if self.where else "")
+        return f"{self.actor}: {self.label}"
+
+    def format(self) -> str:
+        """``"actor: label  (file:line)"``: the step as a trace prints it."""
+        return f"{self}  ({_where.short(self.where)})" if self.where else str(self)
 
 
 class Trace(Sequence[Step]):
@@ -37,7 +51,14 @@ class Trace(Sequence[Step]):
 
     For a liveness counterexample the trace is a lasso: ``trace[cycle_start:]``
     repeats forever.  ``trace.token`` is a string that :func:`forkcheck.replay`
-    and ``forkcheck replay`` accept.
+    and ``forkcheck replay`` accept.  ``module`` is the name of the module
+    that defined the model when the trace was found, where it is not the
+    command line's own (``__main__`` for a script, ``test_x`` under pytest):
+    the token carries it, so that ``forkcheck replay FILE:MODEL`` imports
+    that file under the same name (class and enum names include it, and so do
+    the fingerprints of states that hold them).  ``model`` is the model the
+    trace was found on (``philosophers(n=4)``): a replay that does not
+    reproduce it names the arguments first when they differ.
 
     Examples
     --------
@@ -49,9 +70,12 @@ class Trace(Sequence[Step]):
     True
     """
 
-    def __init__(self, steps: Sequence[Step] = (), cycle_start: int | None = None) -> None:
+    def __init__(self, steps: Sequence[Step] = (), cycle_start: int | None = None, module: str | None = None,
+                 model: str | None = None) -> None:
         self.steps = list(steps)
         self.cycle_start = cycle_start
+        self.module = module
+        self.model = model
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -77,6 +101,10 @@ class Trace(Sequence[Step]):
         payload: dict[str, object] = {"s": [[s.index, s.actor, s.label, s.fingerprint[:8]] for s in self.steps]}
         if self.cycle_start is not None:
             payload["c"] = self.cycle_start
+        if self.module:
+            payload["m"] = self.module
+        if self.model:
+            payload["r"] = self.model
         raw = zlib.compress(json.dumps(payload, separators=(",", ":")).encode(), 9)
         return _TOKEN_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -95,9 +123,12 @@ class Trace(Sequence[Step]):
                 raise ValueError("trailing data")
             payload = json.loads(raw)
             steps = [Step(int(i), str(a), str(lbl), "", str(fp)) for i, a, lbl, fp in payload["s"]]
+            module, model = payload.get("m"), payload.get("r")
+            if not all(x is None or isinstance(x, str) for x in (module, model)):
+                raise ValueError("module or model")
         except Exception:  # noqa: BLE001 - any decoding failure means the same thing to the user
             raise UsageError("the trace token is damaged (truncated or edited?): copy the whole token from the report") from None
-        return cls(steps, payload.get("c"))
+        return cls(steps, payload.get("c"), module, model)
 
     def format(self) -> str:
         """The steps, numbered, one per line (the loop marked for a lasso)."""
@@ -105,7 +136,7 @@ class Trace(Sequence[Step]):
         for i, s in enumerate(self.steps, 1):
             if self.cycle_start is not None and i - 1 == self.cycle_start:
                 lines.append("  -- loop starts here --")
-            lines.append(f"  {i:>3}. {s}")
+            lines.append(f"  {i:>3}. {s.format()}")
         if self.cycle_start is not None:
             lines.append(f"  -- then back to step {self.cycle_start + 1}, forever --")
         return "\n".join(lines) if lines else "  (the initial state)"
@@ -131,7 +162,7 @@ class ReplayStep:
     violations: list = field(default_factory=list)
 
     def __str__(self) -> str:
-        return f"{self.actor}: {self.label}" + (f"  ({_short(self.where)})" if self.where else "")
+        return f"{self.actor}: {self.label}" + (f"  ({_where.short(self.where)})" if self.where else "")
 
 
 class Replay(list):
@@ -153,24 +184,24 @@ class Replay(list):
         self.notes = list(notes or [])
 
 
-def _short(where: str) -> str:
-    path, _, line = where.rpartition(":")
-    return f"{os.path.basename(path)}:{line}" if path else where
-
-
 def format_state(desc, indent: str = "  ") -> str:
     """Human text for a _protocol.Description: each actor's position and locals, then shared state."""
     if desc is None:
         return ""
     lines = []
+    shared = getattr(desc, "shared", None) or {}  # descriptions made before it existed have none
     for a in desc.actors:
-        pos = f" at {_short(a.where)}" if a.where else ""
-        wait = f", waiting for {a.waiting}" if a.waiting else ""
-        lines.append(f"{indent}{a.name}: {a.status}{wait}{pos}")
+        pos = f" at {_where.short(a.where)}" if a.where else ""
+        status = f"waiting for {a.waiting}" if a.waiting and a.status == "waiting" else \
+            f"{a.status}, waiting for {a.waiting}" if a.waiting else a.status
+        lines.append(f"{indent}{a.name}: {status}{pos}")
         for fn, where, loc in a.frames:
-            shown = ", ".join(f"{k}={v}" for k, v in loc.items())
+            shown = ", ".join(f"{k}={v}" for k, v in loc.items() if k not in shared)
             if shown:
-                lines.append(f"{indent}    {fn}: {shown}")
+                lines.append(f"{indent}    {fn.rpartition('<locals>.')[2]}: {shown}")
+    once = [f"{k}={v}" for k, v in shared.items() if v is not None]
+    if once:
+        lines.append(f"{indent}shared by the actors: " + ", ".join(once))
     if desc.view is not None:
         lines.append(f"{indent}state: {desc.view}")
     elif desc.globals:

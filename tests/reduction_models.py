@@ -28,6 +28,9 @@ import forkcheck as fc
 #:   ("send", x) / ("recv",)   the network, to "dst"
 #:   ("len", b, o)          o["v"] = len(b) % 3                            (reads a mailbox's length)
 #:   ("spawn", k)           fc.spawn(the k-th helper program)
+#:   ("tget", b)            reg = await b.get(timeout=True)               (reg = 2 on fc.TIMEOUT)
+#:   ("trecv",)             reg = await net.recv("dst", timeout=True)     (reg = 2 on fc.TIMEOUT)
+#:   ("select", b, t)       k, reg = await fc.select(b.get(), net.recv("dst"), timeout=t)
 OPS_DOC = None
 
 
@@ -75,6 +78,15 @@ async def _run(prog, objs, prims, helpers, loop):
                 reg = await prims["net"].recv("dst")
             elif kind == "len":
                 objs[op[2]]["v"] = len(prims[op[1]]) % 3
+            elif kind == "tget":
+                reg = await prims[op[1]].get(timeout=True)
+                reg = 2 if reg is fc.TIMEOUT else reg
+            elif kind == "trecv":
+                reg = await prims["net"].recv("dst", timeout=True)
+                reg = 2 if reg is fc.TIMEOUT else reg
+            elif kind == "select":
+                k, reg = await fc.select(prims[op[1]].get(), prims["net"].recv("dst"), timeout=op[2])
+                reg = 2 if reg is fc.TIMEOUT else reg + (k or 0)
             elif kind == "spawn":
                 sub, sobjs, sprims = helpers[op[1]]
                 fc.spawn(_run, sub, sobjs, sprims, (), False, name=f"helper{op[1]}")
@@ -90,8 +102,12 @@ def _uses(prog, helpers_specs) -> tuple[set, set]:
         kind = op[0]
         if kind in ("read", "write", "bump", "assert", "choose", "when"):
             objs.add(op[1])
-        elif kind in ("put", "get", "lock", "unlock"):
+        elif kind in ("put", "get", "lock", "unlock", "tget"):
             prims.add(op[1])
+        elif kind == "select":
+            prims.update((op[1], "net"))
+        elif kind == "trecv":
+            prims.add("net")
         elif kind == "len":
             prims.add(op[1])
             objs.add(op[2])
@@ -359,3 +375,27 @@ def looping_pair():
     fc.spawn(spin, b, name="s1")
     fc.spawn(late, name="late")
     fc.invariant(lambda: c["v"] == 0, name="late never runs")
+
+
+@fc.model
+def timeout_race():
+    """A receive that may time out: the message arriving first is the only way to the failure."""
+    box = fc.Mailbox("box")
+    net = fc.Network()
+
+    async def waiter():
+        m = await box.get(timeout=True)
+        assert m is fc.TIMEOUT, "the message came before the timeout"
+
+    async def selector():
+        k, m = await fc.select(net.recv("dst"), fc.checkpoint(), timeout=True)
+        assert k != 0, f"received {m}"
+
+    async def sender():
+        await fc.checkpoint()
+        box.put(1)
+        net.send("dst", 2)
+
+    fc.spawn(waiter)
+    fc.spawn(selector)
+    fc.spawn(sender)

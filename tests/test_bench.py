@@ -28,6 +28,9 @@ def test_bench_smoke(tmp_path):
     data = json.loads((out / "bench.json").read_text())
     assert {"mode", "config", "machine", "floors", "snapshots", "scaling", "spin", "cow", "seconds", "plots"} <= set(data)
     assert data["mode"] == "smoke" and data["spin"] == {"skipped": "--no-spin"}
+    long_path = data["long_path"]  # section 6: the same states with and without rebuilding deep snapshots
+    assert [r["states"] for r in long_path["runs"].values()] == [80, 80] and len(long_path["floor_seconds"]) == 2
+    assert "## 6. A long path" in stdout
     assert {"cores", "kernel", "python", "loadavg_start", "loadavg_end"} <= set(data["machine"])
     floor = data["floors"][0]
     assert floor["heap_mib"] == 1 and floor["python_floor_seconds"] > 0

@@ -30,11 +30,18 @@ from forkcheck._app import fingerprint as _fingerprint
 from test_fingerprint import Peer, walks
 
 C = _fingerprint._cfingerprint
+#: The Pythons whose frames and objects _cfingerprint.c reads; elsewhere it does not build.
+BUILT_ON = ((3, 11), (3, 12), (3, 13))
+
+if C is None and sys.version_info[:2] not in BUILT_ON:
+    pytest.skip(f"the C walk is not built for Python {sys.version_info.major}.{sys.version_info.minor}: "
+                "the Python walk runs alone", allow_module_level=True)
 
 
 def test_the_c_walk_is_built_and_used():
     # setup.py builds it optional, so that installs without a compiler still work: a build that
     # broke would go unnoticed but for this test.
+    assert sys.version_info[:2] in BUILT_ON
     assert C is not None, "forkcheck._app._cfingerprint did not build: run `pip install -e .` with a C compiler"
     assert _fingerprint.C_WALK
 
@@ -139,6 +146,17 @@ async def _agen():
     yield 1
 
 
+def _closure_gen(n):
+    seen = [n]
+
+    def gen():  # seen is a free variable of this generator's frame
+        for i in range(n):
+            seen.append(i)
+            yield seen
+
+    return gen()
+
+
 def zoo():
     g1 = _gen(3)
     next(g1)
@@ -146,6 +164,11 @@ def zoo():
     list(g3)
     c1 = _coro(1)
     c1.send(None)
+    a1 = _agen()
+    with pytest.raises(StopIteration):
+        a1.__anext__().send(None)  # suspended at its yield
+    cg = _closure_gen(3)
+    next(cg)
     big = collections.deque(range(200), maxlen=300)
     big.rotate(37)
     for _ in range(10):
@@ -161,7 +184,7 @@ def zoo():
         collections.deque([1, [2]], maxlen=4), big, collections.OrderedDict(a=1),
         int, Plain, type(None), types, _fingerprint, Color.RED, Color, Hooked(5), plain, plain, plain.__dict__,
         Empty(), Slots(), ReducesToName(), WithItems(), Shadowed(), OwnGetstate(), Listish([1, 2]),
-        _gen.__code__, g1, _gen(2), g3, c1, _coro(2), _agen(), len, [].append, shared, shared,
+        _gen.__code__, g1, _gen(2), g3, c1, _coro(2), _agen(), a1, cg, _closure_gen(1), len, [].append, shared, shared,
         lambda x=[1], *, y=(2,): (x, y), functools.partial(max, 1), operator.itemgetter(1), iter([1, 2, 3]),
         plain.__init__, "x".upper, dict.fromkeys, range(3), slice(1, 2), print, copyreg.__newobj__, sys.maxsize,
         # unordered containers inside canonical keys, and cycles through them
@@ -230,13 +253,37 @@ def test_an_object_that_cannot_be_reduced_is_opaque_to_both_walks():
 
 
 def test_a_plain_object_first_walked_without_its_dict_then_with_it():
-    # Python 3.11 keeps a fresh instance's attributes outside a dict until something asks for
-    # one: the C walk leaves such objects to Python's pickling the first time.
-    p = Plain()
-    first = walks(p)
-    assert first[1] == first[0]
-    second = walks(p)
-    assert second[1] == second[0] == first[0]
+    # CPython keeps a fresh instance's attributes outside a dict until something asks for one
+    # (3.11 and 3.12: a values array, 3.13: values inline in the object): the C walk leaves such
+    # objects to Python's pickling, which makes the dict.  The C walk goes first here: the
+    # Python walk would make the dict itself.
+    Plain().__reduce_ex__(4)  # copyreg caches Plain.__slotnames__: the C walk then reduces Plain objects itself
+    for make in (Plain, lambda: [Plain(), Plain()], lambda: {"k": Plain(), "e": Empty()}):
+        obj = make()
+        w = C.Walker()
+        w.h(obj)
+        first = (w.digest(), w.stream())
+        py, c = walks(obj)
+        assert first == py == c
+        assert walks(obj) == (py, c)
+
+
+def test_a_name_assigned_through_frame_f_locals_makes_the_c_walk_fall_back():
+    # A suspended generator's frame.f_locals keeps a name that is not one of its fast locals
+    # (3.11 and 3.12: in the dict the frame keeps, 3.13: in the frame object's extra locals):
+    # the Python walk sees it, the C walk reads only the fast locals, so it falls back.
+    g = _gen(3)
+    next(g)
+    py, c = walks(g)
+    assert c == py
+    g.gi_frame.f_locals["extra"] = [1]
+    with pytest.raises(_fingerprint.Fallback):
+        C.Walker().h(g)
+    world = types.SimpleNamespace(actors=[], globals_roots=[], view=g, invariants=[], liveness=[], constraints=[])
+    digest, stream = _fingerprint.walk_stream(world, stream=True)
+    assert (digest, stream) == _fingerprint.walk_stream(world, "python", stream=True)
+    assert b"extra" in stream
+    g.close()
 
 
 def test_nesting_deeper_than_the_c_walk_goes_falls_back_to_python():
@@ -251,7 +298,7 @@ def test_nesting_deeper_than_the_c_walk_goes_falls_back_to_python():
             w.h(deep)
         h = _fingerprint._Hasher()
         h.h(deep)
-        world = types.SimpleNamespace(actors=[], globals_roots=[], view=deep, invariants=[], liveness=[])
+        world = types.SimpleNamespace(actors=[], globals_roots=[], view=deep, invariants=[], liveness=[], constraints=[])
         assert _fingerprint.state_fingerprint(world) == _fingerprint.state_fingerprint(world, "python")
     finally:
         sys.setrecursionlimit(old)
@@ -301,6 +348,61 @@ def test_the_c_walk_gives_the_same_state_graph_as_the_python_walk(name, monkeypa
     py = graph()
     assert c == py
     assert c[1] > 3
+
+
+def _every_state(model, limit):
+    """The states of ``model`` (up to ``limit``), each a World rebuilt in this process by replaying its
+    path; states are told apart by the C walk's fingerprint (the first walk of each state)."""
+    from forkcheck._app.runtime import World
+
+    def replay(path):
+        world = World()
+        world.setup(model.fn, model.args, model.kwargs)
+        for i in path:
+            world.execute(i)
+        return world
+
+    if isinstance(model, fc.ModelFactory):  # @fc.model without arguments
+        model = model()
+    seen, frontier = set(), [()]
+    while frontier and len(seen) < limit:
+        path = frontier.pop(0)
+        world = replay(path)
+        digest = _fingerprint.state_fingerprint(world, "c")
+        if digest not in seen:
+            seen.add(digest)
+            yield world
+            if world.model_error is None:
+                frontier.extend(path + (i,) for i in range(len(world.enabled())))
+        for actor in world.actors:
+            if actor.coro is not None and not actor.done:
+                actor.coro.close()
+
+
+@pytest.mark.parametrize("name", ["kinds", "die_hard", "tcommit", "two_phase", "philosophers", "peterson"])
+def test_the_c_walk_reads_every_state_itself_and_gives_the_python_tokens(name, monkeypatch):
+    # The state-graph test above goes through snapshots, where a Fallback would silently hand a
+    # state to the Python walk: here the C walk must read every state itself ("c" raises
+    # Fallback), before and after the Python walk (which leaves frame objects and, before 3.13,
+    # f_locals dicts in the generators' frames).
+    from dining_philosophers import philosophers
+    from models import die_hard, tcommit
+    from mutex import peterson
+    from two_phase import two_phase
+
+    from forkcheck._app import runtime
+
+    model = {"kinds": kinds, "die_hard": die_hard, "tcommit": tcommit, "two_phase": two_phase,
+             "philosophers": philosophers, "peterson": peterson}[name]
+    monkeypatch.setattr(runtime, "_WORLD", None)  # World.setup makes its world current: none after the test
+    n = 0
+    for world in _every_state(model, limit=150):
+        before = _fingerprint.walk_stream(world, "c", stream=True)
+        py = _fingerprint.walk_stream(world, "python", stream=True)
+        after = _fingerprint.walk_stream(world, "c", stream=True)
+        assert before == py == after, f"state {n}:\n  python {py[1][:300]!r}\n  c      {before[1][:300]!r}"
+        n += 1
+    assert n > 3
 
 
 class _HookingMeta(type):

@@ -340,7 +340,9 @@ def test_replay_with_other_arguments_is_nondeterminism_exit_1(die_hard_bfs):
     assert other.returncode == 1
     lines = other.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("forkcheck: error: the trace does not replay")
-    assert "same TARGET and --arg values" in lines[0]
+    assert ("Likeliest cause: the trace was found on die_hard(big=5, small=3, goal=4) and "
+            "this replay runs die_hard(big=6, small=3, goal=4)") in lines[0]
+    assert "--arg values" in lines[0]
 
 
 def test_replay_after_a_repr_was_edited_notes_the_new_labels_and_still_reproduces(tmp_path):
@@ -778,7 +780,11 @@ def test_ctrl_c_exits_130_with_the_partial_result():
     err = done.stderr
     assert done.returncode == 130, err
     assert err.strip().splitlines()[-1] == "forkcheck: interrupted by SIGINT: the counts above are partial"
-    assert done.stdout.strip().splitlines()[-1].startswith("Stopped early (interrupted by SIGINT")
+    last = done.stdout.strip().splitlines()[-1]
+    assert last.startswith("Interrupted, partial counts (interrupted by SIGINT"), last
+    # Either verdict-free ending, depending on whether the initial state was reached before the interrupt.
+    assert last.endswith(("; no violation found before the interrupt",
+                          "; nothing checked (interrupted before the initial state was reached)")), last
     assert "Traceback" not in err
 
 

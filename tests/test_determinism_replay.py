@@ -144,9 +144,18 @@ def test_replay_errors_name_the_model_arguments_as_the_likeliest_cause():
            "a: choose op0." in str(out_of_range.value)
     with pytest.raises(fc.NondeterminismError, match="led to a different state") as other_state:
         fc.replay(pick(n=3), trace)  # op1 exists, but the assertion no longer fails: another state
-    for exc in (out_of_range.value, other_state.value):
+    for exc, now in ((out_of_range.value, "pick(n=1)"), (other_state.value, "pick(n=3)")):
+        found = "pick(n=2)"  # the defaults are named: pick() and pick(n=2) are one model
         text = str(exc)
-        assert text.index("the model's arguments differ") < text.index("the model changed") < text.index("the clock")
+        # The token says what it was found on: the arguments that differ come first, by name.
+        assert f"Likeliest cause: the trace was found on {found} and this replay runs {now}: replay it on {found}" in text
+        assert text.index("this replay runs") < text.index("the model changed") < text.index("the clock")
+    # A token that does not say (made by hand, or before tokens said it) lists the causes in that order.
+    bare = fc.Trace(trace.steps)
+    with pytest.raises(fc.NondeterminismError) as e:
+        fc.replay(pick(n=3), bare)
+    text = str(e.value)
+    assert text.index("the model's arguments differ") < text.index("the model changed") < text.index("the clock")
 
 
 def test_replay_of_a_token_that_reaches_a_raising_invariant_raises_the_model_error():

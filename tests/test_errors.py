@@ -141,7 +141,7 @@ def test_wrong_model_arguments():
 
 
 @pytest.mark.parametrize("options, fragment", [
-    ({"strategy": "astar"}, "strategy='astar' is not a strategy; use one of: dfs, bfs, random"),
+    ({"strategy": "astar"}, "strategy='astar' is not a strategy; use one of: bfs, dfs, random"),
     ({"jobs": 0}, "jobs=0: give a whole number >= 1"),
     ({"max_depth": -1}, "max_depth=-1"),
     ({"fingerprint": "md5"}, "fingerprint='md5'"),

@@ -159,7 +159,7 @@ def test_actors_and_shared_state(phil):
     assert a0.locals["i"] == "0" and a0.locals["second"] == "1"
     assert a0.frames[0].function.endswith("philosopher")
     assert s1.state == "[Lock('fork0', owner='phil0'), Lock('fork1', owner=None), Lock('fork2', owner=None)]"
-    assert "phil0: waiting, waiting for acquire fork1 at dining_philosophers.py:24" in s1.format()
+    assert "phil0: waiting for acquire fork1 at dining_philosophers.py:24" in s1.format()
 
 
 def test_eval_runs_in_the_state_and_changes_nothing(phil):

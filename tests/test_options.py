@@ -45,7 +45,7 @@ def test_every_option_of_check_is_a_field_with_its_default():
         "max_snapshots", "snapshot", "memory_limit", "huge_pages", "opaque", "reduction")
     o = CheckOptions()
     assert (o.strategy, o.jobs, o.walks, o.transition_timeout, o.determinism_checks, o.stop_on_violation) == \
-        ("dfs", 1, 100, 30.0, 20, True)
+        ("bfs", 1, 100, 30.0, 20, True)
 
 
 def test_it_is_frozen():
@@ -69,7 +69,7 @@ def test_its_reductions_are_the_explorers():
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"strategy": "astar"}, "strategy='astar' is not a strategy; use one of: dfs, bfs, random"),
+    ({"strategy": "astar"}, "strategy='astar' is not a strategy; use one of: bfs, dfs, random"),
     ({"fingerprint": "md5"}, "fingerprint='md5' is not a fingerprint; use 'state' or 'pages'"),
     ({"max_depth": -1}, "max_depth=-1: give a whole number >= 0, or None for no bound"),
     ({"max_states": 1.5}, "max_states=1.5: give a whole number >= 0, or None for no bound"),
@@ -326,3 +326,26 @@ def test_explorer_run_builds_check_options_with_checks_messages():
         seen: list = []
         r = ex.run(strategy="bfs", stop_on_violation=False, progress=seen.append)
         assert (r.stats.states, r.stats.transitions) == (4, 4) and r.ok
+
+
+def test_the_parser_is_built_from_the_fields_so_an_option_without_a_flag_is_refused(monkeypatch):
+    from dataclasses import field, make_dataclass
+
+    from forkcheck._check.options import Flag
+
+    for f in dataclasses.fields(CheckOptions):
+        flag = f.metadata["cli"]
+        assert (f.name == "progress") == (flag is None), f.name
+        if flag is not None:
+            assert isinstance(flag, Flag) and flag.flag.startswith("--") and flag.help
+    # A field added with a flag gets it on both commands; one added without is an error at once.
+    grown = make_dataclass("Grown", [("colour", str, field(default="red", metadata={"cli": Flag(
+        "--colour", "a colour", choices=("red", "blue"))}))], bases=(CheckOptions,), frozen=True, kw_only=True)
+    monkeypatch.setattr(_cli, "CheckOptions", grown)
+    args = _cli.build_parser().parse_args(["check", "m.py", "--colour", "blue"])
+    assert args.colour == "blue"
+    bare = make_dataclass("Bare", [("colour", str, field(default="red"))], bases=(CheckOptions,), frozen=True,
+                          kw_only=True)
+    monkeypatch.setattr(_cli, "CheckOptions", bare)
+    with pytest.raises(fc.InternalError, match="check option colour has no command-line flag"):
+        _cli.build_parser()

@@ -162,6 +162,7 @@ EXAMPLES = [
     pytest.param(rm.spawner(), id="spawner"),
     pytest.param(rm.semaphore_event(), id="semaphore_event"),
     pytest.param(rm.looping_pair(), id="looping_pair"),
+    pytest.param(rm.timeout_race(), id="timeout_race"),
 ]
 
 
@@ -281,7 +282,7 @@ def test_a_model_run_as_a_script_keeps_its_globals(tmp_path):
 OBJS = ("o0", "o1", "o2")
 BOXES = ("b0", "b1")
 LOCKS = ("l0", "l1")
-_BLOCKING = ("checkpoint", "choose", "when", "get", "lock", "wait", "recv", "down")
+_BLOCKING = ("checkpoint", "choose", "when", "get", "lock", "wait", "recv", "down", "tget", "trecv", "select")
 
 
 @st.composite
@@ -290,7 +291,7 @@ def programs(draw, loop, allow_spawn):
     prog, held = [("checkpoint",)], []
     for _ in range(draw(st.integers(1, 4))):
         kinds = ["read", "write", "bump", "assert", "checkpoint", "choose", "when", "get", "lock", "wait", "recv",
-                 "down", "len", "set"]
+                 "down", "len", "set", "tget", "trecv", "select"]
         if not loop:
             kinds += ["put", "send", "up"] + (["spawn"] if allow_spawn else [])
         if held:
@@ -307,8 +308,10 @@ def programs(draw, loop, allow_spawn):
             op = (kind, o, draw(st.integers(1, 2)))
         elif kind == "put":
             op = (kind, b, x)
-        elif kind == "get":
+        elif kind in ("get", "tget"):
             op = (kind, b)
+        elif kind == "select":
+            op = (kind, b, draw(st.booleans()))
         elif kind == "len":
             op = (kind, b, o)
         elif kind == "lock":

@@ -232,7 +232,7 @@ def test_the_cli_prints_the_partial_result_on_sigterm(tmp_path):
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 143, err
-    assert out.strip().splitlines()[-1].startswith("Stopped early (interrupted by SIGTERM")
+    assert out.strip().splitlines()[-1].startswith("Interrupted, partial counts (interrupted by SIGTERM")
     assert "interrupted by SIGTERM" in err
     assert not wait_for_no_snapshots(owner=proc.pid)
 
@@ -289,26 +289,43 @@ def test_stress_bfs_of_100k_states_with_a_frontier_far_beyond_the_bound():
     assert r.stats.memory.peak_snapshots <= bound
 
 
+@fc.model
+def deaf():
+    """An actor whose second step blocks SIGALRM and spins: its snapshot's own timer never runs."""
+
+    async def spinner():
+        await fc.checkpoint()
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+        while True:
+            pass
+
+    fc.spawn(spinner)
+
+
 def test_a_hung_snapshot_is_killed_at_its_timeout():
-    """The explorer finds the hung child by its socket (it never learnt its pid) and kills it."""
+    """The explorer finds the hung child by its socket (it never learnt its pid) and kills it.
+
+    A snapshot stops code that runs too long itself (its timer, tests/test_hangs.py); this child
+    blocks the timer's signal, as code in C that never returns to Python would.
+    """
     import time
 
     import trio
 
     from forkcheck._model import as_model
     from forkcheck._check.snapshots import SnapshotTree
-    from models import spinning
 
     def children(pid):
         with open(f"/proc/{pid}/task/{pid}/children") as f:
             return [int(x) for x in f.read().split()]
 
     async def main():
-        tree = SnapshotTree(as_model(spinning), transition_timeout=0.5)
+        tree = SnapshotTree(as_model(deaf), transition_timeout=0.5)
         try:
             root = await tree.start()
             child = await tree.step(root, 0)
-            assert child.report.violations[0].kind == "timeout"
+            (v,) = child.report.violations
+            assert v.kind == "timeout" and "did not answer even to its own timer" in v.message, v.message
             deadline = time.monotonic() + 0.5  # well before the child's own watchdog would notice
             while children(root.pid) and time.monotonic() < deadline:
                 await trio.sleep(0.01)
@@ -398,3 +415,38 @@ def test_a_first_message_the_root_cannot_read_gets_a_one_line_answer(first):
             proc.kill()
             proc.wait()
         proc.stderr.close()
+
+
+def _forked_generations(monkeypatch) -> list[int]:
+    """Record the fork generation (forks below the root) of every snapshot process that forks."""
+    from forkcheck._check.snapshots import SnapshotTree
+
+    gens: list[int] = []
+    step = SnapshotTree.step
+
+    async def recording(self, snap, index, reseed=False):
+        gens.append(snap.gen)
+        return await step(self, snap, index, reseed)
+
+    monkeypatch.setattr(SnapshotTree, "step", recording)
+    return gens
+
+
+def test_a_long_path_never_forks_a_process_deep_in_fork_generations(monkeypatch):
+    # Each fork lengthens the kernel's anon_vma chains that every later fork of the process walks:
+    # a frontier snapshot REBASE_GENERATION forks deep is released and rebuilt from the root.
+    from forkcheck._bench import long_path
+    from forkcheck._check import pool
+
+    gens = _forked_generations(monkeypatch)
+    limit = pool.REBASE_GENERATION
+    r = long_path().check(max_states=150)
+    assert r.stats.states == 150
+    assert max(gens) <= limit, max(gens)
+    assert min(gens) == 0 and gens.count(0) > 1  # the root rebuilt deep states
+    # The same graph as without rebuilding, where forks go as deep as the path.
+    gens.clear()
+    monkeypatch.setattr(pool, "REBASE_GENERATION", 1 << 30)
+    plain = long_path().check(max_states=150)
+    assert edges(plain) == edges(r)
+    assert max(gens) > 2 * limit

@@ -1,4 +1,4 @@
-/* The state fingerprint walk of _fingerprint.py, in C, for CPython 3.11.
+/* The state fingerprint walk of _fingerprint.py, in C, for CPython 3.11, 3.12 and 3.13.
  *
  * Why: a snapshot process is a copy-on-write fork, and in CPython every read of an
  * object through Python code writes its reference count, so the Python walk copies
@@ -22,13 +22,19 @@
 #include <stdint.h>
 #include <sys/mman.h>
 
-#if PY_VERSION_HEX < 0x030B0000 || PY_VERSION_HEX >= 0x030C0000
-#error "the C fingerprint walk reads CPython 3.11 frames; other versions use the Python walk"
+#if PY_VERSION_HEX < 0x030B0000 || PY_VERSION_HEX >= 0x030E0000
+#error "the C fingerprint walk reads the frames of CPython 3.11 to 3.13; other versions use the Python walk"
 #endif
 
-/* ------------------------------------------------------------------ CPython 3.11 internals */
+/* ------------------------------------------------------------------ CPython internals, per version */
 
-/* Include/internal/pycore_frame.h (3.11): mirrored, so that no Py_BUILD_CORE is needed. */
+/* What the walk reads that is not public API, mirrored from the headers of each version so
+   that no Py_BUILD_CORE is needed; everything else below is written against these names. */
+
+typedef uint16_t fc_codeunit;  /* _Py_CODEUNIT */
+
+#if PY_VERSION_HEX < 0x030C0000
+/* Include/internal/pycore_frame.h (3.11) */
 typedef struct _fc_iframe {
     PyFunctionObject *f_func;
     PyObject *f_globals;
@@ -37,18 +43,106 @@ typedef struct _fc_iframe {
     PyCodeObject *f_code;
     PyFrameObject *frame_obj;
     struct _fc_iframe *previous;
-    _Py_CODEUNIT *prev_instr;
+    fc_codeunit *prev_instr;
     int stacktop;
     bool is_entry;
     char owner;
     PyObject *localsplus[1];
 } fc_iframe;
+#define FC_IFRAME_CODE(f) ((PyObject *)(f)->f_code)
+#define FC_IFRAME_FUNC(f) ((PyObject *)(f)->f_func)
+#define FC_IFRAME_INSTR(f) ((f)->prev_instr)  /* the last instruction run */
+#elif PY_VERSION_HEX < 0x030D0000
+/* Include/internal/pycore_frame.h (3.12) */
+typedef struct _fc_iframe {
+    PyCodeObject *f_code;
+    struct _fc_iframe *previous;
+    PyObject *f_funcobj;
+    PyObject *f_globals;
+    PyObject *f_builtins;
+    PyObject *f_locals;
+    PyFrameObject *frame_obj;
+    fc_codeunit *prev_instr;
+    int stacktop;
+    uint16_t return_offset;
+    char owner;
+    PyObject *localsplus[1];
+} fc_iframe;
+#define FC_IFRAME_CODE(f) ((PyObject *)(f)->f_code)
+#define FC_IFRAME_FUNC(f) ((f)->f_funcobj)
+#define FC_IFRAME_INSTR(f) ((f)->prev_instr)
+#else
+/* Include/internal/pycore_frame.h (3.13) */
+typedef struct _fc_iframe {
+    PyObject *f_executable;
+    struct _fc_iframe *previous;
+    PyObject *f_funcobj;
+    PyObject *f_globals;
+    PyObject *f_builtins;
+    PyObject *f_locals;
+    PyFrameObject *frame_obj;
+    fc_codeunit *instr_ptr;
+    int stacktop;
+    uint16_t return_offset;
+    char owner;
+    PyObject *localsplus[1];
+} fc_iframe;
+#define FC_IFRAME_CODE(f) ((f)->f_executable)
+#define FC_IFRAME_FUNC(f) ((f)->f_funcobj)
+#define FC_IFRAME_INSTR(f) ((f)->instr_ptr)  /* the next instruction to run */
 
+/* struct _frame (PyFrameObject), Include/internal/pycore_frame.h (3.13): f_extra_locals holds
+   what was assigned through frame.f_locals to names that are not fast locals */
+typedef struct {
+    PyObject_HEAD
+    PyFrameObject *f_back;
+    fc_iframe *f_frame;
+    PyObject *f_trace;
+    int f_lineno;
+    char f_trace_lines;
+    char f_trace_opcodes;
+    PyObject *f_extra_locals;
+} fc_frameobject;
+
+/* Include/internal/pycore_setobject.h (3.13): no longer declared for extensions, still exported */
+PyAPI_FUNC(int) _PySet_NextEntry(PyObject *set, Py_ssize_t *pos, PyObject **key, Py_hash_t *hash);
+#endif
+
+/* The frame of a generator, coroutine or async generator (PyGenObject's gi_iframe) and its
+   code, gen.gi_code: 3.11 keeps it in gi_code (the frame's f_code is released when the frame is
+   cleared), 3.12 and 3.13 in the frame, which keeps it when cleared. */
+#define FC_GEN_IFRAME(g) ((fc_iframe *)(g)->gi_iframe)
+#if PY_VERSION_HEX < 0x030C0000
+#define FC_GEN_CODE(g) ((PyObject *)(g)->gi_code)
+#else
+#define FC_GEN_CODE(g) FC_IFRAME_CODE(FC_GEN_IFRAME(g))
+#endif
+/* frame.f_lasti: _PyInterpreterFrame_LASTI, in code units (negative: not started) */
+#define FC_IFRAME_LASTI(f, code) ((int)(FC_IFRAME_INSTR(f) - (fc_codeunit *)(code)->co_code_adaptive))
+
+/* PyGenObject.gi_frame_state (Include/internal/pycore_frame.h): the states before the first
+   resumption and while suspended are negative in all three versions (3.11 and 3.12: CREATED -2,
+   SUSPENDED -1; 3.13: CREATED -3, SUSPENDED -2, SUSPENDED_YIELD_FROM -1), EXECUTING is 0,
+   CLEARED is 4. */
 #define FC_FRAME_CLEARED 4
+
+/* Include/internal/pycore_code.h: _PyLocals_Kind bits */
+#define FC_CO_FAST_HIDDEN 0x10  /* 3.12+: a variable of an inlined comprehension */
 #define FC_CO_FAST_CELL 0x40
 #define FC_CO_FAST_FREE 0x80
 
-/* Modules/_collectionsmodule.c (3.11) */
+#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
+/* Include/opcode.h (3.12): the opcodes of a generator's prologue */
+#define FC_MAKE_CELL 135
+#define FC_COPY_FREE_VARS 149
+#define FC_EXTENDED_ARG 144
+#endif
+
+/* Include/object.h: Py_TPFLAGS_MANAGED_DICT (3.11+), Py_TPFLAGS_INLINE_VALUES (3.13+) */
+#define FC_MANAGED_DICT (1UL << 4)
+#define FC_INLINE_VALUES (1UL << 2)
+
+/* Modules/_collectionsmodule.c (3.11 to 3.13) */
 #define FC_BLOCKLEN 64
 typedef struct fc_block {
     struct fc_block *leftlink;
@@ -643,43 +737,131 @@ static int walk_dict(walk_t *w, PyObject *o, const char *name) {
 
 /* ---- frames of generators and coroutines: _Hasher.frame */
 
+#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
+/* _PyFrame_OpAlreadyRan(frame, MAKE_CELL, i) (3.12), answered for the prologue only: true when
+   the MAKE_CELL of slot i is among the instructions before RETURN_GENERATOR (which have no
+   inline caches and no specialised forms).  A MAKE_CELL further on (an inlined comprehension's)
+   is not looked for: the caller falls back. */
+static bool made_cell_in_prologue(PyCodeObject *code, int i, int lasti) {
+    const uint8_t *c = (const uint8_t *)code->co_code_adaptive;  /* code units: opcode, oparg */
+    int arg = 0;
+    for (int k = 0; k < lasti; k++) {
+        int op = c[2 * k];
+        arg |= c[2 * k + 1];
+        if (op == FC_MAKE_CELL && arg == i) return true;
+        if (op == FC_EXTENDED_ARG) arg <<= 8;
+        else if (op == FC_MAKE_CELL || op == FC_COPY_FREE_VARS) arg = 0;
+        else return false;
+    }
+    return false;
+}
+#endif
+
+/* frame.f_locals[name of slot i] of a suspended generator frame, as each version computes it
+   (3.11: _PyFrame_FastToLocalsWithError, 3.12: _PyFrame_GetLocals, 3.13: the FrameLocalsProxy's
+   framelocalsproxy_getval): 1 and *value when the name has a value there, 0 when it is not in
+   f_locals, -1 (Fallback set) when this walk cannot give exactly what Python would. */
+static int frame_local(fc_iframe *f, PyCodeObject *code, int i, int lasti, PyObject **value) {
+    unsigned char kind = ((const unsigned char *)PyBytes_AS_STRING(code->co_localspluskinds))[i];
+    PyObject *v = f->localsplus[i];
+    const char *why = NULL;
+#if PY_VERSION_HEX < 0x030D0000
+    if ((kind & FC_CO_FAST_FREE) && !(code->co_flags & CO_OPTIMIZED)) return 0;
+    if (v == NULL) return 0;
+#if PY_VERSION_HEX >= 0x030C0000
+    if (kind & FC_CO_FAST_HIDDEN) { why = "a hidden local (frame.f_locals would be a copy)"; goto fallback; }
+#endif
+    if (kind & FC_CO_FAST_FREE) {
+        if (!PyCell_Check(v)) { why = "free variable without a cell"; goto fallback; }
+        v = PyCell_GET(v);
+    } else if ((kind & FC_CO_FAST_CELL) && PyCell_Check(v)) {
+        /* MAKE_CELL and COPY_FREE_VARS run before RETURN_GENERATOR, so a cell slot holds its cell */
+#if PY_VERSION_HEX >= 0x030C0000
+        if (!made_cell_in_prologue(code, i, lasti)) { why = "a cell made after the prologue"; goto fallback; }
+#endif
+        v = PyCell_GET(v);
+    }
+#else
+    (void)lasti;
+    if (!(code->co_flags & CO_OPTIMIZED)) { why = "frame.f_locals of unoptimized code is a dict"; goto fallback; }
+    if (v == NULL) return 0;
+    if (kind & FC_CO_FAST_HIDDEN) { why = "a hidden local"; goto fallback; }
+    if (kind == FC_CO_FAST_FREE || (kind & FC_CO_FAST_CELL)) {
+        /* 3.13.0 reads such a slot as a cell whatever it holds; later 3.13s check */
+        if (!PyCell_Check(v)) { why = "a cell slot without a cell"; goto fallback; }
+        v = PyCell_GET(v);
+    }
+#endif
+    if (v == NULL) return 0;  /* an empty cell: not in f_locals */
+    *value = v;
+    return 1;
+fallback:
+    PyErr_SetString(Fallback, why);
+    return -1;
+}
+
+/* Whether frame.f_locals holds names besides the fast locals (assigned through it), or the
+   frame holds a locals mapping gc.get_referents would list: then Fallback. */
+static bool frame_has_other_locals(fc_iframe *f, PyCodeObject *code) {
+#if PY_VERSION_HEX < 0x030D0000
+    /* f_locals is the dict frame.f_locals returns, kept in the frame and updated in place: it
+       may keep a name that is not a fast local */
+    if (f->f_locals == NULL) return false;
+    if (!PyDict_CheckExact(f->f_locals)) return true;
+    Py_ssize_t pos = 0, n = PyTuple_GET_SIZE(code->co_localsplusnames);
+    PyObject *key, *val;
+    while (PyDict_Next(f->f_locals, &pos, &key, &val)) {
+        Py_ssize_t i = 0;
+        while (i < n && PyTuple_GET_ITEM(code->co_localsplusnames, i) != key) i++;
+        if (i == n) return true;
+    }
+    return false;
+#else
+    /* f_locals stays NULL in an optimized frame; the frame object keeps the other names */
+    return f->f_locals != NULL ||
+           (f->frame_obj != NULL && ((fc_frameobject *)f->frame_obj)->f_extra_locals != NULL);
+#endif
+}
+
 static int walk_frame(walk_t *w, PyObject *gen, PyObject *awaited_attr) {
     PyGenObject *g = (PyGenObject *)gen;
-    PyCodeObject *code = g->gi_code;
+    fc_iframe *f = FC_GEN_IFRAME(g);
+    PyCodeObject *code = (PyCodeObject *)FC_GEN_CODE(g);
+    if (code == NULL || !PyCode_Check(code)) {
+        PyErr_SetString(Fallback, "generator frame without a code object");
+        return -1;
+    }
     if (h(w, (PyObject *)code)) return -1;
     if (g->gi_frame_state >= FC_FRAME_CLEARED) return tok(w, "<finished>");
-    fc_iframe *f = (fc_iframe *)g->gi_iframe;
-    int lasti = (int)(f->prev_instr - _PyCode_CODE(f->f_code));
-    if (lasti < 0 || f->f_code != code || f->stacktop < code->co_nlocalsplus) {
+    int lasti = FC_IFRAME_LASTI(f, code);
+    if (g->gi_frame_state >= 0) {
+        PyErr_SetString(Fallback, "generator running or finishing");
+        return -1;
+    }
+    if (lasti < 0 || FC_IFRAME_CODE(f) != (PyObject *)code || f->stacktop < code->co_nlocalsplus) {
         /* not a frame that reached RETURN_GENERATOR: frame.f_locals would initialise it */
         PyErr_SetString(Fallback, "generator frame before its first instruction");
         return -1;
     }
-    if (tok_int(w, "L", (long long)lasti * (long long)sizeof(_Py_CODEUNIT))) return -1;
-    /* frame.f_locals: the named fast locals with a value, cells dereferenced (MAKE_CELL
-       and COPY_FREE_VARS run before RETURN_GENERATOR, so every cell slot holds its cell) */
+    if (frame_has_other_locals(f, code)) {
+        PyErr_SetString(Fallback, "generator frame with locals besides its fast locals");
+        return -1;
+    }
+    if (tok_int(w, "L", (long long)lasti * (long long)sizeof(fc_codeunit))) return -1;
+    /* frame.f_locals: the named fast locals with a value, cells dereferenced */
     int n = code->co_nlocalsplus;
-    const unsigned char *kinds = (const unsigned char *)PyBytes_AS_STRING(code->co_localspluskinds);
     mark_t mark = arena_mark(w->scratch);
     keyed_t *loc = arena_alloc(w->scratch, sizeof *loc * (size_t)(n ? n : 1));
     if (loc == NULL) return -1;
     Py_ssize_t m = 0;
     for (int i = 0; i < n; i++) {
-        unsigned char kind = kinds[i];
-        if ((kind & FC_CO_FAST_FREE) && !(code->co_flags & CO_OPTIMIZED)) continue;
-        PyObject *v = f->localsplus[i];
-        if (v == NULL) continue;
-        if (kind & FC_CO_FAST_FREE) {
-            if (!PyCell_Check(v)) {
-                arena_release(w->scratch, mark);
-                PyErr_SetString(Fallback, "free variable without a cell");
-                return -1;
-            }
-            v = PyCell_GET(v);
-        } else if ((kind & FC_CO_FAST_CELL) && PyCell_Check(v)) {
-            v = PyCell_GET(v);
+        PyObject *v;
+        int has = frame_local(f, code, i, lasti, &v);
+        if (has < 0) {
+            arena_release(w->scratch, mark);
+            return -1;
         }
-        if (v == NULL) continue;  /* an empty cell: not in f_locals */
+        if (!has) continue;
         loc[m].obj = PyTuple_GET_ITEM(code->co_localsplusnames, i);
         loc[m].val = v;
         loc[m].index = m;
@@ -699,7 +881,7 @@ static int walk_frame(walk_t *w, PyObject *gen, PyObject *awaited_attr) {
     /* gc.get_referents(gen) less f_locals, the code and frames: gen_traverse's order */
     PyObject *refs[8];
     int nr = 0;
-    PyObject *head[] = {g->gi_name, g->gi_qualname, (PyObject *)f->f_func};
+    PyObject *head[] = {g->gi_name, g->gi_qualname, FC_IFRAME_FUNC(f)};
     for (int i = 0; i < 3; i++)
         if (head[i] && head[i] != (PyObject *)code && Py_TYPE(head[i]) != &PyFrame_Type) refs[nr++] = head[i];
     Py_ssize_t stack = 0;
@@ -727,15 +909,27 @@ static int walk_frame(walk_t *w, PyObject *gen, PyObject *awaited_attr) {
 
 /* ---- __reduce_ex__: _Hasher.reduced */
 
-#define FC_MANAGED_DICT (1UL << 4)  /* Py_TPFLAGS_MANAGED_DICT (3.11) */
-
 /* The instance dict of o: 1 and *dict (maybe NULL: none yet) when it can be read without
-   making one, 0 when 3.11 keeps o's attributes in a values array not yet made a dict. */
+   making one, 0 when CPython keeps o's attributes in a values array not yet made a dict. */
 static int instance_dict(PyObject *o, PyObject **dict) {
     PyTypeObject *t = Py_TYPE(o);
     if (t->tp_flags & FC_MANAGED_DICT) {
+#if PY_VERSION_HEX < 0x030C0000
+        /* 3.11: the values pointer at -4, the dict pointer at -3 (Include/internal/pycore_object.h) */
         if (((void **)o)[-4] != NULL) return 0;
         *dict = ((PyObject **)o)[-3];
+#elif PY_VERSION_HEX < 0x030D0000
+        /* 3.12: PyDictOrValues at -3, a values pointer when its low bit is set */
+        PyObject *dv = ((PyObject **)o)[-3];
+        if ((uintptr_t)dv & 1) return 0;
+        *dict = dv;
+#else
+        /* 3.13: _PyObject_ManagedDictPointer at -3; without a dict, a type with inline values
+           may keep attributes in them */
+        PyObject *d = ((PyObject **)o)[-3];
+        if (d == NULL && (t->tp_flags & FC_INLINE_VALUES)) return 0;
+        *dict = d;
+#endif
         return 1;
     }
     if (t->tp_dictoffset == 0) { *dict = NULL; return 1; }
@@ -762,7 +956,7 @@ static int plain_reduce(walk_t *w, PyObject *o, PyTypeObject *t) {
     if (slotnames != Py_None && !(PyList_CheckExact(slotnames) && PyList_GET_SIZE(slotnames) == 0)) return 0;
     Py_ssize_t basic = PyBaseObject_Type.tp_basicsize;
     if (t->tp_dictoffset && !(t->tp_flags & FC_MANAGED_DICT)) basic += sizeof(PyObject *);
-    if (t->tp_weaklistoffset) basic += sizeof(PyObject *);
+    if (t->tp_weaklistoffset > 0) basic += sizeof(PyObject *);  /* 3.12+: a managed weaklist is outside */
     if (t->tp_basicsize > basic) return 0;  /* "cannot pickle": Python's walk says so */
     PyObject *dict;
     if (!instance_dict(o, &dict)) return 0;
@@ -882,15 +1076,20 @@ static int is_dunder(PyObject *name);
 
 /* _fingerprint.class_attrs(cls): a new dict */
 static PyObject *class_attrs(PyObject *cls) {
-    PyObject *attrs = PyDict_New(), *k, *a;
-    if (attrs == NULL) return NULL;
+    PyObject *own = ((PyTypeObject *)cls)->tp_dict, *ref = NULL, *k, *a;  /* borrowed: no count written */
+#if PY_VERSION_HEX >= 0x030C0000
+    /* 3.12+: a static builtin type keeps its dict in the interpreter (tp_dict NULL) */
+    if (own == NULL && (own = ref = PyType_GetDict((PyTypeObject *)cls)) == NULL) return NULL;
+#endif
+    PyObject *attrs = PyDict_New();
     Py_ssize_t p = 0;
-    while (PyDict_Next(((PyTypeObject *)cls)->tp_dict, &p, &k, &a)) {
+    while (attrs && PyDict_Next(own, &p, &k, &a)) {
         if (is_dunder(k) || PyCallable_Check(a)) continue;
         if (PyObject_TypeCheck(a, &PyClassMethod_Type) || PyObject_TypeCheck(a, &PyStaticMethod_Type) ||
             PyObject_TypeCheck(a, &PyProperty_Type)) continue;
-        if (PyDict_SetItem(attrs, k, a)) { Py_DECREF(attrs); return NULL; }
+        if (PyDict_SetItem(attrs, k, a)) Py_CLEAR(attrs);
     }
+    Py_XDECREF(ref);
     return attrs;
 }
 

@@ -28,9 +28,9 @@ docs/design.md, "Fingerprints"):
   the state gets a fingerprint of its own path (it is never merged).
 
 Two walks emit the same tokens: the C walk of ``_cfingerprint.c`` (CPython
-3.11, built when the package is installed), which reads the state without
-writing it, and the Python walk below, which every read of an object makes
-write its reference count, and so copy its page in a forked snapshot.  The C
+3.11 to 3.13, built when the package is installed), which reads the state
+without writing it, and the Python walk below, which every read of an object
+makes write its reference count, and so copy its page in a forked snapshot.  The C
 walk raises :class:`Fallback` for whatever it cannot reproduce exactly, and the
 Python walk takes over.  ``FORKCHECK_PURE_PYTHON_WALK=1`` in the environment
 forces the Python walk.
@@ -511,7 +511,7 @@ def _walk(h, world) -> None:
     emit = h.emit
     emit(f"A{len(world.actors)}")
     for actor in world.actors:
-        emit(f"{actor.name}|{int(actor.done)}{int(actor.failed)}")
+        emit(f"{actor.name}|{int(actor.done)}{int(actor.failed)}{'d' if actor.daemon else ''}")
         if not actor.done and not actor.failed:
             h.h(actor.coro)
     for g in world.globals_roots:
@@ -524,6 +524,8 @@ def _walk(h, world) -> None:
     preds = []
     for _, pred in world.invariants:  # a loop: a comprehension would make a function object (pages copied)
         preds.append(pred)
+    for _, pred in world.constraints:  # (none in most models: their fingerprints are unchanged)
+        preds.append(pred)
     h.h(preds)
     h.h(world.liveness)
 
@@ -533,7 +535,7 @@ from .reducers import builtin_reducer  # noqa: E402 - it needs Opaque, defined a
 
 try:
     from . import _cfingerprint  # type: ignore[attr-defined]  # the C extension: no stub, and optional
-except ImportError:  # not built: no C compiler at install time, or not CPython 3.11
+except ImportError:  # not built: no C compiler at install time, or not CPython 3.11 to 3.13
     _cfingerprint = None
 else:
     _cfingerprint.configure(Fallback, collections.deque, collections.defaultdict, collections.Counter,
@@ -607,6 +609,8 @@ def locate(world, target: Any, limit: int = 200_000) -> str:
     queue.append((world.view, "the value the setup function returned", ""))
     for name, pred in world.invariants:
         queue.append((pred, f"invariant {name!r}", ""))
+    for name, pred in world.constraints:
+        queue.append((pred, f"constraint {name!r}", ""))
     for prop in world.liveness:
         queue.append((prop, f"property {getattr(prop, 'name', '?')!r}", ""))
     seen: set[int] = set()

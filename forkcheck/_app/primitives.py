@@ -10,7 +10,7 @@ from collections import deque
 from typing import Any, Hashable
 
 from .._errors import UsageError
-from .runtime import Request, current_world, label_text
+from .runtime import TIMEOUT, Request, current_world, label_text
 from . import runtime as _runtime
 
 
@@ -33,25 +33,41 @@ def _note(kind: str, op: str, obj: Any) -> None:
             log.append((kind, op, id(obj)))
 
 
-class _Get(Request):
-    __slots__ = ("box",)
+def _timeout_flag(timeout: Any, call: str) -> bool:
+    if not isinstance(timeout, bool):
+        raise UsageError(f"{call}(timeout={timeout!r}): give True (the receive may time out, returning "
+                          "fc.TIMEOUT) or False")
+    return timeout
 
-    def __init__(self, box):
+
+class _Get(Request):
+    __slots__ = ("box", "timeout")
+
+    def __init__(self, box, timeout=False):
         self.box = box
+        self.timeout = timeout
 
     def options(self, world, actor):
         _note("M", "g?", self.box)
-        return [(f"get {self.box.name} -> {label_text(self.box._items[0])}", None)] if self.box._items else []
+        out = [(f"get {self.box.name} -> {label_text(self.box._items[0])}", None)] if self.box._items else []
+        if self.timeout:
+            out.append((f"get {self.box.name} -> TIMEOUT", TIMEOUT))
+        return out
 
     def complete(self, world, actor, payload):
+        if payload is TIMEOUT:
+            # A timeout takes nothing, but it is the choice the box's emptiness did not rule out: logged as
+            # a read, so that it never commutes with a put into the box (conservative, hence sound).
+            _note("M", "g?", self.box)
+            return TIMEOUT
         _note("M", "get", self.box)
         return self.box._items.popleft()
 
     def describe(self):
-        return f"get {self.box.name}"
+        return f"get {self.box.name}" + (" (or time out)" if self.timeout else "")
 
     def __fc_state__(self):
-        return ("get", self.box)
+        return ("get", self.box, True) if self.timeout else ("get", self.box)
 
 
 class Mailbox:
@@ -84,9 +100,14 @@ class Mailbox:
         _note("M", "put", self)
         self._items.append(msg)
 
-    def get(self) -> Request:
-        """``await box.get()``: the oldest message, blocking while empty."""
-        return _Get(self)
+    def get(self, timeout: bool = False) -> Request:
+        """``await box.get()``: the oldest message, blocking while empty.
+
+        With ``timeout=True`` the receive may also time out, in any state,
+        and give ``fc.TIMEOUT`` (one more transition, labelled
+        ``get NAME -> TIMEOUT``): see "Timeouts" in docs/guide.md.
+        """
+        return _Get(self, _timeout_flag(timeout, "box.get"))
 
     def __len__(self) -> int:
         _note("M", "rd", self)
@@ -106,27 +127,34 @@ class Mailbox:
 
 
 class _Recv(Request):
-    __slots__ = ("net", "dst")
+    __slots__ = ("net", "dst", "timeout")
 
-    def __init__(self, net, dst):
+    def __init__(self, net, dst, timeout=False):
         self.net = net
         self.dst = dst
+        self.timeout = timeout
 
     def options(self, world, actor):
         _note("N", "r?", self.net)
-        return [(f"recv {label_text(m)} at {label_text(self.dst)}", m) for m in self.net._distinct(self.dst)]
+        out = [(f"recv {label_text(m)} at {label_text(self.dst)}", m) for m in self.net._distinct(self.dst)]
+        if self.timeout:
+            out.append((f"recv TIMEOUT at {label_text(self.dst)}", TIMEOUT))
+        return out
 
     def complete(self, world, actor, payload):
+        if payload is TIMEOUT:
+            _note("N", "r?", self.net)  # as _Get's timeout: a read of the network, never commuting with a send
+            return TIMEOUT
         _note("N", "rcv", self.net)
         if not self.net.duplicating:
             self.net._remove(self.dst, payload)
         return payload
 
     def describe(self):
-        return f"recv at {self.dst!r}"
+        return f"recv at {self.dst!r}" + (" (or time out)" if self.timeout else "")
 
     def __fc_state__(self):
-        return ("recv", self.net, self.dst)
+        return ("recv", self.net, self.dst, True) if self.timeout else ("recv", self.net, self.dst)
 
 
 class Network:
@@ -174,9 +202,14 @@ class Network:
             return  # a duplicating network holds a set of messages
         self._flight.append((dst, msg))
 
-    def recv(self, dst: Hashable) -> Request:
-        """``await net.recv(dst)``: any message in flight to ``dst``."""
-        return _Recv(self, dst)
+    def recv(self, dst: Hashable, timeout: bool = False) -> Request:
+        """``await net.recv(dst)``: any message in flight to ``dst``, blocking while there is none.
+
+        With ``timeout=True`` the receive may also time out, in any state,
+        and give ``fc.TIMEOUT`` (one more transition, labelled
+        ``recv TIMEOUT at DST``): see "Timeouts" in docs/guide.md.
+        """
+        return _Recv(self, dst, _timeout_flag(timeout, "net.recv"))
 
     def in_flight(self, dst: Hashable | None = None) -> list:
         """The messages in flight (to ``dst``, or all as ``(dst, msg)`` pairs)."""

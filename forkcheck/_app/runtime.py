@@ -25,7 +25,8 @@ import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .._errors import UsageError
+from .. import _where
+from .._errors import RAISE_TIMEOUT, UsageError
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # forkcheck/, not forkcheck/_app/
 _STDLIB = os.path.dirname(os.path.abspath(os.__file__)) + os.sep
@@ -42,6 +43,52 @@ def current_world(what: str) -> World:
             "function or in an actor that setup spawned"
         )
     return _WORLD
+
+
+class Stuck(BaseException):
+    """Raised by the snapshot's timer (``serve.py``) in user code that ran past ``transition_timeout``.
+
+    A ``BaseException``, so that ``except Exception`` in a model does not
+    swallow it.  ``where`` says where the code was interrupted
+    (``bank.py:9 (`lock.acquire()`)``).
+    """
+
+    def __init__(self, seconds: float, where: str) -> None:
+        super().__init__(where)
+        self.seconds = seconds
+        self.where = where
+
+
+def stuck_where(frame: types.FrameType | None) -> tuple[str, str]:
+    """Where code interrupted in ``frame`` is, and the stack of the model's frames there.
+
+    The place is the innermost frame of the model (not forkcheck's, not the
+    standard library's), with its source line; when the innermost frame is in
+    the standard library (``queue.get`` waiting in ``threading.py``), that
+    function is named too.
+    """
+    if frame is None:
+        return "?", ""
+    stack = [f for f in traceback.extract_stack(frame) if not f.filename.startswith(_PACKAGE_DIR)]
+    if not stack:
+        return "forkcheck's own code", ""
+    inner = stack[-1]
+    users = [f for f in stack if not f.filename.startswith(_STDLIB)]
+    user = users[-1] if users else inner
+    text = _where.short(f"{user.filename}:{user.lineno}")
+    if user.line:
+        text += f" (`{user.line.strip()}`)"
+    if user is not inner:
+        text += f", in {inner.name} at {_where.short(f'{inner.filename}:{inner.lineno}')}"
+    details = "Stack when interrupted (most recent call last):\n" + "".join(traceback.format_list(stack))
+    return text, details
+
+
+def stuck_message(who: str, seconds: float, where: str, what: str = "reach its next await", more: str = "") -> str:
+    """The one line that says user code is stuck: who, for how long, where, and what to do."""
+    return (f"{who} did not {what} within {seconds:g}s: stuck at {where}{more}. A blocking call (a threading lock held "
+            "across an await, time.sleep, I/O, input()) or an endless loop? Actors may block only on forkcheck's "
+            "primitives (fc.Lock, fc.Mailbox, fc.when, ...); if it is just slow, " + RAISE_TIMEOUT)
 
 
 # --------------------------------------------------------------------------- requests
@@ -175,6 +222,163 @@ class _When(Request):
         return ("when", self.predicate)
 
 
+class _Timeout:
+    """``fc.TIMEOUT``: what a receive that timed out returns (``box.get(timeout=True)``, ``fc.select``).
+
+    A single object, the same in every snapshot process: compare with ``is``.
+
+    Examples
+    --------
+    >>> import forkcheck as fc
+    >>> @fc.model
+    ... def impatient():
+    ...     box = fc.Mailbox("box")
+    ...     async def waiter():
+    ...         msg = await box.get(timeout=True)
+    ...         assert msg is not fc.TIMEOUT, "gave up waiting"
+    ...     fc.spawn(waiter)
+    >>> impatient.check().violations[0].message
+    'assertion failed in actor waiter: gave up waiting'
+    """
+
+    def __repr__(self) -> str:
+        return "fc.TIMEOUT"
+
+    def __reduce__(self) -> str:
+        return "TIMEOUT"  # pickled by name: the module's one TIMEOUT
+
+    def __copy__(self) -> _Timeout:
+        return self
+
+    def __deepcopy__(self, memo: dict) -> _Timeout:
+        return self
+
+    def __fc_state__(self) -> str:
+        return "TIMEOUT"
+
+
+TIMEOUT = _Timeout()
+"""What a receive that timed out returns: ``if msg is fc.TIMEOUT: ...``.
+
+``box.get(timeout=True)``, ``net.recv(dst, timeout=True)`` and
+``fc.select(..., timeout=True)`` (as ``(None, fc.TIMEOUT)``) give it on
+their timeout transition, which is enabled in every state.
+"""
+
+
+class _Select(Request):
+    __slots__ = ("requests", "timeout")
+
+    def __init__(self, requests, timeout):
+        self.requests = requests
+        self.timeout = timeout
+
+    def options(self, world, actor):
+        out = []
+        for k in range(len(self.requests)):  # loops: a comprehension would make a function object per state
+            for label, payload in self.requests[k].options(world, actor):
+                out.append((label, (k, payload)))
+        if self.timeout:
+            out.append(("select -> TIMEOUT", (None, TIMEOUT)))
+        # Alternatives that read alike (two checkpoints) are told apart by their position.
+        counts: dict[str, int] = {}
+        for label, _ in out:
+            counts[label] = counts.get(label, 0) + 1
+        for j in range(len(out)):
+            label, payload = out[j]
+            if counts[label] > 1:
+                out[j] = (f"{label} #{j}", payload)
+        return out
+
+    def complete(self, world, actor, payload):
+        k, inner = payload
+        if k is None:
+            return (None, TIMEOUT)
+        return (k, self.requests[k].complete(world, actor, inner))
+
+    def describe(self):
+        parts = []
+        for r in self.requests:
+            parts.append(r.describe())
+        if self.timeout:
+            parts.append("timeout")
+        return f"select({', '.join(parts)})"
+
+    def __fc_state__(self):
+        return ("select", self.requests, self.timeout)
+
+
+def select(*requests: Request, timeout: bool = False) -> Request:
+    """Wait for the first of several requests: ``k, value = await fc.select(a.get(), b.get())``.
+
+    One transition per completion of each request that is enabled (a
+    message of either mailbox, a free lock, a true condition...), in the
+    order given.  Awaiting it gives ``(k, value)``: the position of the
+    request that completed and what awaiting it alone would have given;
+    the others are dropped, as if never made.  With ``timeout=True`` one
+    more transition is always enabled, which gives ``(None, fc.TIMEOUT)``.
+
+    Parameters
+    ----------
+    *requests : Request
+        Requests made and not awaited: ``box.get()``, ``net.recv(dst)``,
+        ``lock.acquire()``, ``sem.acquire()``, ``ev.wait()``, ``fc.when(...)``,
+        ``fc.checkpoint()``, ``fc.choose(...)``, another ``fc.select(...)``.
+    timeout : bool
+        Whether giving up is an alternative, enabled in every state (see
+        "Timeouts" in docs/guide.md for why it is not only enabled when
+        nothing else is).
+
+    Returns
+    -------
+    Request
+        Awaiting it gives ``(k, value)``, or ``(None, fc.TIMEOUT)``.
+
+    Examples
+    --------
+    >>> import forkcheck as fc
+    >>> @fc.model
+    ... def two_inboxes():
+    ...     data, control = fc.Mailbox("data"), fc.Mailbox("control")
+    ...     async def producer():
+    ...         data.put(1)
+    ...         control.put("stop")
+    ...     async def consumer():
+    ...         k, msg = await fc.select(data.get(), control.get())
+    ...         assert k == 0, f"control came first: {msg}"
+    ...     fc.spawn(producer); fc.spawn(consumer)
+    >>> r = two_inboxes.check()
+    >>> [s.label for s in r.violations[0].trace]
+    ["get control -> 'stop'"]
+    """
+    world = current_world("fc.select()")
+    if not isinstance(timeout, bool):
+        raise UsageError(f"fc.select(timeout={timeout!r}): give True (giving up is an alternative) or False")
+    if not requests and not timeout:
+        raise UsageError("fc.select() got no request: give the requests to wait for, "
+                         "e.g. fc.select(box.get(), net.recv(dst))")
+    for k, r in enumerate(requests):
+        if not isinstance(r, Request):
+            raise UsageError(f"fc.select() got {type(r).__name__} {short_repr(r)} as alternative {k}: give requests "
+                             "made and not awaited, such as box.get(), net.recv(dst), lock.acquire(), ev.wait(), "
+                             "fc.when(lambda: ...)")
+        for other in requests[:k]:
+            if other is r:
+                raise UsageError(f"fc.select() got the same request twice (alternative {k}): make each one anew")
+    # The requests are the select's, awaited through it: not each one in its step.
+    made = world.made
+    kept = []
+    for m in made:
+        mine = False
+        for r in requests:
+            if m[0] is r:
+                mine = True
+        if not mine:
+            kept.append(m)
+    made[:] = kept
+    return _Select(tuple(requests), timeout)
+
+
 def _check_sequence(opts, prefix: str) -> None:
     if isinstance(opts, (set, frozenset, dict)) or not isinstance(opts, Sequence) or isinstance(opts, (str, bytes)):
         hint = " (sets and dicts have no deterministic order: pass sorted(...) or a list)" if isinstance(opts, (set, frozenset, dict)) else ""
@@ -274,15 +478,16 @@ def checkpoint() -> Request:
 class Actor:
     """One spawned coroutine and its scheduling status."""
 
-    __slots__ = ("name", "fn", "coro", "pending", "done", "failed")
+    __slots__ = ("name", "fn", "coro", "pending", "done", "failed", "daemon")
 
-    def __init__(self, name: str, fn: Callable, coro) -> None:
+    def __init__(self, name: str, fn: Callable, coro, daemon: bool = False) -> None:
         self.name = name
         self.fn = fn
         self.coro = coro
         self.pending: Request | None = None
         self.done = False
         self.failed = False
+        self.daemon = daemon  # waiting forever is a fine end for it (a server loop): never a deadlock
 
     @property
     def status(self) -> str:
@@ -334,6 +539,7 @@ class World:
     def __init__(self) -> None:
         self.actors: list[Actor] = []
         self.invariants: list[tuple[str, Callable[[], Any]]] = []
+        self.constraints: list[tuple[str, Callable[[], Any]]] = []  # fc.constraint: states outside are not expanded
         self.liveness: list = []  # properties declared by the liveness API, evaluated per state
         self.environments: list = []  # objects with env_transitions() (lossy networks)
         self.globals_roots: list[dict] = []
@@ -358,6 +564,12 @@ class World:
         self.log: list[tuple[str, str, int]] | None = None
         self.step_ops: tuple | None = None
         self.guards: list[tuple] = []
+        # Set by the snapshot's timer when it interrupts user code (serve.py): the step ran too long.
+        self.stuck = False
+        self.timeout = 30.0  # transition_timeout, for messages
+        # The root calls it before each piece of its setup (the setup function, each actor's first
+        # step): each gets its own time budget.  None in forks: a transition is one piece.
+        self.on_piece: Callable[[str], None] | None = None
 
     # -- building -------------------------------------------------------------
 
@@ -366,7 +578,7 @@ class World:
         if g is not None and all(g is not r for r in self.globals_roots):
             self.globals_roots.append(g)
 
-    def spawn(self, fn: Callable, args: tuple, name: str | None) -> Actor:
+    def spawn(self, fn: Callable, args: tuple, name: str | None, daemon: bool = False) -> Actor:
         target = fn.func if hasattr(fn, "func") and hasattr(fn, "args") else fn  # functools.partial
         if inspect.iscoroutine(fn):
             fn.close()  # it will never run: no "never awaited" warning on top of this error
@@ -388,7 +600,7 @@ class World:
             self._names[name] = 0
         if self.log is not None:
             self.log.append(("W", "spawn", 0))
-        actor = Actor(name, fn, fn(*args))
+        actor = Actor(name, fn, fn(*args), daemon)
         self.actors.append(actor)
         self._add_globals(target)
         self._starting.append(actor)
@@ -408,8 +620,14 @@ class World:
         self._add_globals(fn)
         self.in_setup = True
         self.made.clear()
+        if self.on_piece is not None:
+            self.on_piece("the setup function")
         try:
             self.view = fn(*args, **kwargs)
+        except Stuck as exc:
+            self.model_error = ("StuckError", stuck_message("the setup function", exc.seconds, exc.where, "return"),
+                                _format_tb(exc))
+            return
         except BaseException as exc:  # noqa: BLE001 - reported to the explorer, never swallowed silently
             self.model_error = (type(exc).__name__, _one_line(exc), _format_tb(exc))
             return
@@ -432,6 +650,8 @@ class World:
     def _start_new(self) -> None:
         while self._starting:
             actor = self._starting.pop(0)
+            if self.on_piece is not None:
+                self.on_piece(f"the first step of actor {actor.name}")
             self._resume(actor, None)
 
     def _resume(self, actor: Actor, value: Any) -> None:
@@ -445,6 +665,8 @@ class World:
             actor.pending = None
             if made:
                 self._unawaited(f"actor {actor.name}", None)
+        except Stuck as exc:
+            self._fail(actor, "timeout", exc, stuck_message(f"actor {actor.name}", exc.seconds, exc.where))
         except AssertionError as exc:
             self._fail(actor, "assertion", exc)
         except UsageError as exc:
@@ -472,7 +694,7 @@ class World:
                 actor.coro.close()
                 self.violations.append((
                     "exception", actor.name,
-                    f"actor {actor.name} awaited {short_repr(req)} at {_short_where(where)}, which is not a forkcheck "
+                    f"actor {actor.name} awaited {short_repr(req)} at {_where.short(where)}, which is not a forkcheck "
                     "primitive" + (" (a bare yield, as asyncio.sleep(0) makes)" if req is None else "") + ": inside "
                     "a model, await only fc.choose/fc.when/fc.checkpoint, mailboxes, networks, locks and events",
                     where,
@@ -542,6 +764,10 @@ class World:
             except UsageError as exc:
                 self.model_error = ("UsageError", f"in actor {actor.name}: {exc}", "")
                 continue
+            except Stuck as exc:
+                self._fail(actor, "timeout", exc, stuck_message(f"the condition actor {actor.name} waits on "
+                                                                f"({req.describe()})", exc.seconds, exc.where, "return"))
+                continue
             except BaseException as exc:  # noqa: BLE001
                 self._fail(actor, "exception", exc,
                            f"the condition actor {actor.name} waits on ({req.describe()}) raised {type(exc).__name__}: {_one_line(exc)}")
@@ -603,9 +829,13 @@ class World:
         for name, pred in self.invariants:
             try:
                 ok = pred()
+            except Stuck as exc:
+                self.model_error = ("InvariantError", stuck_message(f"invariant {name!r}", exc.seconds, exc.where,
+                                                                    "return"), _format_tb(exc))
+                return
             except BaseException as exc:  # noqa: BLE001
                 frames = _user_frames(exc.__traceback__)
-                at = f" at {_short_where(f'{frames[-1].filename}:{frames[-1].lineno}')}" if frames else ""
+                at = f" at {_where.short(f'{frames[-1].filename}:{frames[-1].lineno}')}" if frames else ""
                 self.model_error = (
                     "InvariantError",
                     f"invariant {name!r} raised {type(exc).__name__}{at}: {_one_line(exc)}; an invariant must "
@@ -616,14 +846,39 @@ class World:
             if not ok:
                 self.violations.append(("invariant", name, f"invariant {name!r} is violated", ""))
 
+    def check_constraints(self) -> str:
+        """The name of the first constraint this state does not satisfy ("" when it satisfies them all)."""
+        for name, pred in self.constraints:
+            try:
+                ok = pred()
+            except Stuck as exc:
+                self.model_error = ("InvariantError", stuck_message(f"constraint {name!r}", exc.seconds, exc.where,
+                                                                    "return"), _format_tb(exc))
+                return ""
+            except BaseException as exc:  # noqa: BLE001
+                frames = _user_frames(exc.__traceback__)
+                at = f" at {_where.short(f'{frames[-1].filename}:{frames[-1].lineno}')}" if frames else ""
+                self.model_error = (
+                    "InvariantError",
+                    f"constraint {name!r} raised {type(exc).__name__}{at}: {_one_line(exc)}; a constraint must "
+                    "return a truth value in every reachable state",
+                    _format_tb(exc),
+                )
+                return ""
+            if not ok:
+                return name
+        return ""
+
     def blocked_message(self) -> str:
         waiting = [a for a in self.actors if not a.done and not a.failed]
-        parts = [f"{a.name} waits for {a.pending.describe() if a.pending else '?'} at {_short_where(a.where())}" for a in waiting]
+        parts = [f"{a.name}{' (daemon)' if a.daemon else ''} waits for {a.pending.describe() if a.pending else '?'} "
+                 f"at {_where.short(a.where())}" for a in waiting]
         return "deadlock: no actor can move; " + "; ".join(parts)
 
     def all_done(self) -> bool:
+        """Whether the program has ended normally: every actor returned, daemons aside (they may wait forever)."""
         for a in self.actors:  # a loop: a generator expression would make a function object per state
-            if not a.done:
+            if not a.done and not a.daemon:
                 return False
         return True
 
@@ -631,15 +886,42 @@ class World:
 # --------------------------------------------------------------------------- public API used in setup
 
 
-def spawn(fn: Callable, *args: Any, name: str | None = None) -> None:
+def spawn(fn: Callable, *args: Any, name: str | None = None, daemon: bool = False) -> None:
     """Start an actor: ``fc.spawn(worker, 1, name="w1")``.
 
     ``fn`` must be an ``async def`` function; it runs up to its first forkcheck
     ``await`` within the step that spawns it (or, from setup, before the
     initial state).  Names default to the function name and arguments, made
     unique by a ``#k`` suffix.
+
+    With ``daemon=True``, waiting forever is a fine end for the actor, as
+    for a server loop (``while True: msg = await net.recv("server")``): a
+    state where no actor can move is a deadlock only when some actor that
+    is not a daemon has not returned (SPIN's end-state labels, for a whole
+    actor).  A daemon still runs and is checked like any actor.
+
+    Examples
+    --------
+    >>> import forkcheck as fc
+    >>> @fc.model
+    ... def service():
+    ...     net = fc.Network()
+    ...     async def server():
+    ...         while True:
+    ...             client, n = await net.recv("server")
+    ...             net.send(client, n + 1)
+    ...     async def client():
+    ...         net.send("server", ("client", 1))
+    ...         assert await net.recv("client") == 2
+    ...     fc.spawn(server, daemon=True)
+    ...     fc.spawn(client)
+    >>> service.check().ok
+    True
     """
-    current_world("fc.spawn()").spawn(fn, args, name)
+    if not isinstance(daemon, bool):
+        raise UsageError(f"fc.spawn(daemon={daemon!r}): give True (waiting forever is a fine end for this actor) "
+                         "or False")
+    current_world("fc.spawn()").spawn(fn, args, name, daemon)
 
 
 def invariant(predicate: Callable[[], Any], name: str | None = None) -> None:
@@ -667,6 +949,41 @@ def invariant(predicate: Callable[[], Any], name: str | None = None) -> None:
     if not world.in_setup:
         raise UsageError("fc.invariant() must be called in the model's setup function, not inside an actor")
     world.invariants.append((name or _callable_name(predicate), predicate))
+
+
+def constraint(predicate: Callable[[], Any], name: str | None = None) -> None:
+    """Bound the state space by a condition, as TLC's ``CONSTRAINT`` does: states outside it are not expanded.
+
+    Call it in the setup function.  Every reachable state is still checked
+    (invariants, assertions, deadlocks), but from a state where
+    ``predicate()`` is false no transition is taken.  When that cuts a state
+    that had transitions, the result is incomplete
+    (``r.incomplete == ["constraint 'NAME' cut N states"]``): a "no
+    violation" then covers only the states within the constraint.
+
+    Examples
+    --------
+    >>> import forkcheck as fc
+    >>> @fc.model
+    ... def retransmit():
+    ...     net = fc.Network("net")
+    ...     async def sender():
+    ...         while True:  # resends forever: an infinite state space
+    ...             net.send("receiver", "msg")
+    ...             await fc.checkpoint()
+    ...     fc.spawn(sender)
+    ...     fc.constraint(lambda: len(net.in_flight()) <= 2, name="at most 2 in flight")
+    >>> r = retransmit.check()
+    >>> r.stats.states, r.incomplete
+    (3, ["constraint 'at most 2 in flight' cut 1 state"])
+    """
+    world = current_world("fc.constraint()")
+    if not callable(predicate):
+        raise UsageError(f"fc.constraint() needs a zero-argument callable, got {type(predicate).__name__}: write "
+                         "fc.constraint(lambda: ...)")
+    if not world.in_setup:
+        raise UsageError("fc.constraint() must be called in the model's setup function, not inside an actor")
+    world.constraints.append((name or _callable_name(predicate), predicate))
 
 
 # --------------------------------------------------------------------------- helpers
@@ -780,24 +1097,90 @@ def _local_name(qualname: str) -> str:
 
 
 def _lambda_text(code: types.CodeType) -> str:
-    """A lambda's source text, ``lambda x: x + 1``, cut from its line by the body's column positions."""
-    line = linecache.getline(code.co_filename, code.co_firstlineno)
-    if line:
-        raw = line.encode("utf-8")
-        cols = []
-        for start_line, end_line, start, end in code.co_positions():
-            # (0, 0) marks the implicit RESUME and RETURN; a body over several lines is cut differently below.
-            if start_line == end_line == code.co_firstlineno and start is not None and end is not None and end > 0:
-                cols.append((start, end))
-        if cols:
-            head = raw[: min(s for s, _ in cols)].decode("utf-8", "replace")
-            body = raw[min(s for s, _ in cols): max(e for _, e in cols)].decode("utf-8", "replace")
-            at = head.rfind("lambda")
-            if at >= 0:
-                return (head[at:] + body).strip()
-        if "lambda" in line:
-            return "lambda" + line.split("lambda", 1)[1].rstrip().rstrip(",)")[:60]
-    return f"<lambda at {os.path.basename(code.co_filename)}:{code.co_firstlineno}>"
+    """A lambda's source text, ``lambda x: x + 1``, exactly as written (a body over several lines on one).
+
+    The lambda is found in its file's syntax tree: among the lambdas that
+    start on its first line, the one whose body holds every source position
+    of its code (the innermost such), else the one with its argument names
+    (and constant body).
+    What follows it on the line (a closing parenthesis, a comment) is not
+    part of it.  Without the source, or when two lambdas on one line cannot
+    be told apart, ``<lambda at file.py:12>``.
+    """
+    text = _LAMBDA_TEXTS.get(code)
+    if text is None:
+        text = _LAMBDA_TEXTS[code] = _find_lambda(code)
+    return text
+
+
+#: Lambda texts by code object, and the lambdas of each source file by first line: a file is
+#: parsed once per process (and its children inherit what the root found).
+_LAMBDA_TEXTS: dict[types.CodeType, str] = {}
+_FILE_LAMBDAS: dict[str, dict[int, list[_Lambda]]] = {}
+_NO_CONSTANT = object()
+
+
+class _Lambda:
+    """A lambda of a source file: its body's span (first line, column, last line, column), argument names, text."""
+
+    __slots__ = ("span", "names", "constant", "text")
+
+    def __init__(self, span: tuple[int, int, int, int], names: tuple[str, ...], constant: Any, text: str) -> None:
+        self.span, self.names, self.constant, self.text = span, names, constant, text
+
+
+def _file_lambdas(filename: str) -> dict[int, list[_Lambda]]:
+    found = _FILE_LAMBDAS.get(filename)
+    if found is not None:
+        return found
+    import ast
+
+    found = {}
+    source = "".join(linecache.getlines(filename))
+    try:
+        tree = ast.parse(source) if source else None
+    except (SyntaxError, ValueError):
+        tree = None
+    if tree is not None:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Lambda) and node.end_lineno is not None and node.end_col_offset is not None:
+                segment = ast.get_source_segment(source, node) or ""
+                args = node.args
+                names = tuple(a.arg for a in args.posonlyargs + args.args + args.kwonlyargs)
+                body = node.body
+                if body.end_lineno is None or body.end_col_offset is None:  # pragma: no cover - parsed source has them
+                    continue
+                span = (body.lineno, body.col_offset, body.end_lineno, body.end_col_offset)
+                constant = node.body.value if isinstance(node.body, ast.Constant) else _NO_CONSTANT
+                text = re.sub(r"\s*\n\s*", " ", segment).strip()
+                found.setdefault(node.lineno, []).append(_Lambda(span, names, constant, text))
+    _FILE_LAMBDAS[filename] = found
+    return found
+
+
+def _find_lambda(code: types.CodeType) -> str:
+    fallback = f"<lambda at {os.path.basename(code.co_filename)}:{code.co_firstlineno}>"
+    candidates = _file_lambdas(code.co_filename).get(code.co_firstlineno, [])
+    # Source positions of the body (columns count UTF-8 bytes, as the syntax tree's offsets do).
+    positions = [(l0, c0, l1, c1) for l0, l1, c0, c1 in code.co_positions()
+                 if l0 is not None and l1 is not None and c0 is not None and c1 is not None and (l0, c0) != (l1, c1)]
+
+    def holds(span: tuple[int, int, int, int]) -> bool:
+        return all((span[0], span[1]) <= (l0, c0) and (l1, c1) <= (span[2], span[3]) for l0, c0, l1, c1 in positions)
+
+    if positions:
+        fit = [c for c in candidates if holds(c.span)]
+        if fit:
+            # Nested lambdas: the outer one holds the inner one's positions too; the innermost is the smallest.
+            return min(fit, key=lambda c: (c.span[2] - c.span[0], c.span[3] - c.span[1])).text
+    # No positions to go by (Python 3.12 gives none for `lambda: 3`): the argument names, then the constant.
+    names = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
+    fit = [c for c in candidates if c.names == names]
+    if len(fit) > 1:
+        fit = [c for c in fit if c.constant is not _NO_CONSTANT and any(
+            type(k) is type(c.constant) and k == c.constant for k in code.co_consts)] or fit
+    texts = {c.text for c in fit}
+    return texts.pop() if len(texts) == 1 else fallback
 
 
 def _callable_name(fn: Any) -> str:
@@ -845,7 +1228,7 @@ def _failing_line(exc: BaseException) -> str:
     if not frames:
         return ""
     fs = frames[-1]
-    return f"{(fs.line or '').strip()} ({_short_where(f'{fs.filename}:{fs.lineno}')})"
+    return f"{(fs.line or '').strip()} ({_where.short(f'{fs.filename}:{fs.lineno}')})"
 
 
 def _misuse(exc: BaseException) -> str | None:
@@ -858,9 +1241,12 @@ def _misuse(exc: BaseException) -> str | None:
     would otherwise read as the program's own exception.
     """
     frames = traceback.extract_tb(exc.__traceback__)
-    asyncio_dir = os.path.dirname(os.path.abspath(getattr(sys.modules.get("asyncio"), "__file__", "") or "")) + os.sep
+    asyncio_file = getattr(sys.modules.get("asyncio"), "__file__", None)
+    # Without asyncio loaded there is no asyncio directory to leave out (abspath("") would be the
+    # current directory, and every frame of the model's files under it would be left out).
+    asyncio_dir = os.path.dirname(os.path.abspath(asyncio_file)) + os.sep if asyncio_file else "\0"
     user = [f for f in _user_frames(exc.__traceback__) if not f.filename.startswith(asyncio_dir)]
-    at = f" at {_short_where(f'{user[-1].filename}:{user[-1].lineno}')}" if user else ""
+    at = f" at {_where.short(f'{user[-1].filename}:{user[-1].lineno}')}" if user else ""
     code = f" ({user[-1].line.strip()})" if user and user[-1].line else ""
     if sys.modules.get("asyncio") is not None and frames and frames[-1].filename.startswith(asyncio_dir):
         return (f"asyncio used{at}{code}: asyncio's primitives need an event loop, and a forkcheck model runs on "
@@ -870,9 +1256,3 @@ def _misuse(exc: BaseException) -> str | None:
                 "(async with lock: ...), which is an interleaving point forkcheck explores")
     return None
 
-
-def _short_where(where: str) -> str:
-    if not where:
-        return "?"
-    path, _, line = where.rpartition(":")
-    return f"{os.path.basename(path)}:{line}"

@@ -26,11 +26,13 @@ from typing import Callable
 from _signal import getsignal as _getsignal  # type: ignore[import-not-found]  # signal.getsignal runs Python code
 
 from .. import _protocol as P
+from .._errors import RAISE_TIMEOUT
 from . import fingerprint as _fingerprint
 from . import footprint as _footprint
 from .fingerprint import Opaque, _global_items, distinct_fingerprint, locate, state_fingerprint
 from .hugepages import collapse
-from .runtime import World, short_repr
+from . import runtime as _runtime
+from .runtime import _PACKAGE_DIR, Stuck, World, short_repr, stuck_message, stuck_where
 
 _PR_SET_CHILD_SUBREAPER = 36
 
@@ -107,9 +109,14 @@ def make_report(world: World, step_effects: bool = True) -> P.Report:
     if world.model_error is None and _thread._count() > 0:  # threading.active_count() runs Python code
         world.model_error = ("UsageError", "an actor started a thread: a snapshot process must stay single-threaded "
                              "to be forked; model concurrency with actors (fc.spawn) instead", "")
+    constrained = ""
     if world.model_error is None:
         world.check_invariants()
+    if world.constraints and world.model_error is None:
+        constrained = world.check_constraints()
     enabled = world.enabled() if world.model_error is None else []
+    if world.stuck and world.model_error is None:
+        _caught_interruption(world)
     if world.model_error is not None:
         return P.Report(pid, b"", [], [], False, model_error=world.model_error)
     # Loops, not comprehensions, on this path: in Python 3.11 each comprehension makes a function
@@ -128,6 +135,10 @@ def make_report(world: World, step_effects: bool = True) -> P.Report:
     for prop in world.liveness:
         try:
             labels.update(prop.labels())
+        except Stuck as exc:
+            return P.Report(pid, b"", [], [], False, model_error=(
+                "PropertyError", stuck_message(f"the predicate of property {prop.name!r}", exc.seconds, exc.where,
+                                               "return"), ""))
         except BaseException as exc:  # noqa: BLE001
             return P.Report(pid, b"", [], [], False, model_error=(
                 "PropertyError", f"the predicate of property {prop.name!r} raised {type(exc).__name__}: {exc}", ""))
@@ -149,6 +160,7 @@ def make_report(world: World, step_effects: bool = True) -> P.Report:
         labels=labels,
         properties=[prop.spec() for prop in world.liveness],
         opaque=opaque,
+        constrained=constrained,
     )
     report.effects = effects
     return report
@@ -162,6 +174,23 @@ def footprint_report(world: World) -> P.Report:
         report.owners, report.keys = _footprint.transition_keys(world, enabled)
         report.footprint = _footprint.compute(world)
     return report
+
+
+def _caught_interruption(world: World) -> None:
+    """The timer interrupted user code and the step went on: the model caught the interruption.
+
+    The state it reached is not one the program reaches (its handler ran
+    because forkcheck interrupted it), so it is reported as the timeout it is
+    and never expanded.
+    """
+    for v in world.violations:
+        if v[0] == "timeout":
+            return
+    world.violations.append((
+        "timeout", world.running.name if world.running is not None else "timeout",
+        f"a step did not finish within {world.timeout:g}s, and the model caught forkcheck's interruption (a bare "
+        "`except:` or `except BaseException:`) and went on: the state it reached is not trusted. Let "
+        "forkcheck.Stuck propagate; if the step is just slow, " + RAISE_TIMEOUT, ""))
 
 
 _OPAQUE = ["error"]  # Load.opaque: what a state holding an object the fingerprint cannot see gets
@@ -184,20 +213,48 @@ def opaque_message(world: World, exc: Opaque) -> str:
 
 
 def describe(world: World) -> P.Description:
-    actors = []
+    """The state for humans: each actor's frames and locals, the closure variables they share, the view.
+
+    A closure variable that several frames see as the same object (the
+    setup function's state, a network, locks) is named in ``shared``, which
+    reports show once instead of in the locals of every frame; one that is
+    the view itself maps to None (reports show the view).  A closure variable
+    only one frame sees, or that differs between frames (an actor factory's
+    argument), is only its frame's.  The frames' locals hold them all.
+    """
+    raw = []
+    seen: dict[str, list] = {}  # closure variable -> the objects the frames that see it hold
     for a in world.actors:
         frames = []
         for f in a.frames():
-            loc = {k: short_repr(v, 200) for k, v in f.f_locals.items()}
-            frames.append((f.f_code.co_qualname, f"{f.f_code.co_filename}:{f.f_lineno}", loc))
-        actors.append(P.ActorInfo(a.name, a.status, a.pending.describe() if a.pending is not None else "", a.where(), frames))
+            free = f.f_code.co_freevars
+            loc = f.f_locals
+            for k in free:
+                if k in loc:
+                    seen.setdefault(k, []).append(loc[k])
+            frames.append((f, loc, free))
+        raw.append((a, frames))
+    shared: dict[str, str | None] = {}
+    for k, objs in seen.items():
+        if all(o is objs[0] for o in objs):
+            if world.view is not None and objs[0] is world.view:
+                shared[k] = None
+            elif len(objs) > 1:
+                shared[k] = short_repr(objs[0], 400)
+    actors = []
+    for a, frames in raw:
+        out = []
+        for f, loc, free in frames:
+            shown = {k: short_repr(v, 200) for k, v in loc.items()}
+            out.append((f.f_code.co_qualname, f"{f.f_code.co_filename}:{f.f_lineno}", shown))
+        actors.append(P.ActorInfo(a.name, a.status, a.pending.describe() if a.pending is not None else "", a.where(), out))
     view = None if world.view is None else short_repr(world.view, 4000)
     glob: dict[str, str] = {}
     for g in world.globals_roots:
         for name, v in _global_items(g):
             if not callable(v) or isinstance(v, tuple):
                 glob[name] = short_repr(v, 400)
-    return P.Description(actors, view, glob)
+    return P.Description(actors, view, glob, shared)
 
 
 def _throwaway(fn):
@@ -214,6 +271,9 @@ def _throwaway(fn):
         return ("error", f"no throwaway fork: {exc}")
     if pid == 0:  # pragma: no cover - runs in the fork
         os.close(r)
+        _in_throwaway[0] = True
+        if _getsignal(signal.SIGALRM) is _watchdog:
+            _arm()  # reprs, fn(view): user code, timed like any other
         try:
             data = pickle.dumps(("ok", fn()), protocol=pickle.HIGHEST_PROTOCOL)
         except BaseException as exc:  # noqa: BLE001
@@ -245,13 +305,38 @@ def _eval(world: World, blob: bytes):
 
 _watched: socket.socket | None = None  # the channel of this snapshot process, for _watchdog
 
+#: The timer of user code: [interval, soft tick, hard tick, seconds] (``_protocol.timer_budget``),
+#: set from Load.transition_timeout; ``_ticks`` counts the ticks of the piece of code running now.
+_TIMER: list = [1.0, 30, 45, 30.0]
+_ticks = [0]
+_in_throwaway = [False]  # a throwaway fork (Describe, Eval) shares its parent's channel: it must not write to it
+
+
+def _set_budget(seconds: float) -> None:
+    interval, soft, hard = P.timer_budget(seconds)
+    _TIMER[:] = [interval, soft, hard, seconds]
+
+
+def _arm() -> None:
+    """Start timing a piece of user code (the handler was installed once, in the root)."""
+    _ticks[0] = 0
+    signal.setitimer(signal.ITIMER_REAL, _TIMER[0], _TIMER[0])
+
 
 def _watchdog(signum, frame) -> None:
-    """While user code runs, exit if the explorer has gone (its socket closed).
+    """While user code runs: exit if the explorer has gone, and stop code that runs past its budget.
 
     The handler is installed once, in the root; a transition only arms and
     disarms the interval timer (``setitimer``, which forks do not inherit), so
     that watching costs a snapshot no Python-level set-up.
+
+    At the soft tick it raises :class:`~forkcheck._app.runtime.Stuck` where
+    the model's code is (a Python-level blocking call such as
+    ``threading.Lock.acquire`` or ``time.sleep`` is interrupted by the
+    signal); the runtime reports it as a timeout with that place.  In
+    forkcheck's own code it waits a tick.  At the hard tick (the code caught
+    the interruption, or never returned to Python between ticks) it tells the
+    explorer where the code is and exits.
     """
     sock = _watched
     if sock is None:
@@ -263,6 +348,39 @@ def _watchdog(signum, frame) -> None:
         pass
     except OSError:
         os._exit(0)
+    ticks = _ticks[0] + 1
+    _ticks[0] = ticks
+    if ticks < _TIMER[1]:
+        return
+    if ticks >= _TIMER[2]:
+        _give_up(stuck_where(frame))
+    world = _runtime._WORLD
+    if world is None or world.stuck or frame is None or frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        return
+    world.stuck = True
+    raise Stuck(_TIMER[3], stuck_where(frame)[0])
+
+
+def _who(world: World | None) -> str:
+    if world is not None and world.running is not None:
+        return f"actor {world.running.name}"
+    if world is not None and world.in_setup:
+        return "the setup function"
+    return "the model's code"
+
+
+def _give_up(where: tuple[str, str], who: str | None = None) -> None:
+    """Code ran past its budget and kept running: tell the explorer where it is (not from a throwaway) and exit."""
+    who = who or _who(_runtime._WORLD)
+    message = stuck_message(who, _TIMER[3], where[0], "finish",
+                            " (and went on after forkcheck interrupted it, so its snapshot process was ended)")
+    if not _in_throwaway[0] and _watched is not None:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        try:
+            P.send(_watched, P.Stuck(message, where[1]))
+        except OSError:
+            pass
+    os._exit(1)
 
 
 def _reserve(sock: socket.socket) -> int | None:
@@ -317,20 +435,25 @@ def serve(sock: socket.socket, world: World, root: bool, reserve: int | None) ->
                 else:
                     os.close(fd)
                 # A model that installed a SIGALRM handler of its own goes without the watchdog.
+                world.stuck = False
                 watched = _getsignal(signal.SIGALRM) is _watchdog
                 if watched:
-                    signal.setitimer(signal.ITIMER_REAL, 1.0, 1.0)
+                    _arm()
                 world.footprints = msg.footprints
                 if not msg.footprints:
                     _footprint._TABLE = None
-                for k, index in enumerate(msg.path):
-                    if k and (world.model_error is not None or world.violations):
-                        break  # a rebuild path never goes through violating states; stop defensively
-                    world.execute(index)
-                reserve = _reserve(sock)
-                if reserve is None and world.model_error is None:
-                    world.model_error = _NO_DESCRIPTOR
-                report = make_report(world, step_effects=len(msg.path) == 1)
+                try:
+                    for k, index in enumerate(msg.path):
+                        if k and (world.model_error is not None or world.violations):
+                            break  # a rebuild path never goes through violating states; stop defensively
+                        _ticks[0] = 0  # each step of a rebuild path has its own budget
+                        world.execute(index)
+                    reserve = _reserve(sock)
+                    if reserve is None and world.model_error is None:
+                        world.model_error = _NO_DESCRIPTOR
+                    report = make_report(world, step_effects=len(msg.path) == 1)
+                except Stuck as exc:  # interrupted where no caller reports it (a __fc_state__, a repr)
+                    _give_up((exc.where, ""))
                 if watched:
                     signal.setitimer(signal.ITIMER_REAL, 0)
                 P.send(sock, report)
@@ -505,8 +628,10 @@ def main(argv: list[str]) -> None:
     import cloudpickle
 
     _OPAQUE[0] = load.opaque
+    _set_budget(load.transition_timeout)
     world = World()
     world.footprints = load.footprints
+    world.timeout = load.transition_timeout
     if load.opaque == "distinct":
         world.path = []
     try:
@@ -515,13 +640,27 @@ def main(argv: list[str]) -> None:
     except BaseException as exc:  # noqa: BLE001
         world.model_error = ("LoadError", f"the model could not be loaded in the snapshot process: {type(exc).__name__}: {exc}", "")
     else:
-        world.setup(model.fn, model.args, model.kwargs)
-    report = make_report(world)
-    if report.model_error is None and not report.opaque:
-        # The first walk caches what pickling caches (copyreg's __slotnames__ on classes), which
-        # resets the attribute caches of those classes; a second walk fills them again here,
-        # where every snapshot shares them, not in each child of the root.
-        state_fingerprint(world)
+        def piece(what: str) -> None:  # each piece of the setup gets its own budget, and the explorer's wait
+            _ticks[0] = 0
+            P.send(sock, P.Running(what))
+
+        world.on_piece = piece
+        _arm()
+        try:
+            world.setup(model.fn, model.args, model.kwargs)
+        except Stuck as exc:  # pragma: no cover - the runtime reports the setup's and the actors'
+            _give_up((exc.where, ""))
+        world.on_piece = None
+    try:
+        report = make_report(world)
+        if report.model_error is None and not report.opaque:
+            # The first walk caches what pickling caches (copyreg's __slotnames__ on classes), which
+            # resets the attribute caches of those classes; a second walk fills them again here,
+            # where every snapshot shares them, not in each child of the root.
+            state_fingerprint(world)
+    except Stuck as exc:
+        _give_up((exc.where, ""), "the initial state's check (an invariant, a __fc_state__, a repr)")
+    signal.setitimer(signal.ITIMER_REAL, 0)
     gc.collect()
     gc.freeze()  # the collector leaves setup's objects alone: fewer pages copied per fork
     if load.huge_pages:

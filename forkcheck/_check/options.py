@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .._errors import UsageError
@@ -20,9 +20,37 @@ from .._errors import UsageError
 #: The strategies by name, in the order messages list them.  strategies.py's
 #: STRATEGIES has the same keys (a test holds them equal); it is not imported
 #: here because it imports trio.
-STRATEGY_NAMES = ("dfs", "bfs", "random")
+STRATEGY_NAMES = ("bfs", "dfs", "random")
 #: The reductions by name (reduction.py's REDUCTION_NAMES, which a test holds equal).
 REDUCTION_NAMES = ("none", "sleep", "por")
+FINGERPRINT_NAMES = ("state", "pages")
+FAIRNESS_NAMES = ("weak", "strong", "none")
+SNAPSHOT_NAMES = ("fork", "replay")
+OPAQUE_NAMES = ("error", "distinct")
+
+
+@dataclass(frozen=True)
+class Flag:
+    """The command-line flag of a check option (in the metadata of its CheckOptions field, key "cli").
+
+    ``value`` says how the flag's text is read: "whole>=N" (a whole number
+    of at least N), "int", "seconds" (a number > 0), "size" (bytes, or with
+    K, M, G, T), "" for a flag that takes a choice (``choices``) or none:
+    a switch stores ``switch`` into the field.
+    """
+
+    flag: str
+    help: str
+    value: str = ""
+    metavar: str | None = None
+    choices: tuple[str, ...] = ()
+    switch: Any = None
+
+
+def _cli(flag: str, help: str, value: str = "", metavar: str | None = None, *, choices: tuple[str, ...] = (),
+         switch: Any = None) -> dict[str, Flag]:
+    return {"cli": Flag(flag, help, value, metavar, choices, switch)}
+
 
 @dataclass(frozen=True, kw_only=True)
 class CheckOptions:
@@ -36,9 +64,11 @@ class CheckOptions:
 
     Attributes
     ----------
-    strategy : {"dfs", "bfs", "random"}
-        Search order.  BFS finds shortest counterexamples; "random" runs
-        ``walks`` random walks chosen by ``seed``.
+    strategy : {"bfs", "dfs", "random"}
+        Search order.  "bfs" (the default) finds shortest counterexamples;
+        "dfs" reaches deep states sooner (its counterexamples are shortened
+        through the graph it explored); "random" runs ``walks`` random walks
+        chosen by ``seed``.
     max_depth : int or None
         Take no transition beyond this depth (a whole number >= 0); None: no
         bound.
@@ -121,39 +151,70 @@ class CheckOptions:
     jobs=0: give a whole number >= 1
     """
 
-    strategy: str = "dfs"
-    max_depth: int | None = None
-    jobs: int = 1
-    deadlock: bool = True
-    seed: int = 0
-    fingerprint: str = "state"
-    stop_on_violation: bool = True
-    walks: int = 100
-    max_states: int | None = None
-    transition_timeout: float = 30.0
-    time_limit: float | None = None
-    progress: Callable[[dict], None] | None = None
-    determinism_checks: int = 20
-    fairness: str = "weak"
-    max_snapshots: int | None = None
-    snapshot: str = "fork"
-    memory_limit: int | None = None
-    huge_pages: bool | None = None
-    opaque: str = "error"
-    reduction: str = "none"
+    # Each field's metadata holds its command-line flag (a Flag, or None for none): the
+    # command line builds its parser from these, so an option cannot lack a flag.
+    strategy: str = field(default="bfs", metadata=_cli(
+        "--strategy", "search order: bfs (default: shortest counterexamples), dfs, random (random walks)",
+        choices=STRATEGY_NAMES))
+    max_depth: int | None = field(default=None, metadata=_cli(
+        "--max-depth", "take no transition beyond depth N (default: no bound)", "whole>=0", "N"))
+    jobs: int = field(default=1, metadata=_cli(
+        "--jobs", "snapshot processes forking at the same time (default 1)", "whole>=1", "N"))
+    deadlock: bool = field(default=True, metadata=_cli(
+        "--no-deadlock", "do not report states where no actor can move as violations", switch=False))
+    seed: int = field(default=0, metadata=_cli("--seed", "seed of the random strategy (default 0)", "int", "N"))
+    fingerprint: str = field(default="state", metadata=_cli(
+        "--fingerprint", "how revisited states are recognised (default: state)", choices=FINGERPRINT_NAMES))
+    stop_on_violation: bool = field(default=True, metadata=_cli(
+        "--keep-going", "do not stop at the first violation: explore the whole graph, so that every property "
+        "violated gets its counterexample and liveness properties are judged too", switch=False))
+    walks: int = field(default=100, metadata=_cli(
+        "--walks", "random walks of the random strategy (default 100)", "whole>=1", "N"))
+    max_states: int | None = field(default=None, metadata=_cli(
+        "--max-states", "stop after N distinct states (the result is then incomplete)", "whole>=1", "N"))
+    transition_timeout: float = field(default=30.0, metadata=_cli(
+        "--transition-timeout", "a transition taking longer is a timeout violation (default 30)", "seconds",
+        "SECONDS"))
+    time_limit: float | None = field(default=None, metadata=_cli(
+        "--time-limit", "stop after this many seconds (the result is then incomplete)", "seconds", "SECONDS"))
+    progress: Callable[[dict], None] | None = field(default=None, metadata={"cli": None})  # the CLI's display
+    determinism_checks: int = field(default=20, metadata=_cli(
+        "--determinism-checks", "the first N states take each transition twice to catch nondeterminism "
+        "(default 20; 0: off)", "whole>=0", "N"))
+    fairness: str = field(default="weak", metadata=_cli(
+        "--fairness", "fairness assumed for liveness properties (default: weak)", choices=FAIRNESS_NAMES))
+    max_snapshots: int | None = field(default=None, metadata=_cli(
+        "--max-snapshots", "the most snapshot processes alive at once, N >= 4 (default: from the machine's "
+        "memory and process limits)", "whole>=4", "N"))
+    snapshot: str = field(default="fork", metadata=_cli(
+        "--snapshot", "how states are kept: fork (a process per state, default) or replay (every state rebuilt "
+        "from the root: a reference mode)", choices=SNAPSHOT_NAMES))
+    memory_limit: int | None = field(default=None, metadata=_cli(
+        "--memory-limit", "address-space limit of every snapshot process: bytes, or with K, M, G (powers of "
+        "1024), e.g. 2G; at least 64M (default: none)", "size", "SIZE"))
+    huge_pages: bool | None = field(default=None, metadata=_cli(
+        "--no-huge-pages", "keep the model's heap on 4 KiB pages (forks of a big heap are then slower)",
+        switch=False))
+    opaque: str = field(default="error", metadata=_cli(
+        "--opaque", "a state holding an object whose contents forkcheck cannot see: error (default) or "
+        "distinct (keep each such state apart from every other; a warning says so)", choices=OPAQUE_NAMES))
+    reduction: str = field(default="none", metadata=_cli(
+        "--reduction", "which transitions are taken: none (all, default), sleep (sleep sets: the same states, "
+        "fewer transitions), por (persistent and sleep sets: fewer states); see docs/reductions.md",
+        choices=REDUCTION_NAMES))
 
     def __post_init__(self) -> None:
         # The messages name the keyword and what to give: tests match them, and the
         # command line shows them as they are.
         if self.strategy not in STRATEGY_NAMES:
             raise UsageError(f"strategy={self.strategy!r} is not a strategy; use one of: {', '.join(STRATEGY_NAMES)}")
-        if self.fingerprint not in ("state", "pages"):
+        if self.fingerprint not in FINGERPRINT_NAMES:
             raise UsageError(f"fingerprint={self.fingerprint!r} is not a fingerprint; use 'state' or 'pages'")
         for name in ("max_depth", "max_states", "determinism_checks"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
                 raise UsageError(f"{name}={v!r}: give a whole number >= 0, or None for no bound")
-        if self.snapshot not in ("fork", "replay"):
+        if self.snapshot not in SNAPSHOT_NAMES:
             raise UsageError(f"snapshot={self.snapshot!r}: use 'fork' (a process per state) or 'replay' "
                              "(rebuild every state from the root)")
         m = self.max_snapshots
@@ -172,10 +233,10 @@ class CheckOptions:
             v = getattr(self, name)
             if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0 or math.isnan(v)):
                 raise UsageError(f"{name}={v!r}: give a number of seconds > 0")
-        if self.opaque not in ("error", "distinct"):
+        if self.opaque not in OPAQUE_NAMES:
             raise UsageError(f"opaque={self.opaque!r}: use 'error' (refuse a state holding an object the fingerprint "
                              "cannot see) or 'distinct' (keep each such state apart from every other)")
-        if self.fairness not in ("weak", "strong", "none"):
+        if self.fairness not in FAIRNESS_NAMES:
             raise UsageError(f"fairness={self.fairness!r} is not a fairness assumption; use 'weak', 'strong' or 'none'")
         if self.determinism_checks is None:
             raise UsageError("determinism_checks=None: give a whole number >= 0 (0 turns the check off)")

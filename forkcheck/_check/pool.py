@@ -8,6 +8,16 @@ once anything was evicted, expanded nodes kept to rebuild their descendants
 from (``factories``, least recently used first).  An evicted state is
 rebuilt by one fork of its nearest live ancestor that replays the path in
 between, and must reach the fingerprint it had.
+
+A long path is kept cheap the same way.  Each fork adds a generation to the
+kernel's chain of ``anon_vma`` structures of every mapping, which each later
+fork and exit of the process walks: a fork of a snapshot 1200 generations
+below the root took about 290 ms where a fork of a process that replayed
+the same 1200 steps from the root took 3 ms (``forkcheck bench``, section 6).
+So a frontier snapshot :data:`REBASE_GENERATION` generations deep is
+released at once (:meth:`SnapshotPool.shed`), and rebuilt when its turn
+comes from the root or a shallow factory: one replay every
+``REBASE_GENERATION`` levels of a path, and no fork deeper than that.
 """
 
 from __future__ import annotations
@@ -18,13 +28,17 @@ from typing import TYPE_CHECKING, Mapping
 
 import trio
 
-from .._errors import NondeterminismError
+from .._errors import OUTSIDE_THE_MODEL, NondeterminismError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .._trace import Step
     from .keys import StateKey
     from .search import Node
     from .snapshots import Snapshot, SnapshotTree
+
+
+#: A frontier snapshot this many forks below the root is released and rebuilt, shallow, when expanded.
+REBASE_GENERATION = 32
 
 
 class SnapshotPool:
@@ -52,6 +66,7 @@ class SnapshotPool:
         self.evictions = 0
         self.rebuilds = 0
         self.rebuild_steps = 0
+        self.rebases = 0  # frontier snapshots released for being deep in fork generations (shed)
 
     async def wait_room(self, k: int) -> None:
         while not self.make_room(k) and (self.reserved or self.unvisited):
@@ -83,6 +98,22 @@ class SnapshotPool:
             self.evictions += 1
         return True
 
+    def shed(self, node: Node) -> bool:
+        """Release a frontier node's process if it is deep in fork generations; True if released.
+
+        It is rebuilt from a shallow ancestor when expanded (:meth:`materialize`,
+        or its children forked straight from that ancestor).  Only where a
+        state may be rebuilt from an ancestor other than its parent (not in
+        pages mode, which reads each child beside its parent).
+        """
+        snap = node.snap
+        if snap is None or snap.gen < REBASE_GENERATION or self.mode != "fork" or not self.keys.direct_forks:
+            return False
+        self.tree.release(snap)
+        node.snap = None
+        self.rebases += 1
+        return True
+
     def shrink(self) -> None:
         """A fork failed for lack of resources: lower the bound below what is live, and free."""
         self.bound = max(4, int(len(self.tree.live) * 0.9))
@@ -110,7 +141,7 @@ class SnapshotPool:
             if sid == 0:
                 assert self.tree.root is not None  # the tree is started before the search
                 return self.tree.root, tuple(reversed(path))
-            if self.mode == "fork" and sid in self.factories:
+            if self.mode == "fork" and sid in self.factories and self.factories[sid].gen < REBASE_GENERATION // 2:
                 snap = self.factories.pop(sid)
                 pinned.append((sid, snap))
                 return snap, tuple(reversed(path))
@@ -144,6 +175,5 @@ class SnapshotPool:
             self.tree.release(snap)
             raise NondeterminismError(
                 f"rebuilding state {node.sid} by replaying {len(path)} transitions from a live ancestor reached a "
-                "different state: an actor depends on something outside the model (the clock, random outside "
-                "fc.choose, id(), files, the environment); fix it, or use a larger max_snapshots")
+                f"different state: an actor depends on {OUTSIDE_THE_MODEL}; fix it, or use a larger max_snapshots")
         node.snap = snap

@@ -12,6 +12,7 @@ import asyncio
 import os
 import resource
 import signal
+import sys
 import threading
 import time
 import warnings
@@ -22,8 +23,9 @@ import trio
 
 from .. import _protocol as P
 from .._graph import StateGraph
-from .._errors import Interrupted, ModelError, NondeterminismError, OpaqueStateWarning, UsageError
-from .._model import Model, as_model
+from .._errors import (OUTSIDE_THE_MODEL, Interrupted, ModelError, NondeterminismError, OpaqueStateWarning,
+                       UnboundedWarning, UsageError)
+from .._model import FILE_MODULE_PREFIX, Model, as_model, bound_repr, replay_command, shell_target
 from .keys import state_key
 from .pool import SnapshotPool
 from .reduction import Reduction, make_reduction
@@ -32,6 +34,10 @@ from .snapshots import Snapshot, SnapshotTree, raise_model_error
 from .options import CheckOptions
 from .strategies import STRATEGIES
 from .._trace import Replay, ReplayStep, Step, Trace
+
+
+#: The likely-infinite hint looks at windows of this many new states (see Search._watch_depth).
+_DEPTH_WINDOW = 1000
 
 
 class Node:
@@ -69,8 +75,13 @@ class Search:
         self.transitions = 0
         self.violations: list[Violation] = []
         self.discoveries: dict[str, Trace | None] = {}
+        self.origin = origin_module(model)  # what the tokens carry as Trace.module
+        self.found_on = bound_repr(model)  # ... and as Trace.model
+        self.warnings: list[Warning] = []  # given when the check returns (give_warnings)
         self._violating: list[tuple[Violation, Snapshot]] = []
-        self._violation_sid: dict[int, int] = {}  # id(violation) -> the state it was found in
+        # Where each counterexample may be shortened (shorten_traces): the state its trace must reach
+        # through the graph, and the steps that follow it unchanged (the transition that failed).
+        self._anchors: list[tuple[Violation, int, list[Step]]] = []
         self.stopped = False
         # Why the graph is not the whole reachable graph, as it happens (see ``incomplete``).
         self._reasons: list[str] = []  # reasons found after the search (liveness's own frontier check)
@@ -78,6 +89,11 @@ class Search:
         self._stop_causes: list[str] = []  # what set ``stopped``: counted only if it left states unexpanded
         # States whose transitions are not all explored yet -> the depth they were reached at.
         self.frontier: dict[int, int] = {}
+        # States with transitions that a fc.constraint kept from being expanded, by constraint name.
+        self.cut: dict[str, set[int]] = {}
+        # The likely-infinite hint (UnboundedWarning): the deepest depth at the start of each window of states.
+        self._depth_mark = 0
+        self.hint = ""
         # Bounded search: the smallest depth each state was reached at, to expand it again
         # when a shorter path reaches it (a depth-first search meets long paths first).
         self.reexpand = opts.max_depth is not None and opts.strategy != "random"
@@ -92,9 +108,13 @@ class Search:
                                  opts.snapshot, self.parent, self.keys,
                                  evict_newest=getattr(STRATEGIES[opts.strategy], "evicts_newest", False))
         self._opaque_warned: set[str] = set()
-        tree.on_fork_failure = self.pool.shrink
         self._started = time.monotonic()
         self._next_progress = self._started
+
+    def warn(self, warning: Warning) -> None:
+        """Keep a warning for the caller of the check (:func:`give_warnings`), once per text."""
+        if all(str(w) != str(warning) or type(w) is not type(warning) for w in self.warnings):
+            self.warnings.append(warning)
 
     # -- the strategy interface ------------------------------------------------
 
@@ -217,7 +237,7 @@ class Search:
                         if self.opts.snapshot == "replay":
                             self.tree.release(child)  # reference mode: states are rebuilt from the root
                             new.snap = None
-                        else:
+                        elif not self.pool.shed(new):  # deep in fork generations: released, rebuilt shallow
                             self.pool.resident[new.sid] = new
                     else:
                         self._drop(child)
@@ -312,7 +332,7 @@ class Search:
         new = self._visit(node, index, child, again)
         sid = self.seen.get(self._key(child))
         self._check_budget()
-        if sid is None or child.report.violations or (child.report.blocked and self.opts.deadlock):
+        if sid is None or child.report.ends(self.opts.deadlock) or child.report.constrained:
             if new is None:
                 self._drop(child)
             return None
@@ -329,10 +349,11 @@ class Search:
 
     def _open(self, rep: P.Report) -> bool:
         """Whether a state has transitions to explore: a violating state is an end (as a deadlock is)."""
-        return bool(rep.transitions) and not rep.violations and not (rep.blocked and self.opts.deadlock)
+        return bool(rep.transitions) and not rep.ends(self.opts.deadlock)
 
     def _expandable(self, node: Node) -> bool:
-        return self._open(node.report) and (self.max_depth is None or node.depth < self.max_depth)
+        return (self._open(node.report) and not node.report.constrained
+                and (self.max_depth is None or node.depth < self.max_depth))
 
     def _key(self, snap: Snapshot) -> bytes:
         """What identifies the state of ``snap`` in the visited store (``keys.py``)."""
@@ -349,10 +370,10 @@ class Search:
     def _add_state(self, report: P.Report, key: bytes) -> int:
         if report.opaque and report.opaque not in self._opaque_warned:
             self._opaque_warned.add(report.opaque)
-            warnings.warn(OpaqueStateWarning(
+            self.warn(OpaqueStateWarning(
                 f"states hold a {report.opaque}: with opaque='distinct' each of them is kept apart from every "
                 "other state (never merged), so the counts grow and a loop is explored until max_depth, "
-                "max_states or time_limit stops it"), stacklevel=2)
+                "max_states or time_limit stops it"))
         sid = len(self.seen)
         self.seen[key] = sid
         self.graph.add_state(sid, report, self.opts.deadlock)
@@ -374,7 +395,7 @@ class Search:
             try:
                 raise_model_error(rep, self.model)
             except ModelError as exc:
-                raise ModelError(f"{exc} (reached by {Trace(trace).token})") from None
+                raise ModelError(f"{exc} (reached by {Trace(trace, module=self.origin, model=self.found_on).token})") from None
         key = self._key(child)
         sid = self.seen.get(key)
         new = sid is None
@@ -387,6 +408,8 @@ class Search:
             sid = self._add_state(rep, key)
             self.parent[sid] = (parent.sid, Step(index, info.actor, info.label, info.where, rep.fingerprint.hex()))
             self.deepest = max(self.deepest, depth)
+            if len(self.seen) % _DEPTH_WINDOW == 0:
+                self._watch_depth()
         assert sid is not None  # a known state's number, or the one just added
         if new or not again:
             self.transitions += 1
@@ -411,7 +434,23 @@ class Search:
         if self.reexpand:
             self.depth_of[sid] = depth
         if self._open(rep):
-            self.frontier[sid] = depth
+            if rep.constrained:
+                self.cut.setdefault(rep.constrained, set()).add(sid)  # reached, checked, not expanded
+            else:
+                self.frontier[sid] = depth
+
+    def _watch_depth(self) -> None:
+        """Say once when the depth grew with nearly every new state of the last window: likely infinite."""
+        grew = self.deepest - self._depth_mark
+        self._depth_mark = self.deepest
+        if self.hint or grew < 0.9 * _DEPTH_WINDOW:
+            return
+        self.hint = (f"the depth grew with nearly every new state (depth {self.deepest} after {len(self.seen)} "
+                     "states): the state space is likely infinite (a counter that grows forever, resending "
+                     "without a bound?); bound it with fc.constraint(lambda: ...) in the setup function, or "
+                     "max_depth / max_states")
+        self.warn(UnboundedWarning(self.hint))
+        self._progress(force=True)
 
     def _stop(self, cause: str, lost: bool = False) -> None:
         """End the search; ``cause`` makes it incomplete if it leaves states unexpanded, or ``lost`` one."""
@@ -438,7 +477,12 @@ class Search:
             if left:
                 n = len(left)
                 reasons.append(f"random walks left {n} state{'s' if n != 1 else ''} with transitions not taken")
+            for name, sids in self.cut.items():
+                reasons.append(f"constraint {name!r} cut {len(sids)} state{'s' if len(sids) != 1 else ''}")
             return reasons + causes + self._reasons
+        for name, sids in self.cut.items():
+            n = len(sids)
+            reasons.append(f"constraint {name!r} cut {n} state{'s' if n != 1 else ''}")
         bound = self.max_depth
         cut = 0 if bound is None else sum(1 for d in left.values() if d >= bound)
         if cut:
@@ -457,9 +501,7 @@ class Search:
 
     def _record_violations(self, sid: int, snap: Snapshot) -> None:
         rep = snap.report
-        found = [(v.kind, v.name, v.message, v.details) for v in rep.violations]
-        if rep.blocked and self.opts.deadlock:
-            found.append(("deadlock", "deadlock", rep.blocked, ""))
+        found = [(v.kind, v.name, v.message, v.details) for v in rep.found(self.opts.deadlock)]
         if not found:
             return
         trace = self.trace_to(sid)
@@ -470,7 +512,10 @@ class Search:
             v = Violation(kind, name, message, trace, details, None, repr(self.model))
             self.violations.append(v)
             self._violating.append((v, snap))
-            self._violation_sid[id(v)] = sid
+            if kind in _STATE_KINDS or sid not in self.parent:
+                self._anchors.append((v, sid, []))
+            else:  # what failed is the last transition: keep it, shorten the way to the state it leaves
+                self._anchors.append((v, self.parent[sid][0], trace.steps[-1:]))
         if self.opts.stop_on_violation:
             self._stop("stopped at the first violation")
 
@@ -481,21 +526,27 @@ class Search:
         now = time.monotonic()
         if force or now >= self._next_progress:
             self._next_progress = now + 0.25
-            cb({"states": len(self.seen), "transitions": self.transitions, "violations": len(self.violations),
-                "depth": self.deepest,
-                "live_snapshots": len(self.tree.live), "seconds": now - self._started})
+            info: dict[str, Any] = {"states": len(self.seen), "transitions": self.transitions, "violations": len(self.violations),
+                                    "depth": self.deepest, "live_snapshots": len(self.tree.live),
+                                    "seconds": now - self._started}
+            if self.hint:
+                info["hint"] = self.hint
+            cb(info)
 
     async def _nondeterminism(self, parent: Node, index: int, child: Snapshot, twin: Snapshot) -> None:
         info = parent.report.transitions[index]
         a, b = await self.tree.describe(child), await self.tree.describe(twin)
         self.tree.release(twin)
         cause = _first_difference(a, b)
-        trace = Trace(self.trace_to(parent.sid).steps + [Step(index, info.actor, info.label, info.where, "")])
+        trace = Trace(self.trace_to(parent.sid).steps + [Step(index, info.actor, info.label, info.where, "")],
+                      module=self.origin, model=self.found_on)
         message = (f"actor {info.actor} reached different states when '{info.label}' was taken twice from the same "
-                   f"state{': ' + cause if cause else ''}. It depends on something outside the model (the clock, "
-                   "random outside fc.choose, id(), files, the environment): make it a fc.choose() or model state")
+                   f"state{': ' + cause if cause else ''}. It depends on {OUTSIDE_THE_MODEL}: make it a fc.choose() "
+                   "or model state")
         if ("nondeterminism", info.actor) not in {(v.kind, v.name) for v in self.violations}:
-            self.violations.append(Violation("nondeterminism", info.actor, message, trace, "", a, repr(self.model)))
+            v = Violation("nondeterminism", info.actor, message, trace, "", a, repr(self.model))
+            self.violations.append(v)
+            self._anchors.append((v, parent.sid, trace.steps[-1:]))
         if self.opts.stop_on_violation:
             self._stop("stopped at the first violation")
 
@@ -508,27 +559,60 @@ class Search:
         while sid in self.parent:
             sid, step = self.parent[sid]
             steps.append(step)
-        return Trace(steps[::-1])
+        return Trace(steps[::-1], module=self.origin, model=self.found_on)
 
     def shorten_traces(self) -> None:
-        """Under BFS with a reduction, make each counterexample a shortest path among the states visited.
+        """Make every counterexample as short as the explored graph allows (SPIN's ``-i``, for free).
 
-        A reduction that takes transitions of a state again later (a sleep set
-        woken on another path) can add an edge that shortens the way to a
-        state found before it; the parent pointers do not see it, the graph does.
+        A depth-first search reaches a violating state by the first path it
+        tries, often a long one; a shortest path through the graph explored so
+        far reaches the same state, by transitions whose positions the graph's
+        edges record, so the shorter trace replays to the same fingerprints.
+        For an invariant or a deadlock (a property of the state) the path
+        leads to the violating state itself; for a failed transition
+        (assertion, exception, crash, timeout, nondeterminism) to the state
+        it was taken from, and that transition follows unchanged.  The counts
+        are not touched.  Not under ``opaque='distinct'``, where a state's
+        fingerprint is the hash of the path that reached it.
         """
-        if not self._violating:
+        if self.opts.opaque == "distinct":
             return
-        dist = nx.single_source_shortest_path(self.graph, 0)
-        for v, _ in self._violating:
-            sid = self._violation_sid.get(id(v))
-            path = dist.get(sid) if sid is not None else None
-            if path is not None and len(path) - 1 < len(v.trace):
-                v.trace = Trace([self.graph.edges[a, b]["steps"][0] for a, b in zip(path, path[1:])])
+        for v, anchor, tail in self._anchors:
+            if anchor not in self.graph:
+                continue
+            nodes = nx.shortest_path(self.graph, 0, anchor)
+            if len(nodes) - 1 + len(tail) >= len(v.trace):
+                continue
+            steps = [self.graph.edges[a, b]["steps"][0] for a, b in zip(nodes, nodes[1:])]
+            v.trace = Trace(steps + tail, module=self.origin, model=self.found_on)
 
     async def describe_violations(self) -> None:
         for v, snap in self._violating:
             v.state = await self.tree.describe(snap)
+
+    async def describe_loops(self) -> None:
+        """Describe the state of each liveness counterexample: where its loop starts, or where its run ends.
+
+        That state's process is gone by now: one fork of the root replays the
+        steps to it (within ``max_snapshots``), and it is described if it
+        reaches the fingerprint the trace recorded.
+        """
+        for v in self.violations:
+            if v.kind != "liveness" or v.state is not None:
+                continue
+            n = len(v.trace) if v.trace.cycle_start is None else v.trace.cycle_start
+            root = self.tree.root
+            assert root is not None  # the tree is started before the search
+            if n == 0:
+                v.state = await self.tree.describe(root)
+                continue
+            async with self.pool.slots(1):
+                snap = await self.tree.step(root, tuple(s.index for s in v.trace.steps[:n]))
+                try:
+                    if snap.report.pid != 0 and snap.report.fingerprint.hex() == v.trace.steps[n - 1].fingerprint:
+                        v.state = await self.tree.describe(snap)
+                finally:
+                    self.tree.release(snap)
 
     def max_shortest_depth(self) -> int:
         if not self.graph:
@@ -538,27 +622,69 @@ class Search:
 
 async def run_search(search: Search, root: Snapshot) -> None:
     """Explore from ``root`` with the search's strategy, then describe violations and check liveness."""
-    await search.keys.start(search.tree, root)
-    if root.report.properties and search.opts.reduction != "none":
-        names = ", ".join(f"{kind} {name!r}" for kind, name, *_ in root.report.properties)
-        raise UsageError(
-            f"reduction={search.opts.reduction!r} cannot be combined with the liveness properties of this model "
-            f"({names}) under fairness={search.opts.fairness!r}: a reduction may leave out the interleavings a "
-            "liveness verdict needs; check them with reduction='none' (--reduction none)")
-    node = search.add_root(root)
-    if search.stopped or not search._expandable(node):
-        if root not in search._held():
-            search.tree.release(root)
-    else:
-        await STRATEGIES[search.opts.strategy](search, node)
-    if search.opts.strategy == "bfs" and search.reduction.footprints:
-        search.shorten_traces()
+    with search.tree.using(transition_timeout=search.opts.transition_timeout, on_fork_failure=search.pool.shrink,
+                           footprints=search.reduction.footprints):
+        await search.keys.start(search.tree, root)
+        if root.report.properties and search.opts.reduction != "none":
+            names = ", ".join(f"{kind} {name!r}" for kind, name, *_ in root.report.properties)
+            raise UsageError(
+                f"reduction={search.opts.reduction!r} cannot be combined with the liveness properties of this model "
+                f"({names}) under fairness={search.opts.fairness!r}: a reduction may leave out the interleavings a "
+                "liveness verdict needs; check them with reduction='none' (--reduction none)")
+        node = search.add_root(root)
+        if search.stopped or not search._expandable(node):
+            if root not in search._held():
+                search.tree.release(root)
+        else:
+            await STRATEGIES[search.opts.strategy](search, node)
+    search.shorten_traces()
     await search.describe_violations()
     search._progress(force=True)
     if root.report.properties:
         from .liveness import analyze
 
         analyze(search, root.report.properties)
+        await search.describe_loops()
+    for t in [v.trace for v in search.violations] + list(search.discoveries.values()):
+        if t is not None:
+            t.module, t.model = search.origin, search.found_on
+
+
+#: Violations that depend on the state alone, not on the transition that reached it.
+_STATE_KINDS = ("invariant", "deadlock")
+
+
+def give_warnings(found: list[Warning]) -> None:
+    """Give the warnings a check collected, attributed to the first caller outside forkcheck.
+
+    The search may run in a helper thread (under Jupyter), whose stack does
+    not reach the user's code: warnings wait until the check returns, and
+    then point at the line that called it, not into forkcheck.
+    """
+    frame = sys._getframe(0)
+    level = 1
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+        level += 1
+    for w in found:
+        warnings.warn(w, stacklevel=level)
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # forkcheck/
+
+
+def attach_commands(violations: list[Violation], model: Model) -> None:
+    """Give each violation the shell command that replays it, where the model lives in a file."""
+    target = shell_target(model)
+    if target is not None:
+        for v in violations:
+            v.command = replay_command(target[0], v.trace.token, target[1])
+
+
+def origin_module(model: Model) -> str | None:
+    """The module that defines the model, for trace tokens (:attr:`Trace.module`): None for the command line's own."""
+    name = getattr(model.fn, "__module__", None)
+    return name if isinstance(name, str) and name and not name.startswith(FILE_MODULE_PREFIX) else None
 
 
 def _first_difference(a: P.Description | None, b: P.Description | None) -> str:
@@ -704,8 +830,10 @@ def check(model: Any, options: CheckOptions | None = None, **kw: Any) -> CheckRe
         reduction=search.reduction.name,
         skipped=search.reduction.skipped(),
     )
+    attach_commands(search.violations, model)
     result = CheckResult(search.violations, stats, search.graph, incomplete=search.incomplete,
                          model=repr(model), discoveries=search.discoveries)
+    give_warnings(search.warnings)
     if search.interrupted:
         raise Interrupted(result, search.interrupted)
     return result
@@ -715,13 +843,27 @@ def check(model: Any, options: CheckOptions | None = None, **kw: Any) -> CheckRe
 _REPLAY_CAUSES = (
     "Likeliest causes: the model's arguments differ from the check that found the trace (on the command line, "
     "give the same TARGET and --arg values as the check that printed the token); the model changed since; "
-    "an actor reads something outside the model (the clock, random outside fc.choose, id(), files, the environment)")
+    f"an actor reads {OUTSIDE_THE_MODEL}")
+_OUTSIDE = f"an actor reads {OUTSIDE_THE_MODEL}"
+
+
+def replay_causes(trace: Trace, model: Model) -> str:
+    """Why ``trace`` may not replay on ``model``, the likeliest first: the token says what it was found on."""
+    found, now = trace.model, bound_repr(model)
+    if not found:  # a token made before tokens said it, or by hand
+        return _REPLAY_CAUSES
+    if found != now:
+        return (f"Likeliest cause: the trace was found on {found} and this replay runs {now}: replay it on {found} "
+                f"(on the command line, with the --arg values that give it); else the model changed since, or "
+                f"{_OUTSIDE}")
+    return f"Likeliest causes (it was found on the same {now}): the model changed since; {_OUTSIDE}"
 
 
 def replay(model: Any, token: str | Trace) -> Replay:
     """The engine of :func:`forkcheck.replay`, documented there (it keeps trio out of ``import forkcheck``)."""
     model = as_model(model)
     trace = token if isinstance(token, Trace) else Trace.from_token(token)
+    causes = replay_causes(trace, model)
     # A trace found with opaque="distinct" passes states fingerprinted by their path; one found
     # without it passes none that hold an opaque object, so replaying this way suits both.
     tree = SnapshotTree(model, opaque="distinct")
@@ -738,14 +880,14 @@ def replay(model: Any, token: str | Trace) -> Replay:
             if not 0 <= st.index < len(trs):
                 raise NondeterminismError(
                     f"step {k} of the trace takes '{st.actor}: {st.label}' (transition {st.index + 1}), but the "
-                    f"replayed state enables {len(trs)}: {enabled}. {_REPLAY_CAUSES}")
+                    f"replayed state enables {len(trs)}: {enabled}. {causes}")
             info = trs[st.index]
             same_text = info.actor == st.actor and info.label == st.label
             if not same_text and not st.fingerprint:
                 # Without a fingerprint to compare (a hand-made trace), the label is all there is to go by.
                 raise NondeterminismError(
                     f"step {k} of the trace takes '{st.actor}: {st.label}', but the replayed state enables: "
-                    f"{enabled}. {_REPLAY_CAUSES}")
+                    f"{enabled}. {causes}")
             child = await tree.step(node, st.index)
             tree.release(node)
             if child.report.model_error is not None:
@@ -760,15 +902,13 @@ def replay(model: Any, token: str | Trace) -> Replay:
             if st.fingerprint and not fp.startswith(st.fingerprint) and child.report.pid != 0:
                 raise NondeterminismError(
                     f"step {k} of the trace ('{st.actor}: {st.label}') led to a different state than when the trace "
-                    f"was found. {_REPLAY_CAUSES}")
+                    f"was found. {causes}")
             if not same_text:
                 notes.append(f"step {k}: the trace says '{st.actor}: {st.label}', the replay took "
                              f"'{info.actor}: {info.label}' to the same state (a label or an actor name reads "
                              "differently, for instance after an edit of a repr)")
             desc = await tree.describe(child)
-            viol = [(v.kind, v.name, v.message) for v in child.report.violations]
-            if child.report.blocked:
-                viol.append(("deadlock", "deadlock", child.report.blocked))
+            viol = [(v.kind, v.name, v.message) for v in child.report.found(deadlock=True)]
             steps.append(ReplayStep(info.actor, info.label, info.where, desc, fp, viol))
             fingerprints.append(fp)
             node = child
@@ -780,7 +920,7 @@ def replay(model: Any, token: str | Trace) -> Replay:
             if fingerprints[-1] != fingerprints[cycle]:
                 raise NondeterminismError(
                     f"the trace is a lasso whose loop starts at step {cycle + 1}, but its last step does not lead "
-                    f"back to the state that loop starts from. {_REPLAY_CAUSES}")
+                    f"back to the state that loop starts from. {causes}")
         return Replay(steps, initial, steps[-1].violations if steps else [], cycle, notes)
 
     try:

@@ -8,6 +8,7 @@ sure that nothing outlives it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pickle
@@ -17,14 +18,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import IO, Callable
+from typing import IO, Callable, Iterator
 
 import trio
 
 from .._app import hugepages as _hugepages
 from .. import _pickle
 from .. import _protocol as P
-from .._errors import ForkcheckError, InternalError, ModelError, OpaqueStateError, UsageError
+from .._errors import RAISE_TIMEOUT, ForkcheckError, InternalError, ModelError, OpaqueStateError, UsageError
 from .memory import MemoryTracker
 from .._model import Model
 
@@ -34,7 +35,7 @@ _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspat
 class Snapshot:
     """A live snapshot process as the explorer sees it."""
 
-    __slots__ = ("pid", "raw", "sock", "report", "lock", "closed")
+    __slots__ = ("pid", "raw", "sock", "report", "lock", "closed", "gen")
     # None only while the process has not answered yet: start() and step() set it before they
     # return the snapshot, so the rest of the explorer reads it as a Report.
     report: P.Report
@@ -46,6 +47,9 @@ class Snapshot:
         self.report = report  # type: ignore[assignment]  # see the class attribute's comment
         self.lock = trio.Lock()
         self.closed = False
+        # Forks between the root and this process: each one lengthens the kernel's chain of anon_vmas
+        # that every later fork and exit of it walks (see pool.py, REBASE_GENERATION).
+        self.gen = 0
 
 
 def model_blob(model: Model) -> tuple[bytes, list[str]]:
@@ -110,16 +114,41 @@ class SnapshotTree:
         version, origin = package_version()
         await P.asend(root.sock, P.Load(blob, list(sys.path), os.getcwd(), memory_limit=self.memory_limit,
                                            huge_pages=self.huge_pages, opaque=self.opaque, footprints=self.footprints,
-                                           version=version,
-                                           protocol=P.PROTOCOL, origin=origin))
-        try:
-            report = await P.arecv(root.sock)
-        except (EOFError, OSError):
-            raise InternalError(f"the root snapshot process died while loading the model:\n{self.stderr_tail()}") from None
-        except Exception as exc:  # noqa: BLE001 - a reply this explorer cannot decode: another forkcheck wrote it
-            raise UsageError(f"the snapshot process answered in a format forkcheck {version} from {origin} does not "
-                             f"read ({type(exc).__name__}): it runs another forkcheck version; run the explorer and "
-                             "the snapshot processes from one installation (check sys.path and PYTHONPATH)") from None
+                                           version=version, protocol=P.PROTOCOL, origin=origin,
+                                           transition_timeout=self.transition_timeout))
+        # Every piece of the setup (the setup function, each actor's first step) is timed by the root
+        # itself, which says when it starts one; a root that says nothing for longer is killed.
+        what = "loading the model"
+        wait = P.explorer_wait(self.transition_timeout) + 10.0  # the first piece: starting Python too
+        while True:
+            report = None
+            with trio.move_on_after(wait):
+                try:
+                    report = await P.arecv(root.sock)
+                except (EOFError, OSError):
+                    raise InternalError(f"the root snapshot process died while loading the model:\n"
+                                        f"{self.stderr_tail()}") from None
+                except Exception as exc:  # noqa: BLE001 - a reply this explorer cannot decode: another forkcheck wrote it
+                    raise UsageError(f"the snapshot process answered in a format forkcheck {version} from {origin} "
+                                     f"does not read ({type(exc).__name__}): it runs another forkcheck version; run "
+                                     "the explorer and the snapshot processes from one installation (check sys.path "
+                                     "and PYTHONPATH)") from None
+            if report is None:
+                self.close()
+                raise ModelError(f"{self.model!r}: the root snapshot process did not answer within {wait:g}s while "
+                                 f"it ran {what}, not even to its own timer (stuck in code that never returns to "
+                                 "Python?), so it was killed; a blocking call or an endless loop there? if it is "
+                                 "just slow, " + RAISE_TIMEOUT)
+            if isinstance(report, P.Running):
+                what = report.what
+                wait = P.explorer_wait(self.transition_timeout)
+                continue
+            if isinstance(report, P.Stuck):
+                stuck = ModelError(f"{self.model!r}: {report.message}")
+                if report.details:
+                    stuck.add_note(report.details.rstrip())
+                raise stuck
+            break
         if not isinstance(report, P.Report):
             raise UsageError(f"the snapshot process answered the model's Load with {type(report).__name__}, not a "
                              f"report: it runs another forkcheck version than {version} from {origin}; run the "
@@ -176,6 +205,22 @@ class SnapshotTree:
         self._errfile.seek(max(0, size - limit))
         return self._errfile.read().decode("utf-8", "replace")
 
+    @contextlib.contextmanager
+    def using(self, *, transition_timeout: float, on_fork_failure: Callable[[], None] | None,
+              footprints: bool = False) -> Iterator[None]:
+        """Run one search with its own timeout, fork-failure handler and footprints, then restore the tree's.
+
+        A notebook's tree outlives the searches run on it, each with its options
+        (a reduction needs the states it forks to report footprints; the start
+        node's own report has none, so it takes every transition).
+        """
+        saved = self.transition_timeout, self.on_fork_failure, self.footprints
+        self.transition_timeout, self.on_fork_failure, self.footprints = transition_timeout, on_fork_failure, footprints
+        try:
+            yield
+        finally:
+            self.transition_timeout, self.on_fork_failure, self.footprints = saved
+
     # -- requests ---------------------------------------------------------------
 
     async def step(self, snap: Snapshot, index: int | tuple[int, ...], reseed: bool = False) -> Snapshot:
@@ -223,19 +268,23 @@ class SnapshotTree:
             raise InternalError(f"snapshot {snap.pid} answered Step with {reply!r}")
         child.pid = reply.pid
         child.report = reply
+        child.gen = snap.gen + 1
         self.memory.observe(self.live)  # samples only at new peaks, within a time budget (_memory.py)
         return child
 
     async def _first_message(self, parent: Snapshot, child: Snapshot, path: tuple[int, ...], info: P.TransitionInfo,
                              inode: int) -> P.Report | P.ForkFailed:
         """The child's report, the parent's ForkFailed, or a fault report when the child dies or hangs."""
-        with trio.move_on_after(self.transition_timeout * len(path)):
+        with trio.move_on_after(P.explorer_wait(self.transition_timeout, len(path))):
             try:
-                return await P.arecv(child.sock)
+                reply = await P.arecv(child.sock)
             except (EOFError, OSError, ValueError, pickle.UnpicklingError):  # ValueError: bad marshal data
                 return self._fault(parent, path, info, "crash",
                                    f"the snapshot process died while actor {info.actor} took '{info.label}' "
                                    "(os._exit, a signal such as a segfault, out of memory, or killed)")
+            if isinstance(reply, P.Stuck):  # the child's timer: it stopped where it was stuck, and exits
+                return self._fault(parent, path, info, "timeout", reply.message, reply.details)
+            return reply
         pid = _holder_of(parent.pid, inode)
         if pid is not None:
             try:
@@ -244,13 +293,15 @@ class SnapshotTree:
                 pass
         return self._fault(parent, path, info, "timeout",
                            f"actor {info.actor} did not reach its next await within {self.transition_timeout:g}s "
-                           f"after '{info.label}' (an endless loop? if it is just slow, raise "
-                           "check(transition_timeout=...) / --transition-timeout)")
+                           f"after '{info.label}', and its snapshot process did not answer even to its own timer "
+                           "(stuck in code that never returns to Python?), so it was killed: an endless loop in C "
+                           "code, a blocking call? if it is just slow, " + RAISE_TIMEOUT)
 
-    def _fault(self, parent: Snapshot, path: tuple[int, ...], info: P.TransitionInfo, kind: str, message: str) -> P.Report:
+    def _fault(self, parent: Snapshot, path: tuple[int, ...], info: P.TransitionInfo, kind: str, message: str,
+               details: str = "") -> P.Report:
         fp = hashlib.blake2b(parent.report.fingerprint + f"/{path}/{kind}".encode(), digest_size=16).digest()
         return P.Report(pid=0, fingerprint=fp, transitions=[], all_done=False,
-                        violations=[P.ViolationInfo(kind, info.actor, message, "")])
+                        violations=[P.ViolationInfo(kind, info.actor, message, details)])
 
     async def footprint(self, snap: Snapshot) -> None:
         """Ask ``snap`` for its footprints (a reduction is on) and put them in its report."""
@@ -266,12 +317,23 @@ class SnapshotTree:
             return None
         async with snap.lock:
             await P.asend(snap.sock, P.Describe())
-            return await P.arecv(snap.sock)
+            with trio.move_on_after(P.explorer_wait(self.transition_timeout)):
+                return await P.arecv(snap.sock)
+        # The description runs the model's reprs in a fork of the snapshot, under the snapshot's timer;
+        # a fork that does not even answer that leaves the snapshot waiting: it is of no more use.
+        self.release(snap)
+        return None
 
     async def eval(self, snap: Snapshot, fn) -> object:
+        res = None
         async with snap.lock:
             await P.asend(snap.sock, P.Eval(_pickle.dumps(fn)))
-            res = await P.arecv(snap.sock)
+            with trio.move_on_after(P.explorer_wait(self.transition_timeout)):
+                res = await P.arecv(snap.sock)
+        if res is None:
+            self.release(snap)
+            raise ModelError(f"evaluating {getattr(fn, '__name__', fn)!r} in the snapshot did not finish within "
+                             f"{P.explorer_wait(self.transition_timeout):g}s, so the snapshot was ended")
         if res.error is not None:
             raise ModelError(f"evaluating {getattr(fn, '__name__', fn)!r} in the snapshot failed: {res.error}")
         return _pickle.loads(res.value)
@@ -315,7 +377,7 @@ def raise_model_error(report: P.Report, model: Model) -> None:
         raise UsageError(message)
     if cls_name == "OpaqueStateError":
         raise OpaqueStateError(f"{model!r}: {message}")
-    if cls_name in ("InvariantError", "PropertyError", "LoadError", "ResourceError"):
+    if cls_name in ("InvariantError", "PropertyError", "LoadError", "ResourceError", "StuckError"):
         exc = ModelError(f"{model!r}: {message}")
         if tb:
             exc.add_note(tb.rstrip())  # the model's own traceback: shown where tracebacks are (--debug)

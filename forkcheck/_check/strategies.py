@@ -70,4 +70,4 @@ async def random_walks(search, root) -> None:
 # The back of BFS's queue is expanded last: the snapshot pool evicts it first (read by Search).
 bfs.evicts_newest = True  # type: ignore[attr-defined]
 
-STRATEGIES = {"dfs": dfs, "bfs": bfs, "random": random_walks}
+STRATEGIES = {"bfs": bfs, "dfs": dfs, "random": random_walks}
