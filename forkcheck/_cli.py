@@ -817,6 +817,8 @@ def json_report(result: CheckResult, model: Model, target: str, arg_items: Seque
             "max_depth": s.max_depth,
             "seconds": round(s.seconds, 6),
             "setup_seconds": round(s.setup_seconds, 6),
+            "reduction": s.reduction,
+            "skipped": s.skipped,
             "memory": {
                 "peak_snapshots": m.peak_snapshots,
                 "private_bytes": m.private_bytes,

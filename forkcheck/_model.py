@@ -102,7 +102,8 @@ class Model:
               max_states: int | None = None, transition_timeout: float = 30.0, time_limit: float | None = None,
               progress: Callable[[dict], None] | None = None, determinism_checks: int = 20, fairness: str = "weak",
               max_snapshots: int | None = None, snapshot: str = "fork", memory_limit: int | None = None,
-              huge_pages: bool | None = None, opaque: str = "error", max_deviations: int | None = None,
+              huge_pages: bool | None = None, opaque: str = "error", reduction: str = "none",
+              max_deviations: int | None = None,
               options: CheckOptions | None = None) -> CheckResult:
         """Explore every state of the model and check its properties.
 
@@ -170,6 +171,12 @@ class Model:
             An asyncio program only: the most steps away from the event loop's
             first-in first-out order a schedule may take (0: what stock asyncio
             runs); None, the default: any order.
+        reduction : {"none", "sleep", "por"}
+            Which transitions are taken (docs/reductions.md): all ("none", the
+            default), all but those that only reorder independent steps
+            ("sleep": the same states), or only a persistent set of them
+            where that is safe ("por": fewer states, every deadlock and safety
+            violation still found).
         options : CheckOptions, optional
             Prepared options; the keywords given with it replace its fields
             (as :func:`dataclasses.replace` does).  See docs/guide.md.
@@ -239,7 +246,8 @@ class ModelFactory:
               max_states: int | None = None, transition_timeout: float = 30.0, time_limit: float | None = None,
               progress: Callable[[dict], None] | None = None, determinism_checks: int = 20, fairness: str = "weak",
               max_snapshots: int | None = None, snapshot: str = "fork", memory_limit: int | None = None,
-              huge_pages: bool | None = None, opaque: str = "error", max_deviations: int | None = None,
+              huge_pages: bool | None = None, opaque: str = "error", reduction: str = "none",
+              max_deviations: int | None = None,
               options: CheckOptions | None = None) -> CheckResult:
         """``factory.check(...)`` is ``factory().check(...)``: see :meth:`Model.check` for the options."""
         # The same keywords as Model.check, spelled out again so that the IDE shows them here too.

@@ -452,6 +452,8 @@ class Explorer:
             max_depth=search.max_shortest_depth(),
             seconds=time.perf_counter() - t0,
             memory=self._tree.memory.stats(peak),
+            reduction=search.reduction.name,
+            skipped=search.reduction.skipped(),
         )
         result = CheckResult(search.violations, stats, search.graph, incomplete=search.incomplete,
                              model=repr(self.model), discoveries=search.discoveries)
@@ -579,6 +581,10 @@ class _Guarded:
             child = await self._tree.step(snap, index, reseed)
         self.peak = max(self.peak, len(self._tree.live))
         return child
+
+    async def footprint(self, snap: Snapshot) -> None:
+        with trio.CancelScope(shield=snap is self._keep):
+            await self._tree.footprint(snap)
 
     async def describe(self, snap: Snapshot) -> P.Description | None:
         with trio.CancelScope(shield=snap is self._keep):

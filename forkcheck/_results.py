@@ -117,6 +117,10 @@ class Stats:
 
     ``seconds`` is the whole check; ``setup_seconds`` the part of it spent
     starting the root snapshot process and running the model's setup.
+
+    ``reduction`` is the reduction that ran ("none", "sleep", "por", see
+    docs/reductions.md) and ``skipped`` how many transitions of the states
+    it expanded it did not take (0 without a reduction).
     """
 
     states: int = 0
@@ -125,6 +129,8 @@ class Stats:
     seconds: float = 0.0
     setup_seconds: float = 0.0
     memory: MemoryStats = field(default_factory=MemoryStats)
+    reduction: str = "none"
+    skipped: int = 0
 
 
 @dataclass
@@ -185,6 +191,8 @@ class CheckResult:
         else:
             head = f"Stopped early ({'; '.join(self.incomplete)})."
         text = f"{head} states={s.states}, transitions={s.transitions}, depth={s.max_depth}, {s.seconds:.2f}s"
+        if s.reduction != "none":
+            text += f", reduction={s.reduction} ({s.skipped} transition{'s' if s.skipped != 1 else ''} skipped)"
         if s.memory.sharing is not None:
             text += f", sharing={s.memory.sharing:.1%}"
         if self.violations:

@@ -373,6 +373,9 @@ def test_the_decorator_refuses_what_is_not_a_program():
         fc.model(lambda: None).check(max_deviations=1)
     with pytest.raises(fc.UsageError, match="max_deviations=1 cannot be combined with strategy='random'"):
         M.lost_update.check(max_deviations=1, strategy="random")
+    for red in ("sleep", "por"):
+        with pytest.raises(fc.UsageError, match=f"reduction='{red}' cannot be combined with an asyncio program"):
+            M.lost_update.check(reduction=red)
 
 
 def test_properties_are_declared_before_mains_first_await():

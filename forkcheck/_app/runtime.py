@@ -573,6 +573,13 @@ class World:
         self.made: list[tuple[Request, types.CodeType, int]] = []
         # Where the actor of the last transition stopped, for traces (asyncio programs, aio.py); "" here.
         self.arrived = ""
+        # The reductions (_app/footprint.py, _check/reduction.py): whether this process reports footprints,
+        # the log primitives write their operations to while a step or an enabling test runs (None: off),
+        # what the last step did, and what each actor's enabling test read in this state.
+        self.footprints = False
+        self.log: list[tuple[str, str, int]] | None = None
+        self.step_ops: tuple | None = None
+        self.guards: list[tuple] = []
         # Set by the snapshot's timer when it interrupts user code (serve.py): the step ran too long.
         self.stuck = False
         self.timeout = 30.0  # transition_timeout, for messages
@@ -607,6 +614,8 @@ class World:
             name = f"{name}#{self._names[name]}"
         else:
             self._names[name] = 0
+        if self.log is not None:
+            self.log.append(("W", "spawn", 0))
         actor = Actor(name, fn, fn(*args), daemon)
         self.actors.append(actor)
         self._add_globals(target)
@@ -614,6 +623,8 @@ class World:
         return actor
 
     def next_name(self, prefix: str) -> str:
+        if self.log is not None:
+            self.log.append(("W", "name", 0))
         n = self.counters.get(prefix, 0)
         self.counters[prefix] = n + 1
         return f"{prefix}{n}"
@@ -754,10 +765,16 @@ class World:
         if self._enabled is not None:
             return self._enabled
         out: list[Transition] = []
+        guards: list[tuple] = []
+        logging = self.footprints and self.log is None
         for actor in self.actors:
             req = actor.pending
             if req is None:
+                if logging:
+                    guards.append(())
                 continue
+            if logging:
+                self.log = []
             try:
                 opts = req.options(self, actor)
             except UsageError as exc:
@@ -771,12 +788,28 @@ class World:
                 self._fail(actor, "exception", exc,
                            f"the condition actor {actor.name} waits on ({req.describe()}) raised {type(exc).__name__}: {_one_line(exc)}")
                 continue
+            finally:
+                if logging:
+                    assert self.log is not None
+                    guards.append(tuple(self.log))
+                    self.log = None
             for label, payload in opts:
                 out.append(Transition(actor, req, payload, label))
         for env in self.environments:
-            for label, apply in env.env_transitions():
+            if logging:
+                self.log = []
+            try:
+                trs = env.env_transitions()
+            finally:
+                if logging:
+                    assert self.log is not None
+                    guards.append(tuple(self.log))
+                    self.log = None
+            for label, apply in trs:
                 out.append(Transition(None, env, None, label, apply))
         self._enabled = out
+        if logging:
+            self.guards = guards
         return out
 
     def execute(self, index: int) -> None:
@@ -786,18 +819,25 @@ class World:
         self.violations = []
         if self.path is not None:
             self.path.append(index)
-        if t.actor is None:
-            t.apply()
-        else:
-            actor = t.actor
-            try:
-                value = t.request.complete(self, actor, t.payload)
-            except BaseException as exc:  # noqa: BLE001
-                self._fail(actor, "exception", exc)
+        if self.footprints:
+            self.log = []
+        try:
+            if t.actor is None:
+                t.apply()
             else:
-                actor.pending = None
-                self._resume(actor, value)
-        self._start_new()
+                actor = t.actor
+                try:
+                    value = t.request.complete(self, actor, t.payload)
+                except BaseException as exc:  # noqa: BLE001
+                    self._fail(actor, "exception", exc)
+                else:
+                    actor.pending = None
+                    self._resume(actor, value)
+            self._start_new()
+        finally:
+            if self.log is not None:
+                self.step_ops = tuple(self.log)
+                self.log = None
 
     # -- checking -------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from _signal import getsignal as _getsignal  # type: ignore[import-not-found]  #
 from .. import _protocol as P
 from .._errors import RAISE_TIMEOUT
 from . import fingerprint as _fingerprint
+from . import footprint as _footprint
 from .fingerprint import Opaque, _global_items, distinct_fingerprint, locate, state_fingerprint
 from .hugepages import collapse
 from . import runtime as _runtime
@@ -89,9 +90,22 @@ def _reseed(random) -> None:
         random.seed()
 
 
-def make_report(world: World) -> P.Report:
-    """Check the current state and describe it for the explorer."""
+def make_report(world: World, step_effects: bool = True) -> P.Report:
+    """Check the current state and describe it for the explorer.
+
+    With ``world.footprints`` (a reduction is on), the report also carries the
+    state's footprints and, when ``step_effects``, what the step just taken
+    from the parent state did (``_app/footprint.py``); a state rebuilt by a
+    path of several steps has no parent state here to compare with.
+    """
     pid = os.getpid()
+    effects = None
+    if world.footprints:
+        ops, world.step_ops = world.step_ops, None
+        if step_effects and ops is not None:
+            written = _footprint.effects()
+            if written is not None:
+                effects = (written, ops)
     if world.model_error is None and _thread._count() > 0:  # threading.active_count() runs Python code
         world.model_error = ("UsageError", "an actor started a thread: a snapshot process must stay single-threaded "
                              "to be forked; model concurrency with actors (fc.spawn) instead", "")
@@ -136,7 +150,7 @@ def make_report(world: World) -> P.Report:
             return P.Report(pid, b"", [], [], False, model_error=("OpaqueStateError", opaque_message(world, exc), ""))
         fingerprint = distinct_fingerprint(world)
         opaque = f"{_type_name(exc.obj)} ({exc.reason})"
-    return P.Report(
+    report = P.Report(
         pid=pid,
         fingerprint=fingerprint,
         transitions=transitions,
@@ -150,6 +164,18 @@ def make_report(world: World) -> P.Report:
         arrived=world.arrived,
         order=world.order_fingerprint() if world.order_matters and not opaque else b"",
     )
+    report.effects = effects
+    return report
+
+
+def footprint_report(world: World) -> P.Report:
+    """The answer to a Footprint request: this state's footprints (and the digests kept for its children)."""
+    report = P.Report(os.getpid(), b"", [], [], False)
+    if world.footprints and world.model_error is None:
+        enabled = world.enabled()
+        report.owners, report.keys = _footprint.transition_keys(world, enabled)
+        report.footprint = _footprint.compute(world)
+    return report
 
 
 def _caught_interruption(world: World) -> None:
@@ -414,6 +440,9 @@ def serve(sock: socket.socket, world: World, root: bool, reserve: int | None) ->
                 watched = _getsignal(signal.SIGALRM) is _watchdog
                 if watched:
                     _arm()
+                world.footprints = msg.footprints
+                if not msg.footprints:
+                    _footprint._TABLE = None
                 resume = getattr(world, "resume", None)
                 if resume is not None:
                     resume(msg.path, watched)  # a program that keeps its own stack (aio.py) goes back to it
@@ -425,14 +454,16 @@ def serve(sock: socket.socket, world: World, root: bool, reserve: int | None) ->
                         world.execute(index)
                 except Stuck as exc:  # interrupted where no caller reports it (a __fc_state__, a repr)
                     _give_up((exc.where, ""))
-                reserve = _finish_step(sock, world, watched)
+                reserve = _finish_step(sock, world, watched, step_effects=len(msg.path) == 1)
                 continue
             if pid > 0:
                 os.close(fd)  # the channel is the child's alone: its end of file means the child died
         else:
             if fd is not None:  # pragma: no cover - only Fork carries a socket
                 os.close(fd)
-            if isinstance(msg, P.Describe):
+            if isinstance(msg, P.Footprint):
+                P.send(sock, footprint_report(world))
+            elif isinstance(msg, P.Describe):
                 status, value = _throwaway(lambda: describe(world))
                 P.send(sock, value if status == "ok" else P.Description([], f"<describe failed: {value}>", {}))
             elif isinstance(msg, P.Eval):
@@ -443,17 +474,19 @@ def serve(sock: socket.socket, world: World, root: bool, reserve: int | None) ->
         reserve = _reserve(sock)
 
 
-def _finish_step(sock: socket.socket, world: World, watched: bool) -> int | None:
+def _finish_step(sock: socket.socket, world: World, watched: bool, step_effects: bool = True) -> int | None:
     """A new snapshot has taken its transitions: report its state; the descriptor it keeps in reserve.
 
     The report runs user code (invariants, constraints, a ``__fc_state__``,
     a repr) under the step's budget, which it disarms once the report is made.
+    ``step_effects``: the snapshot took one step from its parent, whose effects
+    a reduction may use (not a rebuild path).
     """
     try:
         reserve = _reserve(sock)
         if reserve is None and world.model_error is None:
             world.model_error = _NO_DESCRIPTOR
-        report = make_report(world)
+        report = make_report(world, step_effects=step_effects)
     except Stuck as exc:  # interrupted where no caller reports it (a __fc_state__, a repr)
         _give_up((exc.where, ""))
     if watched:
@@ -635,6 +668,7 @@ def main(argv: list[str]) -> None:
 
     _OPAQUE[0] = load.opaque
     _set_budget(load.transition_timeout)
+    world.footprints = load.footprints
     world.timeout = load.transition_timeout
     if load.opaque == "distinct":
         world.path = []

@@ -28,7 +28,7 @@ from .._errors import (OUTSIDE_THE_MODEL, Interrupted, ModelError, Nondeterminis
 from .._model import FILE_MODULE_PREFIX, Model, as_model, bound_repr, replay_command, shell_target
 from .keys import state_key
 from .pool import SnapshotPool
-from .reduction import NoReduction, Reduction
+from .reduction import Reduction, make_reduction
 from .._results import CheckResult, Stats, Violation
 from .snapshots import Snapshot, SnapshotTree, raise_model_error
 from .options import CheckOptions
@@ -43,14 +43,15 @@ _DEPTH_WINDOW = 1000
 class Node:
     """A state being explored: its number, depth, report and live snapshot (None once evicted)."""
 
-    __slots__ = ("sid", "depth", "snap", "report")
+    __slots__ = ("sid", "depth", "snap", "report", "tag")
     snap: Snapshot | None
 
-    def __init__(self, sid: int, depth: int, snap: Snapshot) -> None:
+    def __init__(self, sid: int, depth: int, snap: Snapshot, tag: Any = None) -> None:
         self.sid = sid
         self.depth = depth
         self.snap = snap
         self.report = snap.report
+        self.tag = tag  # the reduction's, for a state it expands again (reduction.py)
 
 
 class Search:
@@ -67,7 +68,8 @@ class Search:
         self.seen: dict[bytes, int] = {}  # state key -> state number
         # What identifies a state (keys.py), and which of its transitions are taken (reduction.py).
         self.keys = state_key(opts.fingerprint)
-        self.reduction: Reduction = NoReduction()
+        self.reduction: Reduction = make_reduction(opts.reduction, self.status)
+        self.closed: set[int] = set()  # states expanded (or being expanded): Search.status
         self.graph = StateGraph()
         self.parent: dict[int, tuple[int, Step]] = {}
         self.transitions = 0
@@ -130,9 +132,16 @@ class Search:
             del self.pool.resident[node.sid]
         self.release(node)
 
+    def status(self, report: P.Report) -> str:
+        """Whether the state of ``report`` is "new", "open" (known, to expand) or "closed" (expanded or being expanded)."""
+        sid = self.seen.get(report.fingerprint) if report.pid != 0 else None
+        if sid is None:
+            return "new"
+        return "closed" if sid in self.closed else "open"
+
     async def expand(self, nodes: list[Node], plans: list[list[int]] | None = None,
                      keep: list[bool] | None = None) -> list[list[Node]]:
-        """Fork every transition of ``nodes``; visit the children in order.
+        """Fork the transitions of ``nodes`` the reduction names; visit the children in order.
 
         Returns, per node, the children that reached new states still to expand.
         ``plans`` forks only the given transitions of each node instead (the
@@ -143,6 +152,20 @@ class Search:
         for node in nodes:
             self.pool.resident.pop(node.sid, None)
             self.frontier.pop(node.sid, None)
+            self.closed.add(node.sid)
+        if self.reduction.footprints:
+            done: list[list[Node]] = []
+            for node in nodes:
+                done.append(await self._expand_in_rounds(node))
+                if self.stopped:
+                    for rest in nodes[len(done):]:  # not expanded: still on the frontier, their processes ended
+                        self.frontier[rest.sid] = rest.depth
+                        self.closed.discard(rest.sid)
+                        self.release(rest)
+                        done.append([])
+                    break
+            self._check_budget()
+            return done
         # A state expanded again (reached by a shorter path under max_depth) recorded its
         # transitions the first time: they are not counted or drawn twice.
         again = [False] * len(nodes)
@@ -243,6 +266,77 @@ class Search:
         self._check_budget()
         return out
 
+    async def _expand_in_rounds(self, node: Node) -> list[Node]:
+        """Expand one node under a reduction: fork what it names, visit, ask for more, until it is done.
+
+        Every child is forked straight from the node's own snapshot (a
+        footprint compares the child with its parent process), and the
+        children of a round are visited before the next round is forked: the
+        next round may depend on where they led (the cycle proviso).
+        """
+        await self.pool.materialize(node, bytes.fromhex(self.graph.nodes[node.sid]["fingerprint"]))
+        snap = node.snap
+        assert snap is not None  # materialized above
+        if snap.report.footprint is None and snap.report.transitions:
+            await self.tree.footprint(snap)  # asked only of the states expanded, not of every child
+        keep: list[Node] = []
+        batch = self.reduction.to_expand(node)
+        while batch:
+            results: dict[int, tuple[Snapshot, Snapshot | None]] = {}
+            ready = {i: trio.Event() for i in batch}
+            gate = trio.Semaphore(self.jobs)
+
+            async def fork(i: int, need: int) -> None:
+                twin = None
+                try:
+                    child = await self.tree.step(snap, i)
+                    await self.keys.observe(child, snap)
+                    if need == 2 and child.report.pid != 0:
+                        twin = await self.tree.step(snap, i, reseed=True)
+                        if twin.report.fingerprint == child.report.fingerprint or twin.report.pid == 0:
+                            self.tree.release(twin)
+                            twin = None
+                finally:
+                    self.pool.reserved -= need
+                    gate.release()
+                results[i] = (child, twin)
+                self.pool.unvisited += 1
+                ready[i].set()
+
+            async def produce(nursery, batch: list[int] = batch) -> None:
+                for i in batch:
+                    await gate.acquire()
+                    need = 2 if node.sid < self.opts.determinism_checks else 1
+                    await self.pool.wait_room(need)
+                    self.pool.reserved += need
+                    nursery.start_soon(fork, i, need)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(produce, nursery)
+                for i in batch:  # visited in the order forked, as they arrive (the snapshot budget holds)
+                    await ready[i].wait()
+                    child, twin = results.pop(i)
+                    self.pool.unvisited -= 1
+                    self.reduction.forked(node, {i: child.report})
+                    if twin is not None:
+                        await self._nondeterminism(node, i, child, twin)
+                    new = self._visit(node, i, child)
+                    if new is not None and self._expandable(new):
+                        keep.append(new)
+                        if self.opts.snapshot == "replay":
+                            self.tree.release(child)
+                            new.snap = None
+                        else:
+                            self.pool.resident[new.sid] = new
+                    else:
+                        self._drop(child)
+            if self.stopped:
+                self.frontier.setdefault(node.sid, node.depth)  # not all of it was taken
+                break
+            batch = self.reduction.more(node)
+        self.pool.retire(node)
+        return keep
+
     async def step_one(self, node: Node, index: int) -> Node | None:
         """Take one transition (random walks); the child is returned even if already seen."""
         assert node.snap is not None  # a walk steps from live snapshots only
@@ -286,6 +380,7 @@ class Search:
 
     def add_root(self, snap: Snapshot) -> Node:
         sid = self._add_state(snap.report, self._key(snap))
+        self.reduction.reached(None, None, sid, True)
         node = Node(sid, 0, snap)
         self._record_violations(sid, snap)
         self._reached(sid, 0, snap.report)
@@ -339,6 +434,7 @@ class Search:
             self.transitions += 1
             self._progress()
             self.graph.add_step(parent.sid, sid, Step.of(index, info, rep.fingerprint.hex(), rep.arrived))
+        tag = self.reduction.reached(parent, index, sid, new)
         if new:
             self._record_violations(sid, child)
             self._reached(sid, depth, rep)
@@ -346,6 +442,10 @@ class Search:
         if self.reexpand and depth < self.depth_of.get(sid, depth) and self._open(rep):
             self._reached(sid, depth, rep)
             return Node(sid, depth, child)
+        if tag is not None and self._open(rep):
+            # The reduction wakes transitions of this expanded state on this path: it is expanded again.
+            self.frontier.setdefault(sid, depth)
+            return Node(sid, depth, child, tag)
         return None
 
     def _reached(self, sid: int, depth: int, rep: P.Report) -> None:
@@ -572,8 +672,15 @@ class Search:
 
 async def run_search(search: Search, root: Snapshot) -> None:
     """Explore from ``root`` with the search's strategy, then describe violations and check liveness."""
-    with search.tree.using(transition_timeout=search.opts.transition_timeout, on_fork_failure=search.pool.shrink):
+    with search.tree.using(transition_timeout=search.opts.transition_timeout, on_fork_failure=search.pool.shrink,
+                           footprints=search.reduction.footprints):
         await search.keys.start(search.tree, root)
+        if root.report.properties and search.opts.reduction != "none":
+            names = ", ".join(f"{kind} {name!r}" for kind, name, *_ in root.report.properties)
+            raise UsageError(
+                f"reduction={search.opts.reduction!r} cannot be combined with the liveness properties of this model "
+                f"({names}) under fairness={search.opts.fairness!r}: a reduction may leave out the interleavings a "
+                "liveness verdict needs; check them with reduction='none' (--reduction none)")
         node = search.add_root(root)
         if search.stopped or not search._expandable(node):
             if root not in search._held():
@@ -749,10 +856,17 @@ def check(model: Any, options: CheckOptions | None = None, **kw: Any) -> CheckRe
     if opts.max_deviations is not None and opts.strategy == "random":
         raise UsageError(f"max_deviations={opts.max_deviations} cannot be combined with strategy='random' (random "
                          "walks take any step): use strategy='dfs' or 'bfs', which go by increasing deviations")
+    if opts.reduction != "none" and model.program == "asyncio":
+        # An asyncio program's steps are callbacks of one event loop that all touch its queues: the
+        # footprints a reduction needs are not computed for them (docs/reductions.md, "Limits").
+        raise UsageError(f"reduction={opts.reduction!r} cannot be combined with an asyncio program "
+                         f"(@fc.asyncio_model {model!r}): its steps all share the event loop; use reduction='none' "
+                         "(--reduction none), and max_deviations to bound the schedules")
     tree = SnapshotTree(model, opts.transition_timeout, huge_pages=opts.uses_huge_pages, opaque=opts.opaque,
                         queue_order=opts.max_deviations is not None)
     tree.memory_limit = opts.memory_limit
     search = Search(tree, model, opts)
+    tree.footprints = search.reduction.footprints
     start = time.perf_counter()
 
     async def watch_sigterm(scope: trio.CancelScope) -> None:
@@ -789,6 +903,8 @@ def check(model: Any, options: CheckOptions | None = None, **kw: Any) -> CheckRe
         seconds=time.perf_counter() - start,
         setup_seconds=setup[0],
         memory=tree.memory.stats(tree.peak),
+        reduction=search.reduction.name,
+        skipped=search.reduction.skipped(),
     )
     attach_commands(search.violations, model)
     result = CheckResult(search.violations, stats, search.graph, incomplete=search.incomplete,
