@@ -64,6 +64,7 @@ from ._errors import UnboundedWarning as UnboundedWarning
 from ._errors import UsageError as UsageError
 from ._model import Model as Model
 from ._model import ModelFactory as ModelFactory
+from ._model import asyncio_model as asyncio_model
 from ._model import model as model
 
 if TYPE_CHECKING:  # loaded on first use, below
@@ -209,6 +210,7 @@ __all__ = [
     "UsageError",
     "Violation",
     "always_eventually",
+    "asyncio_model",
     "checkpoint",
     "choose",
     "constraint",

@@ -464,6 +464,8 @@ class Explorer:
             max_depth=search.max_shortest_depth(),
             seconds=time.perf_counter() - t0,
             memory=self._tree.memory.stats(peak),
+            reduction=search.reduction.name,
+            skipped=search.reduction.skipped(),
             symmetry=dict(search.symmetric),
         )
         result = CheckResult(search.violations, stats, search.graph, incomplete=search.incomplete,
@@ -593,6 +595,10 @@ class _Guarded:
         self.peak = max(self.peak, len(self._tree.live))
         return child
 
+    async def footprint(self, snap: Snapshot) -> None:
+        with trio.CancelScope(shield=snap is self._keep):
+            await self._tree.footprint(snap)
+
     async def describe(self, snap: Snapshot) -> P.Description | None:
         with trio.CancelScope(shield=snap is self._keep):
             return await self._tree.describe(snap)
@@ -635,12 +641,12 @@ class Node:
         self._desc: P.Description | None = None
         self._described = False
         rep = snap.report
-        self.transitions = [Step(i, t.actor, t.label, t.where) for i, t in enumerate(rep.transitions)]
+        self.transitions = [Step.of(i, t) for i, t in enumerate(rep.transitions)]
         self.id = explorer._state_id(rep)
         if parent is not None:
             assert index is not None  # a child is reached by a transition
             info = parent.transitions[index]
-            self.last_step: Step | None = Step(index, info.actor, info.label, info.where, rep.fingerprint.hex())
+            self.last_step: Step | None = Step.of(index, info, rep.fingerprint.hex(), rep.arrived)
             explorer.graph.add_step(parent.id, self.id, self.last_step, once=True)
         else:
             self.last_step = None
@@ -690,7 +696,8 @@ class Node:
         if not found:
             return []
         trace, state = self.trace, self.description()
-        return [Violation(k, n, m, trace, d, state, repr(self.explorer.model)) for k, n, m, d in found]
+        deviations = trace.deviations if self.explorer.model.program == "asyncio" else None
+        return [Violation(k, n, m, trace, d, state, repr(self.explorer.model), deviations=deviations) for k, n, m, d in found]
 
     def description(self) -> P.Description | None:
         """The raw description of the state (actors, frames, shared state), fetched once."""
@@ -789,8 +796,7 @@ class Node:
             try:
                 raise_model_error(snap.report, self.explorer.model)
             except ModelError as exc:
-                token = Trace(self.trace.steps + [Step(i, info.actor, info.label, info.where, "")],
-                              symmetry=self.explorer.symmetry).token
+                token = Trace(self.trace.steps + [Step.of(i, info)], symmetry=self.explorer.symmetry).token
                 raise ModelError(f"{exc} (reached by {token})") from None
         if snap.report.pid == 0:  # crashed or timed out: no process stays behind
             tree.release(snap)

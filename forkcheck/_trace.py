@@ -7,7 +7,7 @@ import json
 import os
 import zlib
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from . import _where
 from ._errors import UsageError
@@ -37,13 +37,28 @@ class Step:
     label: str
     where: str = ""
     fingerprint: str = ""
+    #: An asyncio program's step: 1 if it is a deviation from the loop's first-in first-out order.
+    deviation: int = 0
+    #: An asyncio program's step: where the task stopped (``file:line (what)``) or what the callback did.
+    to: str = ""
+
+    @classmethod
+    def of(cls, index: int, info: Any, fingerprint: str = "", to: str = "") -> Step:
+        """The step that takes transition ``index``, described by ``info`` (a ``TransitionInfo``)."""
+        return cls(index, info.actor, info.label, info.where, fingerprint, info.deviation, to)
 
     def __str__(self) -> str:
         return f"{self.actor}: {self.label}"
 
+    def text(self) -> str:
+        """What the step did: ``actor: label``, or for an asyncio program ``label -> where it stopped``."""
+        return f"{self.label} -> {self.to}" if self.to else str(self)
+
     def format(self) -> str:
-        """``"actor: label  (file:line)"``: the step as a trace prints it."""
-        return f"{self}  ({_where.short(self.where)})" if self.where else str(self)
+        """``"actor: label  (file:line)"``: the step as a trace prints it (an asyncio step: :meth:`text`)."""
+        if self.to or not self.where:
+            return self.text()
+        return f"{self}  ({_where.short(self.where)})"
 
 
 class Trace(Sequence[Step]):
@@ -80,6 +95,11 @@ class Trace(Sequence[Step]):
         self.module = module
         self.model = model
         self.symmetry = symmetry
+
+    @property
+    def deviations(self) -> int:
+        """How many steps of an asyncio program's trace leave the loop's first-in first-out order (0: stock asyncio takes them)."""
+        return sum(s.deviation for s in self.steps)
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -167,8 +187,12 @@ class ReplayStep:
     state: object  # a _protocol.Description
     fingerprint: str
     violations: list = field(default_factory=list)
+    deviation: int = 0  # asyncio: a step away from the loop's first-in first-out order
+    to: str = ""  # asyncio: where the task stopped, or what the callback did
 
     def __str__(self) -> str:
+        if self.to:
+            return f"{self.label} -> {self.to}"
         return f"{self.actor}: {self.label}" + (f"  ({_where.short(self.where)})" if self.where else "")
 
 

@@ -448,3 +448,14 @@ def test_time_of_a_symmetric_fingerprint_is_measured_not_assumed():
         return time.perf_counter() - t
 
     assert clock(w) < 15 * clock(plain)
+
+
+def test_a_reduction_with_symmetry_is_refused_and_runs_with_symmetry_off():
+    model = two_phase(n=2, symmetric=True)
+    for red in ("sleep", "por"):
+        with pytest.raises(fc.UsageError, match=f"reduction='{red}' cannot be combined with symmetry "
+                                                r"\(this model declares fc.symmetric rm\)"):
+            model.check(reduction=red)
+    full = model.check(symmetry=False)
+    sleep = model.check(symmetry=False, reduction="sleep")
+    assert sleep.ok and sleep.stats.states == full.stats.states and sleep.stats.symmetry == {}

@@ -1131,6 +1131,9 @@ static int walk_frame(walk_t *w, PyObject *gen, PyObject *awaited_attr) {
     /* gc.get_referents(gen) less f_locals, the code and frames: gen_traverse's order */
     PyObject *refs[8];
     int nr = 0;
+    /* async_gen_traverse visits the finalizer first (the event loop's hook, once it iterated it) */
+    PyObject *fin = Py_TYPE(gen) == &PyAsyncGen_Type ? g->gi_origin_or_finalizer : NULL;
+    if (fin && fin != (PyObject *)code && Py_TYPE(fin) != &PyFrame_Type) refs[nr++] = fin;
     PyObject *head[] = {g->gi_name, g->gi_qualname, FC_IFRAME_FUNC(f)};
     for (int i = 0; i < 3; i++)
         if (head[i] && head[i] != (PyObject *)code && Py_TYPE(head[i]) != &PyFrame_Type) refs[nr++] = head[i];
