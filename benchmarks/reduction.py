@@ -1,6 +1,6 @@
 """States, transitions and seconds of each reduction, side by side, with the ratio to the full search.
 
-Models (all explored to the end: ``stop_on_violation=False``, DFS, default options otherwise):
+Models (all explored to the end: ``stop_on_violation=False``, BFS (the default strategy), default options otherwise):
 
 * ``philosophers``: examples/dining_philosophers.py, n = 3..6.  The forks are
   one list every philosopher reaches, and the invariant reads a set that
@@ -77,7 +77,7 @@ def main(argv: list[str]) -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Linux {platform.release()}, "
           f"Python {platform.python_version()}, forkcheck {fc.__version__}")
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print("DFS, stop_on_violation=False; x none: states / transitions / seconds as a fraction of reduction='none'")
+    print("BFS (the default strategy), stop_on_violation=False; x none: states / transitions / seconds as a fraction of reduction='none'")
     print("floor: raw Python fork-and-pipe round trip, measured before each model")
     print(f"{'model':<26}{'reduction':<10}{'states':>8}{'trans':>8}{'skipped':>8}{'seconds':>9}{'ms/tr':>7}"
           f"{'x floor':>8}   {'x none (states trans secs)':<28}verdicts")
