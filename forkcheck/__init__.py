@@ -49,6 +49,7 @@ from ._app.runtime import invariant as invariant
 from ._app.runtime import select as select
 from ._app.runtime import spawn as spawn
 from ._app.runtime import when as when
+from ._app.symmetry import symmetric as symmetric
 from ._errors import ForkcheckError as ForkcheckError
 from ._errors import ForkcheckWarning as ForkcheckWarning
 from ._errors import InternalError as InternalError
@@ -63,6 +64,7 @@ from ._errors import UnboundedWarning as UnboundedWarning
 from ._errors import UsageError as UsageError
 from ._model import Model as Model
 from ._model import ModelFactory as ModelFactory
+from ._model import asyncio_model as asyncio_model
 from ._model import model as model
 
 if TYPE_CHECKING:  # loaded on first use, below
@@ -208,6 +210,7 @@ __all__ = [
     "UsageError",
     "Violation",
     "always_eventually",
+    "asyncio_model",
     "checkpoint",
     "choose",
     "constraint",
@@ -220,6 +223,7 @@ __all__ = [
     "select",
     "sometimes",
     "spawn",
+    "symmetric",
     "when",
 ]
 

@@ -842,10 +842,15 @@ MODES = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``forkcheck bench [--quick|--smoke] [--no-spin] [--out DIR]``; returns the exit status."""
+    """``forkcheck bench [--quick|--smoke] [--no-spin] [--out DIR]``, or ``forkcheck bench asyncio [--smoke]``;
+    returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--worker"]:
         return _worker(argv[1:])
+    if argv[:1] == ["asyncio"]:  # forkcheck bench asyncio: stateless schedules against states (_bench_asyncio.py)
+        from ._bench_asyncio import main as asyncio_main
+
+        return asyncio_main(argv[1:])
     p = argparse.ArgumentParser(prog="forkcheck bench", description="Measure forkcheck against its floor, copy-based "
                                 "snapshots and SPIN; print tables, write bench.json and PNG plots (docs/benchmarks.md).")
     g = p.add_mutually_exclusive_group()

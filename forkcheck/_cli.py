@@ -644,8 +644,12 @@ def load_target(text: str, module_name: str | None = None) -> Target:
         raise CliError(f"{source} has no attribute {attr!r} ({listing}); check the name after ':'")
     obj = getattr(module, attr)
     if not isinstance(obj, (ModelFactory, Model)):
-        hint = ("decorate it with @forkcheck.model" if inspect.isfunction(obj)
-                else "a model is a @forkcheck.model function or a forkcheck.Model")
+        if inspect.iscoroutinefunction(obj):
+            hint = "an asyncio program's main is checked decorated with @forkcheck.asyncio_model"
+        elif inspect.isfunction(obj):
+            hint = "decorate it with @forkcheck.model (or @forkcheck.asyncio_model, for an asyncio program)"
+        else:
+            hint = "a model is a @forkcheck.model function or a forkcheck.Model"
         raise CliError(f"{source}:{attr} is {_describe_object(obj)}, not a forkcheck model: {hint} ({listing})")
     return Target(text, source, module, attr, obj)
 
@@ -663,7 +667,7 @@ def bind_model(obj: ModelFactory | Model, kwargs: dict[str, Any]) -> Model:
             return obj(**kwargs)
         if not kwargs:
             return obj
-        return ModelFactory(obj.fn)(*obj.args, **{**obj.kwargs, **kwargs})
+        return obj.factory_class(obj.fn)(*obj.args, **{**obj.kwargs, **kwargs})
     except UsageError as exc:
         raise CliError(f"--arg: {exc}") from None
 
@@ -790,8 +794,8 @@ def format_steps(trace: Trace) -> str:
     for i, s in enumerate(trace, 1):
         if trace.cycle_start is not None and i - 1 == trace.cycle_start:
             lines.append("  -- loop starts here --")
-        where = f"  ({_where.relative(s.where)})" if s.where else ""
-        lines.append(f"  {i:>3}. {s.actor}: {s.label}{where}")
+        where = f"  ({_where.relative(s.where)})" if s.where and not s.to else ""
+        lines.append(f"  {i:>3}. {s.text()}{where}")
     if trace.cycle_start is not None:
         lines.append(f"  -- then back to step {trace.cycle_start + 1}, forever --")
     return "\n".join(lines) if lines else "  (the initial state: no step)"
@@ -799,8 +803,7 @@ def format_steps(trace: Trace) -> str:
 
 def format_violation(v: Violation, model: Model, target: str, arg_items: Sequence[str], stream: IO[str]) -> str:
     """The human report of one violation: banner, counterexample, state, replay command."""
-    n = len(v.trace)
-    when = "in the initial state" if n == 0 else f"after {n} step{'s' if n != 1 else ''}"
+    when = v.when
     # Invariants and liveness properties have names; the other kinds are about an actor (or the whole model).
     if v.kind in ("invariant", "liveness"):
         about = f", property {v.name!r}"
@@ -845,6 +848,9 @@ def json_report(result: CheckResult, model: Model, target: str, arg_items: Seque
             "max_depth": s.max_depth,
             "seconds": round(s.seconds, 6),
             "setup_seconds": round(s.setup_seconds, 6),
+            "reduction": s.reduction,
+            "skipped": s.skipped,
+            "symmetry": dict(s.symmetry),
             "memory": {
                 "peak_snapshots": m.peak_snapshots,
                 "private_bytes": m.private_bytes,
@@ -1152,8 +1158,11 @@ def _replay_lines(rep: Any, trace: Trace, model: Any, only: int | None, ended: b
             continue
         if cycle is not None and k == cycle + 1:
             out.append("-- loop starts here --")
-        where = f"  ({_where.relative(st.where)})" if st.where else ""
-        out.append(f"Step {k}. {st.actor}: {st.label}{where}")
+        if getattr(st, "to", ""):  # an asyncio program's step: where it resumed, and where it stopped
+            out.append(f"Step {k}. {st.label} -> {st.to}")
+        else:
+            where = f"  ({_where.relative(st.where)})" if st.where else ""
+            out.append(f"Step {k}. {st.actor}: {st.label}{where}")
         out.append(format_state(st.state) if st.state is not None else "  (no state: the snapshot "
                    "process did not survive this step)")
         out += show_violations(st.violations)

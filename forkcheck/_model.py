@@ -77,6 +77,11 @@ class Model:
     True
     """
 
+    #: What the snapshot process runs: "model" (a setup function and its actors) or "asyncio" (an asyncio program).
+    program = "model"
+    #: The decorator's class for this kind of model (binds other arguments to the same function).
+    factory_class: type[ModelFactory]
+
     def __init__(self, fn: Callable, args: tuple = (), kwargs: dict | None = None) -> None:
         self.fn = fn
         self.args = tuple(args)
@@ -97,7 +102,8 @@ class Model:
               max_states: int | None = None, transition_timeout: float = 30.0, time_limit: float | None = None,
               progress: Callable[[dict], None] | None = None, determinism_checks: int = 20, fairness: str = "weak",
               max_snapshots: int | None = None, snapshot: str = "fork", memory_limit: int | None = None,
-              huge_pages: bool | None = None, opaque: str = "error", backend: str = "local",
+              huge_pages: bool | None = None, opaque: str = "error", reduction: str = "none",
+              max_deviations: int | None = None, symmetry: bool = True, backend: str = "local",
               workers: int | None = None, ray_address: str | None = None,
               options: CheckOptions | None = None) -> CheckResult:
         """Explore every state of the model and check its properties.
@@ -162,6 +168,20 @@ class Model:
             see: "error" (the default) is an :class:`forkcheck.OpaqueStateError`;
             "distinct" never merges such states, with an
             :class:`forkcheck.OpaqueStateWarning`.
+        reduction : {"none", "sleep", "por"}
+            Which transitions are taken (docs/reductions.md): all ("none", the
+            default), all but those that only reorder independent steps
+            ("sleep": the same states), or only a persistent set of them
+            where that is safe ("por": fewer states, every deadlock and safety
+            violation still found).
+        max_deviations : int, optional
+            An asyncio program only: the most steps away from the event loop's
+            first-in first-out order a schedule may take (0: what stock asyncio
+            runs); None, the default: any order.
+        symmetry : bool
+            With values declared by :func:`forkcheck.symmetric`: states that
+            differ only by a permutation of them count once (True, the
+            default); False explores every state (docs/symmetry.md).
         backend : {"local", "ray"}
             "local" (the default) explores on this machine; "ray" on the
             workers of a Ray cluster (docs/distributed.md): the same states,
@@ -218,6 +238,9 @@ class ModelFactory:
     ``factory.check(...)`` checks the model with its default arguments.
     """
 
+    #: The class of the models it makes.
+    model_class: type[Model] = Model
+
     def __init__(self, fn: Callable) -> None:
         if inspect.iscoroutinefunction(fn):
             raise UsageError(f"@forkcheck.model decorates the setup function, which must be a plain `def`; "
@@ -230,7 +253,7 @@ class ModelFactory:
             inspect.signature(self.fn).bind(*args, **kwargs)
         except TypeError as exc:
             raise UsageError(f"{self.fn.__name__}{inspect.signature(self.fn)}: {exc}") from None
-        return Model(self.fn, args, kwargs)
+        return self.model_class(self.fn, args, kwargs)
 
     @_option_keywords
     def check(self, *, strategy: str = "bfs", max_depth: int | None = None, jobs: int = 1, deadlock: bool = True,
@@ -238,7 +261,8 @@ class ModelFactory:
               max_states: int | None = None, transition_timeout: float = 30.0, time_limit: float | None = None,
               progress: Callable[[dict], None] | None = None, determinism_checks: int = 20, fairness: str = "weak",
               max_snapshots: int | None = None, snapshot: str = "fork", memory_limit: int | None = None,
-              huge_pages: bool | None = None, opaque: str = "error", backend: str = "local",
+              huge_pages: bool | None = None, opaque: str = "error", reduction: str = "none",
+              max_deviations: int | None = None, symmetry: bool = True, backend: str = "local",
               workers: int | None = None, ray_address: str | None = None,
               options: CheckOptions | None = None) -> CheckResult:
         """``factory.check(...)`` is ``factory().check(...)``: see :meth:`Model.check` for the options."""
@@ -247,6 +271,9 @@ class ModelFactory:
 
     def __repr__(self) -> str:
         return f"<forkcheck model {self.fn.__qualname__}{inspect.signature(self.fn)}>"
+
+
+Model.factory_class = ModelFactory
 
 
 def model(fn: Callable) -> ModelFactory:
@@ -368,3 +395,66 @@ def bound_repr(model: Model) -> str:
         return repr(model)
     bound.apply_defaults()
     return f"{model.name}({', '.join(f'{k}={v!r}' for k, v in bound.arguments.items())})"
+
+
+class AsyncioModel(Model):
+    """An asyncio program bound to its arguments: what calling an :func:`asyncio_model` function gives."""
+
+    program = "asyncio"
+
+
+class AsyncioModelFactory(ModelFactory):
+    """What ``@forkcheck.asyncio_model`` returns: call it with arguments to get an :class:`AsyncioModel`."""
+
+    model_class = AsyncioModel
+
+    def __init__(self, fn: Callable) -> None:
+        if inspect.isasyncgenfunction(fn) or not callable(fn) or inspect.iscoroutine(fn) or isinstance(fn, type):
+            what = "a coroutine (already called)" if inspect.iscoroutine(fn) else f"{type(fn).__name__} {fn!r}"
+            if inspect.iscoroutine(fn):
+                fn.close()  # it will never run: no "never awaited" warning on top of this error
+            raise UsageError(f"@forkcheck.asyncio_model decorates the program's async def main, or a function that "
+                             f"runs it (asyncio.run(...)); it got {what}")
+        self.fn = fn
+        functools.update_wrapper(self, fn)
+
+    def __repr__(self) -> str:
+        return f"<forkcheck asyncio model {self.fn.__qualname__}{inspect.signature(self.fn)}>"
+
+
+def asyncio_model(fn: Callable) -> AsyncioModelFactory:
+    """Decorate an unmodified asyncio program to check it: its ``async def main``, or a function that runs it.
+
+    The program runs in the root snapshot process on an event loop that
+    forkcheck controls (docs/asyncio.md): every callback the loop would run is
+    a transition, first in first out as stock asyncio runs them or, as a
+    *deviation*, in any other order (and timers may fire early); time is
+    virtual.  A function that is not ``async`` is called as it is and may call
+    ``asyncio.run(...)`` itself (an application's entry point).  Main may
+    declare ``fc.invariant(...)`` and ``fc.constraint(...)`` before its first
+    ``await``.  A failed assertion, an exception out of main, a task
+    exception never retrieved, a callback that runs past
+    ``transition_timeout``, and a deadlock are violations; each
+    counterexample says how many deviations it needs (0: stock asyncio runs
+    it).
+
+    Examples
+    --------
+    >>> import asyncio, forkcheck as fc
+    >>> @fc.asyncio_model
+    ... async def main(n=2):
+    ...     counter = {"x": 0}
+    ...     async def inc():
+    ...         tmp = counter["x"]
+    ...         await asyncio.sleep(0)
+    ...         counter["x"] = tmp + 1
+    ...     await asyncio.gather(*(inc() for _ in range(n)))
+    ...     assert counter["x"] == n, f"lost an update: {counter['x']}"
+    >>> v = main.check().violations[0]
+    >>> v.kind, v.deviations
+    ('assertion', 0)
+    """
+    return AsyncioModelFactory(fn)
+
+
+AsyncioModel.factory_class = AsyncioModelFactory

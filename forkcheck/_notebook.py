@@ -225,6 +225,10 @@ class Explorer:
         A state holding an object whose contents forkcheck cannot see: refused
         with :class:`forkcheck.OpaqueStateError`, or kept apart from every
         other state (as for ``check``); :meth:`run` uses the same.
+    symmetry : bool
+        With values declared by :func:`forkcheck.symmetric`, states that differ
+        only by a permutation of them are one node (as for ``check``);
+        :meth:`run` uses the same.
 
     Notes
     -----
@@ -258,18 +262,21 @@ class Explorer:
     """
 
     def __init__(self, model: Any, *, deadlock: bool = True, transition_timeout: float = 30.0,
-                 memory_limit: int | None = None, huge_pages: bool = True, opaque: str = "error") -> None:
+                 memory_limit: int | None = None, huge_pages: bool = True, opaque: str = "error",
+                 symmetry: bool = True) -> None:
         from ._check.options import CheckOptions
 
-        CheckOptions(opaque=opaque)  # one message for a bad value, as check() gives
+        CheckOptions(opaque=opaque, symmetry=symmetry)  # one message for a bad value, as check() gives
         self.model = as_model(model)
         self.opaque = opaque
+        self.symmetry = symmetry
         self.deadlock = bool(deadlock)
         self.graph = StateGraph()
         self._sids: dict[str, int] = {}
         self._closed = False
         self._loop = _Loop()
-        self._tree = SnapshotTree(self.model, transition_timeout, huge_pages=bool(huge_pages), opaque=opaque)
+        self._tree = SnapshotTree(self.model, transition_timeout, huge_pages=bool(huge_pages), opaque=opaque,
+                                  symmetry=symmetry)
         self._tree.memory_limit = memory_limit
         self._finalizer = weakref.finalize(self, _shutdown, self._loop, self._tree)
         try:
@@ -420,6 +427,9 @@ class Explorer:
         if options.setdefault("opaque", self.opaque) != self.opaque:
             raise UsageError(f"opaque={options['opaque']!r} differs from the Explorer's opaque={self.opaque!r}: "
                              "the snapshot processes were started with it; give it to Explorer(...)")
+        if options.setdefault("symmetry", self.symmetry) != self.symmetry:
+            raise UsageError(f"symmetry={options['symmetry']!r} differs from the Explorer's symmetry={self.symmetry!r}: "
+                             "the snapshot processes were started with it; give it to Explorer(...)")
         opts = CheckOptions.parse(strategy=strategy, **options)
         if opts.backend != "local":
             raise UsageError(f"backend={opts.backend!r}: an Explorer runs its searches on its own snapshot processes; "
@@ -441,8 +451,10 @@ class Explorer:
         if prefix:
             for v in search.violations:
                 cyc = v.trace.cycle_start
-                v.trace = Trace(prefix + v.trace.steps, None if cyc is None else cyc + len(prefix), v.trace.module)
-            search.discoveries = {k: (None if t is None else Trace(prefix + t.steps, t.cycle_start, t.module))
+                v.trace = Trace(prefix + v.trace.steps, None if cyc is None else cyc + len(prefix),
+                                module=v.trace.module, model=v.trace.model, symmetry=self.symmetry)
+            search.discoveries = {k: (None if t is None else Trace(prefix + t.steps, t.cycle_start, module=t.module,
+                                                                    model=t.model, symmetry=self.symmetry))
                                   for k, t in search.discoveries.items()}
         from ._check.search import attach_commands, give_warnings
 
@@ -455,6 +467,9 @@ class Explorer:
             max_depth=search.max_shortest_depth(),
             seconds=time.perf_counter() - t0,
             memory=self._tree.memory.stats(peak),
+            reduction=search.reduction.name,
+            skipped=search.reduction.skipped(),
+            symmetry=dict(search.symmetric),
         )
         result = CheckResult(search.violations, stats, search.graph, incomplete=search.incomplete,
                              model=repr(self.model), discoveries=search.discoveries)
@@ -583,6 +598,10 @@ class _Guarded:
         self.peak = max(self.peak, len(self._tree.live))
         return child
 
+    async def footprint(self, snap: Snapshot) -> None:
+        with trio.CancelScope(shield=snap is self._keep):
+            await self._tree.footprint(snap)
+
     async def describe(self, snap: Snapshot) -> P.Description | None:
         with trio.CancelScope(shield=snap is self._keep):
             return await self._tree.describe(snap)
@@ -625,12 +644,12 @@ class Node:
         self._desc: P.Description | None = None
         self._described = False
         rep = snap.report
-        self.transitions = [Step(i, t.actor, t.label, t.where) for i, t in enumerate(rep.transitions)]
+        self.transitions = [Step.of(i, t) for i, t in enumerate(rep.transitions)]
         self.id = explorer._state_id(rep)
         if parent is not None:
             assert index is not None  # a child is reached by a transition
             info = parent.transitions[index]
-            self.last_step: Step | None = Step(index, info.actor, info.label, info.where, rep.fingerprint.hex())
+            self.last_step: Step | None = Step.of(index, info, rep.fingerprint.hex(), rep.arrived)
             explorer.graph.add_step(parent.id, self.id, self.last_step, once=True)
         else:
             self.last_step = None
@@ -670,7 +689,7 @@ class Node:
     @property
     def trace(self) -> Trace:
         """The transitions from the initial state to this one."""
-        return Trace([n.last_step for n in self.path[1:]])  # type: ignore[misc]  # only the root has none
+        return Trace([n.last_step for n in self.path[1:]], symmetry=self.explorer.symmetry)  # type: ignore[misc]  # only the root has none
 
     @property
     def violations(self) -> list[Violation]:
@@ -680,7 +699,8 @@ class Node:
         if not found:
             return []
         trace, state = self.trace, self.description()
-        return [Violation(k, n, m, trace, d, state, repr(self.explorer.model)) for k, n, m, d in found]
+        deviations = trace.deviations if self.explorer.model.program == "asyncio" else None
+        return [Violation(k, n, m, trace, d, state, repr(self.explorer.model), deviations=deviations) for k, n, m, d in found]
 
     def description(self) -> P.Description | None:
         """The raw description of the state (actors, frames, shared state), fetched once."""
@@ -779,7 +799,7 @@ class Node:
             try:
                 raise_model_error(snap.report, self.explorer.model)
             except ModelError as exc:
-                token = Trace(self.trace.steps + [Step(i, info.actor, info.label, info.where, "")]).token
+                token = Trace(self.trace.steps + [Step.of(i, info)], symmetry=self.explorer.symmetry).token
                 raise ModelError(f"{exc} (reached by {token})") from None
         if snap.report.pid == 0:  # crashed or timed out: no process stays behind
             tree.release(snap)

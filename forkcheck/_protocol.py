@@ -24,6 +24,7 @@ Requests and their replies::
                                   | Stuck(message)       (the child, stuck in user code past the timeout)
                                   | <end of file>        (the child died before reporting)
     Describe()                ->  Description
+    Footprint()               ->  Report                 (only owners, keys and footprint set)
     Eval(fn)                  ->  EvalResult
     <socket closed>           ->  the process exits
 """
@@ -41,7 +42,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: Bumped whenever a message changes shape; checked with the forkcheck version at Load.
-PROTOCOL = 5  # 3: Step became Fork; 4: Description.shared; 5: Load.transition_timeout, Running, Stuck, Report.constrained
+PROTOCOL = 8  # 3: Step became Fork; 4: Description.shared; 5: Load.transition_timeout, Running, Stuck,
+# Report.constrained; 6: footprints for the reductions (Load, Fork, Footprint, Report); 7: asyncio programs
+# (Load.program, Load.queue_order, TransitionInfo.deviation, Report.arrived, Report.order); 8: Load.symmetry,
+# Report.symmetric
 
 PACKET = 65536 - 512
 _HEADER = struct.Struct("<Q")
@@ -91,6 +95,10 @@ class Load:
     memory_limit: int | None = None  # bytes of address space per snapshot process (RLIMIT_AS)
     huge_pages: bool = True  # collapse the heap into huge pages after setup (_hugepages.collapse)
     opaque: str = "error"  # a state holding an object the fingerprint cannot see: "error" or "distinct"
+    program: str = "model"  # what the model is: "model" (setup and actors, runtime.py) or "asyncio" (aio.py)
+    queue_order: bool = False  # asyncio with max_deviations: report the order of the loop's queues (Report.order)
+    footprints: bool = False  # report footprints (a reduction is on: _app/footprint.py)
+    symmetry: bool = True  # states that differ by a permutation of fc.symmetric values are one (False: off)
     # The explorer's forkcheck: the root refuses a Load from another version, in one line.
     version: str = ""
     protocol: int = 0
@@ -110,11 +118,24 @@ class Fork:
 
     path: tuple[int, ...]
     reseed: bool = False
+    footprints: bool = False  # the child reports footprints (a reduction is on: _app/footprint.py)
 
 
 @dataclass
 class Describe:
     """Ask for a human description of this state (actors, locals, shared state)."""
+
+
+@dataclass
+class Footprint:
+    """Ask for the footprints of this state (a reduction is on: _app/footprint.py).
+
+    Asked only of a state about to be expanded, not in every report: most
+    children reach a known state and are never expanded.  The snapshot keeps
+    the digests of its shared objects for its children to compare with.  The
+    answer is a Report whose ``owners``, ``keys`` and ``footprint`` are set
+    (None when this process does not log what footprints need).
+    """
 
 
 @dataclass
@@ -132,6 +153,7 @@ class TransitionInfo:
     actor: str
     label: str
     where: str  # file:line of the await the transition completes ("" for the environment)
+    deviation: int = 0  # asyncio: 1 for a step away from the loop's own first-in first-out order
 
 
 @dataclass
@@ -157,16 +179,32 @@ class Report:
     properties: list = field(default_factory=list)  # liveness properties declared by setup: their spec()
     opaque: str = ""  # opaque="distinct": the type of an object the fingerprint could not see, and why
     constrained: str = ""  # the name of the first fc.constraint this state does not satisfy: not expanded
+    # Footprints, for the reductions (_app/footprint.py; None when off).  ``effects``, in every report: what
+    # the step that made this state did (keys of the parent's shared objects it changed, its operations on
+    # primitives), None when unknown.  The others answer a Footprint request: per transition its root
+    # (actor index, then environments) and a name stable across states (None when ambiguous), and
+    # ``footprint``, (roots, invariants) of _app.footprint.compute.
+    owners: list | None = None
+    keys: list | None = None
+    footprint: tuple | None = None
+    effects: tuple | None = None
+    arrived: str = ""  # asyncio: where the task of the transition that led here stopped (file:line (what))
+    # asyncio with Load.queue_order: a digest of the state with the order of the loop's queues, which the
+    # fingerprint leaves out; with a bound on deviations the order decides which steps are free.
+    order: bytes = b""
+    # In the root's report, under symmetry: the fc.symmetric sets, as (name, number of values).
+    symmetric: list[tuple[str, int]] = field(default_factory=list)
 
     def to_wire(self) -> tuple:
         """The fields as builtins only, for ``marshal``."""
         transitions, violations = [], []
         for t in self.transitions:  # loops: comprehensions make function objects, copying pages in a snapshot
-            transitions.append((t.actor, t.label, t.where))
+            transitions.append((t.actor, t.label, t.where, t.deviation))
         for v in self.violations:
             violations.append((v.kind, v.name, v.message, v.details))
         return (self.pid, self.fingerprint, transitions, violations, self.all_done, self.blocked, self.model_error,
-                self.labels, self.properties, self.opaque, self.constrained)
+                self.labels, self.properties, self.opaque, self.constrained, self.owners, self.keys, self.footprint,
+                self.effects, self.arrived, self.order, self.symmetric)
 
     def found(self, deadlock: bool) -> list[ViolationInfo]:
         """What this state violates: its violations, and a deadlock as one more when deadlocks count.
@@ -183,10 +221,14 @@ class Report:
 
     @classmethod
     def from_wire(cls, t: tuple) -> Report:
-        pid, fingerprint, transitions, violations, all_done, blocked, model_error, labels, properties, opaque, constrained = t
+        # The first eleven fields are protocol 5's, so that a root of that version's refusal still reads.
+        (pid, fingerprint, transitions, violations, all_done, blocked, model_error, labels, properties, opaque,
+         constrained) = t[:11]
+        owners, keys, footprint, effects, arrived, order, symmetric = (
+            tuple(t[11:18]) if len(t) >= 18 else (None, None, None, None, "", b"", []))
         return cls(pid, fingerprint, [TransitionInfo(*x) for x in transitions], [ViolationInfo(*x) for x in violations],
                    all_done, blocked, None if model_error is None else tuple(model_error), labels, properties, opaque,
-                   constrained)
+                   constrained, owners, keys, footprint, effects, arrived, order, [tuple(x) for x in symmetric])
 
 
 @dataclass

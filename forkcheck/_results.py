@@ -21,7 +21,10 @@ class Violation:
     or actor concerned; ``details`` holds a traceback where there is one and
     ``state`` a description of the violating state.  ``command`` is the shell
     command that replays it (``forkcheck replay FILE:MODEL TOKEN``) when the
-    model lives at module level of a file, else "".
+    model lives at module level of a file, else "".  For an asyncio program,
+    ``deviations`` counts the steps of the trace that leave the event loop's
+    first-in first-out order (0: stock asyncio runs this schedule); None for
+    other models.
 
     Examples
     --------
@@ -44,6 +47,18 @@ class Violation:
     state: Any = None
     model: str = ""
     command: str = ""
+    deviations: int | None = None
+
+    @property
+    def when(self) -> str:
+        """``"after 3 steps"`` (``"in the initial state"``), with the deviations of an asyncio program's trace."""
+        n = len(self.trace)
+        text = "in the initial state" if n == 0 else f"after {n} step{'s' if n > 1 else ''}"
+        if self.deviations is not None:
+            d = self.deviations
+            text += (" with 0 deviations from FIFO (stock asyncio runs this schedule)" if d == 0
+                     else f" with {d} deviation{'s' if d > 1 else ''} from FIFO")
+        return text
 
     @property
     def state_heading(self) -> str:
@@ -56,8 +71,7 @@ class Violation:
 
     def format(self) -> str:
         """The violation as text: the message, the counterexample step by step, the state, how to replay it."""
-        where = "in the initial state" if len(self.trace) == 0 else f"after {len(self.trace)} step{'s' if len(self.trace) > 1 else ''}"
-        out = [f"{self.kind} violation {where}: {self.message}", "", "Counterexample:", self.trace.format()]
+        out = [f"{self.kind} violation {self.when}: {self.message}", "", "Counterexample:", self.trace.format()]
         if self.details:
             out += ["", self.details.rstrip()]
         if self.state is not None:
@@ -103,6 +117,14 @@ class Stats:
 
     ``seconds`` is the whole check; ``setup_seconds`` the part of it spent
     starting the root snapshot process and running the model's setup.
+
+    ``reduction`` is the reduction that ran ("none", "sleep", "por", see
+    docs/reductions.md) and ``skipped`` how many transitions of the states
+    it expanded it did not take (0 without a reduction).
+
+    ``symmetry`` names the :func:`forkcheck.symmetric` sets the states were
+    reduced by, with their sizes (empty without symmetry): ``states`` then
+    counts one state per permutation of their values.
     """
 
     states: int = 0
@@ -111,6 +133,9 @@ class Stats:
     seconds: float = 0.0
     setup_seconds: float = 0.0
     memory: MemoryStats = field(default_factory=MemoryStats)
+    reduction: str = "none"
+    skipped: int = 0
+    symmetry: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -171,8 +196,13 @@ class CheckResult:
         else:
             head = f"Stopped early ({'; '.join(self.incomplete)})."
         text = f"{head} states={s.states}, transitions={s.transitions}, depth={s.max_depth}, {s.seconds:.2f}s"
+        if s.reduction != "none":
+            text += f", reduction={s.reduction} ({s.skipped} transition{'s' if s.skipped != 1 else ''} skipped)"
         if s.memory.sharing is not None:
             text += f", sharing={s.memory.sharing:.1%}"
+        if s.symmetry:
+            sets = ", ".join(f"{name} ({n} value{'s' if n != 1 else ''})" for name, n in s.symmetry.items())
+            text += f", symmetry over {sets}"
         if self.violations:
             kinds = ", ".join(sorted({v.kind for v in self.violations}))
             text += f"; {len(self.violations)} violation{'s' if len(self.violations) > 1 else ''} ({kinds})"

@@ -7,7 +7,7 @@ import json
 import os
 import zlib
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from . import _where
 from ._errors import UsageError
@@ -37,13 +37,28 @@ class Step:
     label: str
     where: str = ""
     fingerprint: str = ""
+    #: An asyncio program's step: 1 if it is a deviation from the loop's first-in first-out order.
+    deviation: int = 0
+    #: An asyncio program's step: where the task stopped (``file:line (what)``) or what the callback did.
+    to: str = ""
+
+    @classmethod
+    def of(cls, index: int, info: Any, fingerprint: str = "", to: str = "") -> Step:
+        """The step that takes transition ``index``, described by ``info`` (a ``TransitionInfo``)."""
+        return cls(index, info.actor, info.label, info.where, fingerprint, info.deviation, to)
 
     def __str__(self) -> str:
         return f"{self.actor}: {self.label}"
 
+    def text(self) -> str:
+        """What the step did: ``actor: label``, or for an asyncio program ``label -> where it stopped``."""
+        return f"{self.label} -> {self.to}" if self.to else str(self)
+
     def format(self) -> str:
-        """``"actor: label  (file:line)"``: the step as a trace prints it."""
-        return f"{self}  ({_where.short(self.where)})" if self.where else str(self)
+        """``"actor: label  (file:line)"``: the step as a trace prints it (an asyncio step: :meth:`text`)."""
+        if self.to or not self.where:
+            return self.text()
+        return f"{self}  ({_where.short(self.where)})"
 
 
 class Trace(Sequence[Step]):
@@ -59,6 +74,9 @@ class Trace(Sequence[Step]):
     the fingerprints of states that hold them).  ``model`` is the model the
     trace was found on (``philosophers(n=4)``): a replay that does not
     reproduce it names the arguments first when they differ.
+    ``symmetry`` is False for a trace found by ``check(symmetry=False)``:
+    its fingerprints are those of the states themselves, and replay compares
+    them so (the token says it).
 
     Examples
     --------
@@ -71,11 +89,17 @@ class Trace(Sequence[Step]):
     """
 
     def __init__(self, steps: Sequence[Step] = (), cycle_start: int | None = None, module: str | None = None,
-                 model: str | None = None) -> None:
+                 model: str | None = None, symmetry: bool = True) -> None:
         self.steps = list(steps)
         self.cycle_start = cycle_start
         self.module = module
         self.model = model
+        self.symmetry = symmetry
+
+    @property
+    def deviations(self) -> int:
+        """How many steps of an asyncio program's trace leave the loop's first-in first-out order (0: stock asyncio takes them)."""
+        return sum(s.deviation for s in self.steps)
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -105,6 +129,8 @@ class Trace(Sequence[Step]):
             payload["m"] = self.module
         if self.model:
             payload["r"] = self.model
+        if not self.symmetry:
+            payload["y"] = 0
         raw = zlib.compress(json.dumps(payload, separators=(",", ":")).encode(), 9)
         return _TOKEN_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -126,9 +152,10 @@ class Trace(Sequence[Step]):
             module, model = payload.get("m"), payload.get("r")
             if not all(x is None or isinstance(x, str) for x in (module, model)):
                 raise ValueError("module or model")
+            symmetry = bool(payload.get("y", 1))
         except Exception:  # noqa: BLE001 - any decoding failure means the same thing to the user
             raise UsageError("the trace token is damaged (truncated or edited?): copy the whole token from the report") from None
-        return cls(steps, payload.get("c"), module, model)
+        return cls(steps, payload.get("c"), module, model, symmetry)
 
     def format(self) -> str:
         """The steps, numbered, one per line (the loop marked for a lasso)."""
@@ -160,8 +187,12 @@ class ReplayStep:
     state: object  # a _protocol.Description
     fingerprint: str
     violations: list = field(default_factory=list)
+    deviation: int = 0  # asyncio: a step away from the loop's first-in first-out order
+    to: str = ""  # asyncio: where the task stopped, or what the callback did
 
     def __str__(self) -> str:
+        if self.to:
+            return f"{self.label} -> {self.to}"
         return f"{self.actor}: {self.label}" + (f"  ({_where.short(self.where)})" if self.where else "")
 
 

@@ -195,9 +195,49 @@ def zoo():
         {"a": 1}.keys(), {"a": 1}.values(), {"a": [1]}.items(), weakref.ref(Color), memoryview(b"abc"),
         re.match("a(b)", "abc"), _thread.allocate_lock(), _thread.RLock(), sqlite3.connect(":memory:"),
         mmap.mmap(-1, 16, flags=mmap.MAP_PRIVATE),
+        *_asyncio_kit(),
         # classes made by code: their class attributes are state, cycles through them end
         local_class(), [local_class()] * 2, local_class().Inner,
     ]
+
+
+def _finalize(agen) -> None:
+    pass
+
+
+def _asyncio_kit() -> list:
+    """What asyncio programs hold (issue 17): contexts and their variables and tokens, a traceback, the
+    awaitables of an async generator."""
+    import contextvars
+
+    var = contextvars.ContextVar("var", default=[1])
+    bare = contextvars.ContextVar("bare")
+    ctx = contextvars.copy_context()
+    token = ctx.run(var.set, "set")
+    used = ctx.run(bare.set, 2)
+    ctx.run(bare.reset, used)
+    try:
+        raise ValueError("kept")
+    except ValueError as exc:
+        tb = exc.__traceback__
+    gen = _agen()
+    step = gen.__anext__()
+    closing = _agen().aclose()
+    hooks = sys.get_asyncgen_hooks()
+    sys.set_asyncgen_hooks(firstiter=None, finalizer=_finalize)  # as an event loop does: a finalizer to walk
+    try:
+        hooked = _agen()
+        started = hooked.__anext__()
+        try:
+            started.send(None)
+        except StopIteration:
+            pass
+    finally:
+        sys.set_asyncgen_hooks(*hooks)
+    out = [var, bare, ctx, contextvars.Context(), token, used, tb, step, closing, hooked]
+    step.close()
+    closing.close()
+    return out
 
 
 def local_class():

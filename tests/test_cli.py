@@ -209,7 +209,10 @@ def test_json_report_has_the_documented_keys(tmp_path):
     assert data["ok"] is False and data["model"] == "die_hard()"
     # die hard stops at its violation with states still unexpanded: the report says the search was partial
     assert data["complete"] is False and data["incomplete"][0].startswith("stopped at the first violation with ")
-    assert set(data["stats"]) == {"states", "transitions", "max_depth", "seconds", "setup_seconds", "memory"}
+    assert set(data["stats"]) == {"states", "transitions", "max_depth", "seconds", "setup_seconds", "reduction",
+                                  "skipped", "symmetry", "memory"}
+    assert (data["stats"]["reduction"], data["stats"]["skipped"]) == ("none", 0)
+    assert data["stats"]["symmetry"] == {}  # die_hard declares no fc.symmetric values
     assert 0 < data["stats"]["setup_seconds"] < data["stats"]["seconds"]
     assert set(data["stats"]["memory"]) == {"peak_snapshots", "private_bytes", "logical_bytes", "sharing",
                                             "private_per_snapshot", "sampled_snapshots"}
@@ -529,6 +532,29 @@ def test_liveness_lasso_and_fairness(tmp_path):
     assert proc.returncode == 1, proc.stderr
     assert "VIOLATION (liveness)" in proc.stdout
     assert "-- loop starts here --" in proc.stdout and "-- then back to step 1, forever --" in proc.stdout
+
+
+def test_reduction_flag(tmp_path):
+    proc = forkcheck("check", "examples/two_phase_mailboxes.py", "--arg", "n=2", "--reduction", "por")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "reduction=por (" in proc.stdout and "transitions skipped)" in proc.stdout
+    assert_one_line_error(forkcheck("check", "examples/two_phase.py", "--reduction", "sleep", "--max-depth", "3"),
+                          "reduction='sleep' cannot be combined with max_depth=3")
+    live = write(tmp_path, "live.py", """
+        import forkcheck as fc
+
+        @fc.model
+        def live():
+            s = {"done": False}
+            async def worker():
+                await fc.checkpoint()
+                s["done"] = True
+            fc.spawn(worker)
+            fc.eventually(lambda: s["done"], name="worker done")
+    """)
+    assert_one_line_error(forkcheck("check", str(live), "--reduction", "por"),
+                          "reduction='por' cannot be combined with the liveness properties", "eventually 'worker done'",
+                          "fairness='weak'")
 
 
 def test_module_target_and_bound_model_instance():

@@ -38,6 +38,8 @@ OBJECT_STORE = 80 * 2 ** 20
     ({"backend": "ray", "max_depth": 3}, "max_depth=3 is not supported with backend='ray'"),
     ({"backend": "ray", "max_states": 10}, "max_states=10 is not supported with backend='ray'"),
     ({"backend": "ray", "fingerprint": "pages"}, "fingerprint='pages' is not supported with backend='ray'"),
+    ({"backend": "ray", "reduction": "por"}, "reduction='por' is not supported with backend='ray'"),
+    ({"backend": "ray", "max_deviations": 0}, "max_deviations=0 is not supported with backend='ray'"),
 ])
 def test_options_of_the_ray_backend_are_checked_once(kw, fragment):
     with pytest.raises(fc.UsageError, match="^" + fragment.replace("(", r"\(").replace(")", r"\)")):
@@ -51,6 +53,13 @@ def test_without_ray_the_error_says_what_to_install(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
     with pytest.raises(fc.UsageError, match=r"pip install 'forkcheck\[ray\]'"):
         two_phase(n=2).check(backend="ray")
+
+
+def test_an_asyncio_program_is_refused_before_ray_starts():
+    import aio_models
+
+    with pytest.raises(fc.UsageError, match=r"^backend='ray' does not run asyncio programs yet"):
+        aio_models.lost_update.check(backend="ray")
 
 
 def test_import_forkcheck_and_the_driver_load_no_ray():
@@ -287,6 +296,14 @@ def test_constraints_liveness_loops_and_the_unbounded_hint_as_in_a_local_check(c
     (w,) = [w for w in caught if issubclass(w.category, fc.ForkcheckWarning)]
     assert w.category is fc.UnboundedWarning and w.filename == __file__
     assert str(w.message) == hints[0] and hints[0].startswith("the depth grew with nearly every new state (depth ")
+
+    # A model that declares symmetric values: refused under symmetry, every state explored without it.
+    with pytest.raises(fc.UsageError, match="declares fc.symmetric values, and backend='ray' does not reduce by "
+                                            r"symmetry yet: pass symmetry=False \(--no-symmetry\)"):
+        two_phase(n=2, symmetric=True).check(backend="ray", ray_address=cluster.address, workers=2)
+    r = two_phase(n=2, symmetric=True).check(backend="ray", ray_address=cluster.address, workers=2, symmetry=False,
+                                             stop_on_violation=False)
+    _same_answers(r, two_phase(n=2, symmetric=True).check(symmetry=False, stop_on_violation=False))
 
 
 @pytest.mark.slow

@@ -42,7 +42,8 @@ def test_every_option_of_check_is_a_field_with_its_default():
     assert OPTION_NAMES == (
         "strategy", "max_depth", "jobs", "deadlock", "seed", "fingerprint", "stop_on_violation", "walks",
         "max_states", "transition_timeout", "time_limit", "progress", "determinism_checks", "fairness",
-        "max_snapshots", "snapshot", "memory_limit", "huge_pages", "opaque", "backend", "workers", "ray_address")
+        "max_snapshots", "snapshot", "memory_limit", "huge_pages", "opaque", "reduction", "max_deviations",
+        "symmetry", "backend", "workers", "ray_address")
     o = CheckOptions()
     assert (o.strategy, o.jobs, o.walks, o.transition_timeout, o.determinism_checks, o.stop_on_violation) == \
         ("bfs", 1, 100, 30.0, 20, True)
@@ -58,6 +59,14 @@ def test_its_strategies_are_the_explorers():
     from forkcheck._check.options import STRATEGY_NAMES
 
     assert STRATEGY_NAMES == tuple(STRATEGIES)
+
+
+def test_its_reductions_are_the_explorers():
+    from forkcheck._check.options import REDUCTION_NAMES
+    from forkcheck._check import reduction
+
+    assert REDUCTION_NAMES == reduction.REDUCTION_NAMES
+    assert [reduction.make_reduction(n).name for n in REDUCTION_NAMES] == list(REDUCTION_NAMES)
 
 
 @pytest.mark.parametrize("options, message", [
@@ -78,6 +87,10 @@ def test_its_strategies_are_the_explorers():
     ({"transition_timeout": None}, "transition_timeout=None: give a number of seconds > 0"),
     ({"time_limit": float("nan")}, "time_limit=nan: give a number of seconds > 0"),
     ({"opaque": "ignore"}, "opaque='ignore': use 'error'"),
+    ({"reduction": "partial"}, "reduction='partial' is not a reduction; use one of: none, sleep, por"),
+    ({"reduction": "sleep", "strategy": "random"}, "reduction='sleep' cannot be combined with strategy='random'"),
+    ({"reduction": "por", "max_depth": 3}, "reduction='por' cannot be combined with max_depth=3"),
+    ({"reduction": "por", "fingerprint": "pages"}, "reduction='por' cannot be combined with fingerprint='pages'"),
     ({"fairness": "maybe"}, "fairness='maybe' is not a fairness assumption; use 'weak', 'strong' or 'none'"),
     ({"huge_pages": "yes"}, "huge_pages='yes': give True (the root's heap on huge pages), False, or None"),
     ({"huge_pages": True, "fingerprint": "pages"}, "huge_pages=True cannot be combined with fingerprint='pages'"),
@@ -190,6 +203,9 @@ FLAG_SAMPLES = {
     "determinism_checks": (["--determinism-checks", "0"], 0),
     "max_snapshots": (["--max-snapshots", "8"], 8),
     "memory_limit": (["--memory-limit", "2G"], 2 * 2 ** 30),
+    "reduction": (["--reduction", "sleep"], "sleep"),
+    "max_deviations": (["--max-deviations", "2"], 2),
+    "symmetry": (["--no-symmetry"], False),
     "backend": (["--backend", "ray"], "ray"),
     "workers": (["--ray", "--workers", "3"], 3),  # --ray: workers need the Ray backend
     "ray_address": (["--ray", "10.0.0.1:6379"], "10.0.0.1:6379"),

@@ -16,6 +16,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <stdbool.h>
 #include <string.h>
 #include <stddef.h>
@@ -181,6 +182,11 @@ static PyObject *S_fc_state, *S_reduce_ex, *S_module, *S_name, *S_qualname, *S_n
 
 #define MAX_DEPTH 4000
 
+/* symmetry.py's SymmetricValue (its _k and _tok slots, read in place) and fingerprint.SymmetryLeak */
+static PyTypeObject *SymValueType;
+static Py_ssize_t SymK_offset = -1, SymTok_offset = -1;
+static PyObject *SymmetryLeak;
+
 /* ------------------------------------------------------------------ BLAKE2b (RFC 7693) */
 
 /* The digest of the Python walk (hashlib's blake2b, digest_size=16), computed here so
@@ -323,6 +329,11 @@ typedef struct {
 } memo_t;
 
 typedef struct {
+    uint64_t *v;
+    Py_ssize_t n, cap;
+} sigvec_t;
+
+typedef struct {
     arena_t own;      /* the token buffer and the memo: kept until the walk ends */
     arena_t *scratch; /* short-lived arrays, released in stack order; shared with sub-walks */
     char *buf;
@@ -331,6 +342,15 @@ typedef struct {
     bool key_mode;    /* the walk of a canonical key: unordered containers ordered by shallow keys */
     memo_t memo;
     PyObject *keep;   /* list of new references, alive until the walk ends; NULL until needed */
+    /* symmetry (fingerprint._Hasher's fields of the same names): borrowed from the Walker object */
+    PyObject *labels; /* tuple of str by a value's _k, or NULL: a value's own _tok */
+    PyObject *names;  /* tuple of (set name, n): no string of the state may name a value; NULL: no check */
+    bool sym;         /* dicts with a symmetric key in the order of their keys' keys */
+    bool track;       /* record the signature contexts of the values */
+    uint64_t ctx;
+    Py_ssize_t base, ntok;
+    sigvec_t *sigs;   /* by _k, when track */
+    Py_ssize_t nsigs;
     char inl[256];    /* the first tokens: a canonical key's walk usually needs no more */
 } walk_t;
 
@@ -340,6 +360,8 @@ typedef struct {
     PyObject_HEAD
     arena_t scratch;
     walk_t w;
+    PyObject *labels, *names;  /* the references behind w.labels and w.names */
+    arena_t subown;   /* the own arena of actor()'s walks, emptied and kept between them (no mmap each) */
 } WalkerObject;
 
 static int grow(walk_t *w, size_t extra) {
@@ -365,6 +387,7 @@ static int put(walk_t *w, const char *s, size_t n) {
 static int tok(walk_t *w, const char *s) {
     if (w->any && put(w, "\x1f", 1)) return -1;
     w->any = true;
+    w->ntok++;
     return put(w, s, strlen(s));
 }
 
@@ -516,6 +539,141 @@ static void walk_end(walk_t *w) {
 
 static void walk_digest(walk_t *w, unsigned char out[16]) { blake2b16(out, (const unsigned char *)w->buf, w->len); }
 
+/* A walk of its own (a key) names the values as its parent does; it records no contexts. */
+static void inherit(walk_t *sub, walk_t *w) {
+    sub->labels = w->labels;
+    sub->names = w->names;
+    sub->sym = w->sym;
+}
+
+/* ---- signature contexts: fingerprint.fnv64 and fingerprint.mix */
+
+static uint64_t fnv64(const char *data, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)data[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+static uint64_t mix(uint64_t a, uint64_t b) {
+    uint64_t z = a * 0x9E3779B97F4A7C15ULL + b;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static int sig_add(walk_t *w, Py_ssize_t k, uint64_t c) {
+    if (k < 0 || k >= w->nsigs) { PyErr_SetString(Fallback, "a symmetric value of another world"); return -1; }
+    sigvec_t *s = &w->sigs[k];
+    if (s->n == s->cap) {
+        Py_ssize_t cap = s->cap ? s->cap * 2 : 16;
+        uint64_t *v = arena_alloc(&w->own, (size_t)cap * sizeof *v);
+        if (v == NULL) return -1;
+        if (s->n) memcpy(v, s->v, (size_t)s->n * sizeof *v);
+        s->v = v;
+        s->cap = cap;
+    }
+    s->v[s->n++] = c;
+    return 0;
+}
+
+static int sigs_alloc(walk_t *w, Py_ssize_t n) {
+    w->sigs = arena_alloc(&w->own, sizeof(sigvec_t) * (size_t)(n ? n : 1));
+    if (w->sigs == NULL) return -1;
+    memset(w->sigs, 0, sizeof(sigvec_t) * (size_t)(n ? n : 1));
+    w->nsigs = n;
+    return 0;
+}
+
+static inline Py_ssize_t sym_k(PyObject *o) {
+    return PyLong_AsSsize_t(*(PyObject **)((char *)o + SymK_offset));
+}
+
+/* the token of a symmetric value: its label, or its own name */
+static PyObject *sym_label(walk_t *w, PyObject *o) {
+    if (w->labels == NULL) return *(PyObject **)((char *)o + SymTok_offset);
+    Py_ssize_t k = sym_k(o);
+    if (k < 0 || k >= PyTuple_GET_SIZE(w->labels)) {
+        if (!PyErr_Occurred()) PyErr_SetString(Fallback, "a symmetric value of another world");
+        return NULL;
+    }
+    return PyTuple_GET_ITEM(w->labels, k);
+}
+
+/* _Hasher.value */
+static int sym_value(walk_t *w, PyObject *o) {
+    if (w->track) {
+        Py_ssize_t k = sym_k(o);
+        if (k == -1 && PyErr_Occurred()) return -1;
+        if (sig_add(w, k, mix(mix(5, w->ctx), (uint64_t)(w->ntok - w->base)))) return -1;
+    }
+    PyObject *label = sym_label(w, o);
+    if (label == NULL || !PyUnicode_Check(label)) {
+        if (!PyErr_Occurred()) PyErr_SetString(Fallback, "a symmetric value without a str label");
+        return -1;
+    }
+    return tok(w, "") || put_str(w, label);
+}
+
+/* symmetry.leaked_name: the name of a value that the str s holds, or NULL (no error) */
+static PyObject *leaked(walk_t *w, PyObject *s) {
+    Py_ssize_t len = PyUnicode_GET_LENGTH(s);
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(w->names); i++) {
+        PyObject *pair = PyTuple_GET_ITEM(w->names, i);
+        PyObject *prefix = PyTuple_GET_ITEM(pair, 0);
+        long long n = PyLong_AsLongLong(PyTuple_GET_ITEM(pair, 1));
+        Py_ssize_t plen = PyUnicode_GET_LENGTH(prefix);
+        Py_ssize_t start = PyUnicode_Find(s, prefix, 0, len, 1);
+        while (start >= 0) {
+            Py_ssize_t j = start + plen, k = j;
+            while (k < len) {
+                Py_UCS4 c = PyUnicode_READ_CHAR(s, k);
+                if (c < '0' || c > '9') break;
+                k++;
+            }
+            if (k > j && k - j <= 9) {
+                long long v = 0;
+                for (Py_ssize_t q = j; q < k; q++) v = v * 10 + (PyUnicode_READ_CHAR(s, q) - '0');
+                if (v < n) return PyUnicode_Substring(s, start, k);
+            }
+            start = start + 1 < len ? PyUnicode_Find(s, prefix, start + 1, len, 1) : -1;
+        }
+        if (start == -2) return NULL;
+    }
+    return NULL;
+}
+
+static int check_str(walk_t *w, PyObject *s) {
+    PyObject *name = leaked(w, s);
+    if (name == NULL) return PyErr_Occurred() ? -1 : 0;
+    PyObject *exc = PyObject_CallFunctionObjArgs(SymmetryLeak, s, name, NULL);
+    Py_DECREF(name);
+    if (exc != NULL) {
+        PyErr_SetObject(SymmetryLeak, exc);
+        Py_DECREF(exc);
+    }
+    return -1;
+}
+
+/* symmetry.holds_value: a value, or a tuple or frozenset holding one */
+static int holds_value(PyObject *o, int depth) {
+    PyTypeObject *t = Py_TYPE(o);
+    if (t == SymValueType) return 1;
+    if (depth >= 100) return 0;
+    if (t == &PyTuple_Type) {
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(o); i++)
+            if (holds_value(PyTuple_GET_ITEM(o, i), depth + 1)) return 1;
+        return 0;
+    }
+    if (t == &PyFrozenSet_Type) {
+        Py_ssize_t pos = 0;
+        Py_hash_t hash;
+        PyObject *key;
+        while (_PySet_NextEntry(o, &pos, &key, &hash))
+            if (holds_value(key, depth + 1)) return 1;
+    }
+    return 0;
+}
+
 static int h(walk_t *w, PyObject *o);
 
 /* ---- type names, as o.__module__ and o.__qualname__ of a type */
@@ -572,6 +730,8 @@ typedef struct {
     PyObject *obj;    /* borrowed */
     PyObject *val;    /* borrowed, dicts only */
     Py_ssize_t index;
+    const char *vkey; /* a symmetric dict's entries: canonical_key(val), or "" */
+    size_t vkeylen;
 } keyed_t;
 
 static int set_key(walk_t *w, keyed_t *k, char prefix, const char *data, size_t n) {
@@ -612,9 +772,17 @@ static int canonical_key(walk_t *w, keyed_t *k, PyObject *o) {
         Py_DECREF(s);
         return r;
     }
+    if (t == SymValueType) {  /* b"y" + its label */
+        PyObject *label = sym_label(w, o);
+        if (label == NULL) return -1;
+        Py_ssize_t n;
+        const char *u = PyUnicode_AsUTF8AndSize(label, &n);
+        return u == NULL ? -1 : set_key(w, k, 'y', u, (size_t)n);
+    }
     walk_t *sub = arena_alloc(w->scratch, sizeof *sub);  /* walk_t is big for the C stack of a deep walk */
     if (sub == NULL) return -1;
     walk_start(sub, w->scratch);
+    inherit(sub, w);
     sub->key_mode = true;
     int r = h(sub, o);
     unsigned char d[16];
@@ -638,6 +806,7 @@ static int shallow_key(walk_t *w, keyed_t *k, PyObject *o) {
     walk_t *sub = arena_alloc(w->scratch, sizeof *sub);
     if (sub == NULL) return -1;
     walk_start(sub, w->scratch);
+    inherit(sub, w);
     int r = shallow(sub, o);
     char *p = r ? NULL : arena_alloc(w->scratch, sub->len ? sub->len : 1);
     if (p != NULL) {
@@ -671,10 +840,22 @@ static int unordered(walk_t *w, const char *tag, PyObject **items, Py_ssize_t n)
         qsort(k, (size_t)n, sizeof *k, cmp_keyed);
         r = tok_int(w, tag, n);
     }
-    if (w->key_mode)
+    if (w->key_mode) {
         for (Py_ssize_t i = 0; !r && i < n; i++) r = tok(w, "") || put(w, k[i].key, k[i].keylen);
-    else
+    } else if (!w->track) {
         for (Py_ssize_t i = 0; !r && i < n; i++) r = h(w, k[i].obj);
+    } else {  /* each element a frame of the signature contexts, by its key (_Hasher.unordered) */
+        uint64_t outer = w->ctx;
+        Py_ssize_t base = w->base;
+        uint64_t head = mix(mix(2, outer), (uint64_t)(w->ntok - 1 - base));
+        for (Py_ssize_t i = 0; !r && i < n; i++) {
+            w->ctx = mix(head, fnv64(k[i].key, k[i].keylen));
+            w->base = w->ntok;
+            r = h(w, k[i].obj);
+        }
+        w->ctx = outer;
+        w->base = base;
+    }
     arena_release(w->scratch, mark);
     return r;
 }
@@ -684,7 +865,7 @@ static int unordered(walk_t *w, const char *tag, PyObject **items, Py_ssize_t n)
 static int shallow(walk_t *w, PyObject *o) {
     PyTypeObject *t = Py_TYPE(o);
     if (o == Py_None || t == &PyBool_Type || t == &PyLong_Type || t == &PyUnicode_Type || t == &PyFloat_Type ||
-        t == &PyComplex_Type || t == &PyBytes_Type)
+        t == &PyComplex_Type || t == &PyBytes_Type || t == SymValueType)
         return h(w, o);
     if (++depth > MAX_DEPTH) {
         depth--;
@@ -725,10 +906,79 @@ static int unordered_set(walk_t *w, const char *tag, PyObject *s) {
     return r;
 }
 
-/* in insertion order, as _Hasher.h walks a dict */
+static int cmp_entries(const void *a, const void *b) {
+    const keyed_t *x = a, *y = b;
+    int c = memcmp(x->key, y->key, x->keylen < y->keylen ? x->keylen : y->keylen);
+    if (c) return c;
+    if (x->keylen != y->keylen) return x->keylen < y->keylen ? -1 : 1;
+    c = memcmp(x->vkey, y->vkey, x->vkeylen < y->vkeylen ? x->vkeylen : y->vkeylen);
+    if (c) return c;
+    if (x->vkeylen != y->vkeylen) return x->vkeylen < y->vkeylen ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+static bool same_key(const keyed_t *x, const keyed_t *y) {
+    return x->keylen == y->keylen && memcmp(x->key, y->key, x->keylen) == 0;
+}
+
+/* _Hasher.symmetric_dict: entries by their keys' keys, then (ties, or contexts) their values' keys */
+static int symmetric_dict(walk_t *w, PyObject *o, const char *name) {
+    Py_ssize_t n = PyDict_GET_SIZE(o), pos = 0, m = 0;
+    PyObject *key, *val;
+    mark_t mark = arena_mark(w->scratch);
+    keyed_t *k = arena_alloc(w->scratch, sizeof *k * (size_t)(n ? n : 1));
+    if (k == NULL) return -1;
+    int r = 0;
+    while (!r && m < n && PyDict_Next(o, &pos, &key, &val)) {
+        k[m].obj = key;
+        k[m].val = val;
+        k[m].index = m;
+        k[m].vkey = "";
+        k[m].vkeylen = 0;
+        r = canonical_key(w, &k[m], key);
+        m++;
+    }
+    for (Py_ssize_t i = 0; !r && i < m; i++) {
+        bool need = w->track;
+        for (Py_ssize_t j = 0; !need && j < m; j++) need = j != i && same_key(&k[i], &k[j]);
+        if (need) {
+            keyed_t v;
+            r = canonical_key(w, &v, k[i].val);
+            k[i].vkey = v.key;
+            k[i].vkeylen = v.keylen;
+        }
+    }
+    if (!r) {
+        qsort(k, (size_t)m, sizeof *k, cmp_entries);
+        r = tok(w, "{") || put(w, name, strlen(name)) || put_int(w, m);
+    }
+    if (!r && !w->track) {
+        for (Py_ssize_t i = 0; !r && i < m; i++) r = h(w, k[i].obj) || h(w, k[i].val);
+    } else if (!r) {
+        uint64_t outer = w->ctx;
+        Py_ssize_t base = w->base;
+        uint64_t head = mix(mix(3, outer), (uint64_t)(w->ntok - 1 - base));
+        for (Py_ssize_t i = 0; !r && i < m; i++) {
+            w->ctx = mix(mix(head, fnv64(k[i].key, k[i].keylen)), fnv64(k[i].vkey, k[i].vkeylen));
+            w->base = w->ntok;
+            r = h(w, k[i].obj) || h(w, k[i].val);
+        }
+        w->ctx = outer;
+        w->base = base;
+    }
+    arena_release(w->scratch, mark);
+    return r;
+}
+
+/* in insertion order, as _Hasher.h walks a dict; under symmetry, a dict with a symmetric key by key */
 static int walk_dict(walk_t *w, PyObject *o, const char *name) {
     Py_ssize_t n = PyDict_GET_SIZE(o), pos = 0;
     PyObject *key, *val;
+    if (w->sym) {
+        while (PyDict_Next(o, &pos, &key, &val))
+            if (holds_value(key, 0)) return symmetric_dict(w, o, name);
+        pos = 0;
+    }
     if (tok(w, "{") || put(w, name, strlen(name)) || put_int(w, n)) return -1;
     while (PyDict_Next(o, &pos, &key, &val))
         if (h(w, key) || h(w, val)) return -1;
@@ -881,6 +1131,9 @@ static int walk_frame(walk_t *w, PyObject *gen, PyObject *awaited_attr) {
     /* gc.get_referents(gen) less f_locals, the code and frames: gen_traverse's order */
     PyObject *refs[8];
     int nr = 0;
+    /* async_gen_traverse visits the finalizer first (the event loop's hook, once it iterated it) */
+    PyObject *fin = Py_TYPE(gen) == &PyAsyncGen_Type ? g->gi_origin_or_finalizer : NULL;
+    if (fin && fin != (PyObject *)code && Py_TYPE(fin) != &PyFrame_Type) refs[nr++] = fin;
     PyObject *head[] = {g->gi_name, g->gi_qualname, FC_IFRAME_FUNC(f)};
     for (int i = 0; i < 3; i++)
         if (head[i] && head[i] != (PyObject *)code && Py_TYPE(head[i]) != &PyFrame_Type) refs[nr++] = head[i];
@@ -1114,15 +1367,21 @@ static int walk_type(walk_t *w, PyObject *o) {
 
 /* ---- the dispatch: _Hasher.h */
 
+static int h_mutable(walk_t *w, PyObject *o, PyTypeObject *t);
+
 static int h_inner(walk_t *w, PyObject *o) {
     PyTypeObject *t = Py_TYPE(o);
     if (o == Py_None) return tok(w, "NNone");
     if (t == &PyBool_Type) return tok(w, o == Py_True ? "bTrue" : "bFalse");
     if (t == &PyLong_Type) return tok(w, "i") || put_repr(w, o);
-    if (t == &PyUnicode_Type) return tok(w, "s") || put_repr(w, o);
+    if (t == &PyUnicode_Type) {
+        if (w->names && check_str(w, o)) return -1;
+        return tok(w, "s") || put_repr(w, o);
+    }
     if (t == &PyFloat_Type) return tok(w, "f") || put_repr(w, o);
     if (t == &PyComplex_Type) return tok(w, "c") || put_repr(w, o);
     if (t == &PyBytes_Type) return tok(w, "b") || put_repr(w, o);
+    if (t == SymValueType) return sym_value(w, o);
     if (t == &PyTuple_Type) {
         Py_ssize_t n = PyTuple_GET_SIZE(o);
         if (tok_int(w, "(", n)) return -1;
@@ -1162,6 +1421,20 @@ static int h_inner(walk_t *w, PyObject *o) {
     Py_ssize_t seen = memo_get(&w->memo, o);
     if (seen >= 0) return tok_int(w, "@", seen);
     if (memo_put(w, o, w->memo.used)) return -1;
+    if (!w->track) return h_mutable(w, o, t);
+    /* a frame of the signature contexts: the object's number (_Hasher.h) */
+    uint64_t ctx = w->ctx;
+    Py_ssize_t base = w->base;
+    w->ctx = mix(1, (uint64_t)(w->memo.used - 1));
+    w->base = w->ntok;
+    int r = h_mutable(w, o, t);
+    w->ctx = ctx;
+    w->base = base;
+    return r;
+}
+
+/* _Hasher.mutable: an object with identity at its first visit, numbered already */
+static int h_mutable(walk_t *w, PyObject *o, PyTypeObject *t) {
     if (t == &PyList_Type) {
         if (tok_int(w, "[", PyList_GET_SIZE(o))) return -1;
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(o); i++)
@@ -1349,6 +1622,9 @@ static int Walker_init(WalkerObject *self, PyObject *args, PyObject *kw) {
 }
 
 static void Walker_dealloc(WalkerObject *self) {
+    Py_CLEAR(self->labels);
+    Py_CLEAR(self->names);
+    arena_free(&self->subown);
     walk_end(&self->w);
     arena_free(&self->scratch);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -1380,12 +1656,117 @@ static PyObject *Walker_stream(WalkerObject *self, PyObject *unused) {
     return PyBytes_FromStringAndSize(self->w.buf ? self->w.buf : "", (Py_ssize_t)self->w.len);
 }
 
+/* symmetry(labels, names, sym, track): _Hasher's arguments of the same names */
+static PyObject *Walker_symmetry(WalkerObject *self, PyObject *args) {
+    PyObject *labels, *names;
+    int sym, track;
+    if (!PyArg_ParseTuple(args, "OOpp:symmetry", &labels, &names, &sym, &track)) return NULL;
+    if (SymValueType == NULL) { PyErr_SetString(PyExc_RuntimeError, "configure_symmetry() was not called (a bug)"); return NULL; }
+    if (labels != Py_None && !PyTuple_CheckExact(labels)) { PyErr_SetString(PyExc_TypeError, "labels: a tuple or None"); return NULL; }
+    if (!PyTuple_CheckExact(names)) { PyErr_SetString(PyExc_TypeError, "names: a tuple"); return NULL; }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
+        PyObject *pair = PyTuple_GET_ITEM(names, i);
+        if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2 || !PyUnicode_Check(PyTuple_GET_ITEM(pair, 0)) ||
+            !PyLong_Check(PyTuple_GET_ITEM(pair, 1))) {
+            PyErr_SetString(PyExc_TypeError, "names: ((str, int), ...)");
+            return NULL;
+        }
+    }
+    Py_XSETREF(self->labels, labels == Py_None ? NULL : Py_NewRef(labels));
+    Py_XSETREF(self->names, PyTuple_GET_SIZE(names) ? Py_NewRef(names) : NULL);
+    walk_t *w = &self->w;
+    w->labels = self->labels;
+    w->names = self->names;
+    w->sym = sym;
+    w->track = track && self->labels != NULL;
+    if (w->track && sigs_alloc(w, PyTuple_GET_SIZE(self->labels))) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* key(obj): canonical_key(obj) with this walk's labels */
+static PyObject *Walker_key(WalkerObject *self, PyObject *o) {
+    mark_t mark = arena_mark(&self->scratch);
+    keyed_t k;
+    PyObject *r = NULL;
+    if (!canonical_key(&self->w, &k, o)) r = PyBytes_FromStringAndSize(k.key, (Py_ssize_t)k.keylen);
+    arena_release(&self->scratch, mark);
+    return r;
+}
+
+/* actor(key, obj): _Hasher.actor, a walk of obj of its own over a copy of the memo, its contexts tied to its digest */
+static PyObject *Walker_actor(WalkerObject *self, PyObject *args) {
+    const char *key;
+    Py_ssize_t keylen;
+    PyObject *o;
+    if (!PyArg_ParseTuple(args, "y#O:actor", &key, &keylen, &o)) return NULL;
+    walk_t *w = &self->w;
+    if (!w->track) { PyErr_SetString(PyExc_RuntimeError, "actor() outside a walk of signatures (a bug)"); return NULL; }
+    mark_t mark = arena_mark(&self->scratch);
+    walk_t *sub = arena_alloc(&self->scratch, sizeof *sub);
+    if (sub == NULL) return NULL;
+    walk_start(sub, &self->scratch);
+    sub->own = self->subown;
+    inherit(sub, w);
+    sub->track = true;
+    int r = sigs_alloc(sub, w->nsigs);
+    if (!r && w->memo.cap) {  /* the memo, copied: new objects are numbered after the shared ones */
+        memo_t m = {arena_alloc(&sub->own, (size_t)w->memo.cap * sizeof(PyObject *)), NULL, w->memo.cap, w->memo.used};
+        if (m.keys == NULL || (m.vals = arena_alloc(&sub->own, (size_t)w->memo.cap * sizeof(Py_ssize_t))) == NULL) r = -1;
+        else {
+            memcpy(m.keys, w->memo.keys, (size_t)w->memo.cap * sizeof(PyObject *));
+            memcpy(m.vals, w->memo.vals, (size_t)w->memo.cap * sizeof(Py_ssize_t));
+            sub->memo = m;
+        }
+    }
+    sub->ctx = mix(4, fnv64(key, (size_t)keylen));
+    if (!r) r = h(sub, o);
+    if (!r) {
+        unsigned char d[16];
+        walk_digest(sub, d);
+        uint64_t tag = fnv64((const char *)d, 16);
+        for (Py_ssize_t k = 0; !r && k < sub->nsigs; k++)
+            for (Py_ssize_t i = 0; !r && i < sub->sigs[k].n; i++) r = sig_add(w, k, mix(tag, sub->sigs[k].v[i]));
+    }
+    Py_CLEAR(sub->keep);
+    arena_release(&sub->own, (mark_t){NULL, 0});  /* every chunk to the spare list, for the next actor */
+    self->subown = sub->own;
+    arena_release(&self->scratch, mark);
+    if (r) return NULL;
+    Py_RETURN_NONE;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* signatures(): _Hasher.signatures */
+static PyObject *Walker_signatures(WalkerObject *self, PyObject *unused) {
+    walk_t *w = &self->w;
+    PyObject *out = PyList_New(w->track ? w->nsigs : 0);
+    if (out == NULL || !w->track) return out;
+    for (Py_ssize_t k = 0; k < w->nsigs; k++) {
+        sigvec_t *s = &w->sigs[k];
+        if (s->n) qsort(s->v, (size_t)s->n, sizeof *s->v, cmp_u64);
+        uint64_t acc = 0;
+        for (Py_ssize_t i = 0; i < s->n; i++) acc = mix(acc, s->v[i]);
+        PyObject *x = PyLong_FromUnsignedLongLong(acc);
+        if (x == NULL) { Py_DECREF(out); return NULL; }
+        PyList_SET_ITEM(out, k, x);
+    }
+    return out;
+}
+
 static PyMethodDef Walker_methods[] = {
     {"emit", (PyCFunction)Walker_emit, METH_O, "Append one token."},
     {"h", (PyCFunction)Walker_h, METH_O, "Walk one object."},
     {"globals", (PyCFunction)Walker_globals, METH_O, "Walk a module's globals as state_fingerprint does."},
     {"digest", (PyCFunction)Walker_digest, METH_NOARGS, "The 16-byte BLAKE2b digest of the tokens."},
     {"stream", (PyCFunction)Walker_stream, METH_NOARGS, "The tokens joined by \\x1f, encoded (for tests)."},
+    {"symmetry", (PyCFunction)Walker_symmetry, METH_VARARGS, "symmetry(labels, names, sym, track): as _Hasher's."},
+    {"key", (PyCFunction)Walker_key, METH_O, "canonical_key(obj) with this walk's labels."},
+    {"actor", (PyCFunction)Walker_actor, METH_VARARGS, "actor(key, obj): _Hasher.actor."},
+    {"signatures", (PyCFunction)Walker_signatures, METH_NOARGS, "_Hasher.signatures."},
     {NULL},
 };
 
@@ -1418,6 +1799,30 @@ static PyObject *configure(PyObject *mod, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* configure_symmetry(SymmetricValue, SymmetryLeak) */
+static PyObject *configure_symmetry(PyObject *mod, PyObject *args) {
+    PyObject *cls, *leak;
+    if (!PyArg_ParseTuple(args, "O!O:configure_symmetry", &PyType_Type, &cls, &leak)) return NULL;
+    const char *slots[] = {"_k", "_tok"};
+    Py_ssize_t *offsets[] = {&SymK_offset, &SymTok_offset};
+    for (int i = 0; i < 2; i++) {
+        PyObject *d = PyObject_GetAttrString(cls, slots[i]);
+        if (d == NULL) return NULL;
+        if (Py_TYPE(d) != &PyMemberDescr_Type) {
+            Py_DECREF(d);
+            PyErr_SetString(PyExc_TypeError, "SymmetricValue's slots are not member descriptors");
+            return NULL;
+        }
+        *offsets[i] = ((PyMemberDescrObject *)d)->d_member->offset;
+        Py_DECREF(d);
+    }
+    Py_INCREF(cls);
+    Py_INCREF(leak);
+    SymValueType = (PyTypeObject *)cls;
+    SymmetryLeak = leak;
+    Py_RETURN_NONE;
+}
+
 static PyObject *blake2b16_py(PyObject *mod, PyObject *arg) {
     Py_buffer view;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE)) return NULL;
@@ -1430,6 +1835,7 @@ static PyObject *blake2b16_py(PyObject *mod, PyObject *arg) {
 static PyMethodDef module_methods[] = {
     {"blake2b16", blake2b16_py, METH_O, "BLAKE2b with a 16-byte digest, as the walk hashes (for tests)."},
     {"configure", configure, METH_VARARGS, "Hand over the Python objects the walk compares against."},
+    {"configure_symmetry", configure_symmetry, METH_VARARGS, "Hand over SymmetricValue and SymmetryLeak."},
     {NULL},
 };
 

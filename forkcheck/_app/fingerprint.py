@@ -46,6 +46,8 @@ import os
 import types
 from typing import Any, Callable
 
+from .symmetry import SymmetricValue, holds_value, leaked_name
+
 _ATOMS = (type(None), bool, int, float, complex, str, bytes)
 _BATCH = 64
 
@@ -71,6 +73,36 @@ class Opaque(Exception):
         self.reason = reason
 
 
+class SymmetryLeak(Exception):
+    """Under symmetry, the state holds the string ``obj``, which names the symmetric value ``name``."""
+
+    def __init__(self, obj: str, name: str) -> None:
+        super().__init__(name)
+        self.obj = obj
+        self.name = name
+
+
+# --------------------------------------------------------------------------- the hashes of signatures
+
+_M64 = (1 << 64) - 1
+
+
+def fnv64(data: bytes) -> int:
+    """FNV-1a, 64 bits: how a key enters a signature context (the C walk computes the same)."""
+    h = 0xCBF29CE484222325
+    for b in data:
+        h = ((h ^ b) * 0x100000001B3) & _M64
+    return h
+
+
+def mix(a: int, b: int) -> int:
+    """Two 64-bit numbers into one (splitmix64's finaliser): the steps of a signature context."""
+    z = (a * 0x9E3779B97F4A7C15 + b) & _M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return z ^ (z >> 31)
+
+
 class Unordered:
     """Marks a list whose order does not matter (a multiset) for the hasher."""
 
@@ -88,9 +120,11 @@ class _Hasher:
     of the whole joined stream.
     """
 
-    __slots__ = ("out", "memo", "keep", "hash", "flushed", "stream_parts", "key_mode")
+    __slots__ = ("out", "memo", "keep", "hash", "flushed", "stream_parts", "key_mode", "labels", "names", "sym",
+                 "track", "ctx", "base", "nflushed", "sigs", "frames")
 
-    def __init__(self, key_mode: bool = False) -> None:
+    def __init__(self, key_mode: bool = False, labels: tuple | None = None, names: tuple = (), sym: bool = False,
+                 track: bool = False) -> None:
         self.out: list[str] = []
         self.memo: dict[int, int] = {}
         self.keep: list = []  # keeps visited objects alive so ids stay unique during the walk
@@ -100,6 +134,23 @@ class _Hasher:
         # The walk of a canonical key (canonical_key): it orders the unordered containers it
         # meets by shallow keys, so that a key never needs the key of another object.
         self.key_mode = key_mode
+        # Symmetry (symmetry.py, docs/symmetry.md).  ``labels``: the token of each symmetric value by its
+        # number _k (None: the value's own name); ``names``: the ((set name, n), ...) that no string of the
+        # state may name; ``sym``: dicts keyed by values are walked in key order; ``track``: the walk
+        # records, for each value, the contexts it occurs in (its signature, see signatures()).
+        self.labels = labels
+        self.names = names
+        self.sym = sym
+        self.track = track
+        self.ctx = 0  # the context of the innermost frame (a memoized object, an element of an unordered one)
+        self.base = 0  # the number of the frame's first token
+        self.nflushed = 0  # tokens flushed so far: with len(out), the number of the next token
+        self.sigs: list[list[int]] | None = [[] for _ in labels] if track and labels is not None else None
+        self.frames: list[tuple[int, int]] = []
+
+    def child(self, key_mode: bool) -> _Hasher:
+        """A walker of its own (a key, a subkey) that names the values as this one does."""
+        return _Hasher(key_mode, self.labels, self.names, self.sym)
 
     def flush(self) -> None:
         data = "\x1f".join(self.out).encode("utf-8", "surrogatepass")
@@ -108,6 +159,7 @@ class _Hasher:
         self.hash.update(data)
         if self.stream_parts is not None:
             self.stream_parts.append(data)
+        self.nflushed += len(self.out)
         self.out.clear()
         self.flushed = True
 
@@ -124,22 +176,120 @@ class _Hasher:
         self.flush()
         return self.hash.digest()
 
+    # -- symmetry: canonical keys with this walk's labels, subkeys, signature contexts
+
+    def key(self, obj: Any) -> bytes:
+        """canonical_key(obj) with this walk's names of the symmetric values."""
+        return canonical_key(obj, self)
+
+    def actor(self, key: bytes, coro: Any) -> None:
+        """The signature contexts of an actor keyed ``key`` (its identity and status) running ``coro``.
+
+        A walk of ``coro`` of its own, that knows the objects this walk has
+        numbered so far (the shared state, walked first: references with their
+        numbers; new objects numbered after them), records the contexts of the
+        values it meets; each is then tied to the digest of that walk, which
+        stands for what the actor holds.  Every actor is walked alike, whatever
+        the order of the others, so tied actors give their values alike
+        contexts.
+        """
+        sub = _Hasher(False, self.labels, self.names, self.sym, True)
+        sub.memo = dict(self.memo)
+        sub.keep = self.keep
+        sub.ctx = mix(4, fnv64(key))
+        sub.h(coro)
+        tag = fnv64(sub.digest())
+        sigs = self.sigs
+        assert sigs is not None  # only while signatures are computed
+        for k, contexts in enumerate(sub.sigs or ()):
+            for c in contexts:
+                sigs[k].append(mix(tag, c))
+
+    def signatures(self) -> list[int]:
+        """Per symmetric value (by _k): the contexts it occurred in, sorted and folded into one number."""
+        out = []
+        for contexts in self.sigs or ():
+            contexts.sort()
+            acc = 0
+            for c in contexts:
+                acc = mix(acc, c)
+            out.append(acc)
+        return out
+
+    def value(self, o: Any) -> None:
+        """A symmetric value: its label (its canonical name, or its own), and under track its context."""
+        labels = self.labels
+        if self.sigs is not None:
+            self.sigs[o._k].append(mix(mix(5, self.ctx), self.nflushed + len(self.out) - self.base))
+        self.out.append(o._tok if labels is None else labels[o._k])
+
     def unordered(self, tag: str, items) -> None:
         if self.key_mode:
             # Inside a key: the elements' shallow keys, sorted, stand for the container (no walk of
             # the elements, so that keys of objects that know each other through sets terminate).
             keys = []
             for x in items:
-                keys.append(shallow_key(x))
+                keys.append(shallow_key(x, self.labels))
             keys.sort()
             self.out.append(f"{tag}{len(keys)}")
             self.out.extend(keys)
             return
-        keyed = sorted(((canonical_key(x), i) for i, x in enumerate(items)))
+        keyed = sorted(((canonical_key(x, self), i) for i, x in enumerate(items)))
         self.out.append(f"{tag}{len(keyed)}")
         items = list(items)
-        for _, i in keyed:
+        if self.sigs is None:
+            for _, i in keyed:
+                self.h(items[i])
+            return
+        outer, base = self.ctx, self.base
+        head = mix(mix(2, outer), self.nflushed + len(self.out) - 1 - base)
+        for key, i in keyed:
+            self.ctx = mix(head, fnv64(key))
+            self.base = self.nflushed + len(self.out)
             self.h(items[i])
+        self.ctx, self.base = outer, base
+
+    def symmetric_dict(self, o: dict) -> None:
+        """A dict with a symmetric key (symmetry.holds_value): its entries in the order of their keys' keys.
+
+        Its insertion order is an order among the values, which the model
+        promises not to depend on.  Entries whose keys have equal keys (only
+        while signatures are computed, where values go unnamed) are ordered
+        by their values' keys, then as inserted.
+        """
+        items = list(o.items())
+        n = len(items)
+        kk = []
+        for k, _ in items:
+            kk.append(canonical_key(k, self))
+        vk = [b""] * n
+        track = self.sigs is not None
+        if track:
+            for i in range(n):
+                vk[i] = canonical_key(items[i][1], self)
+        else:
+            count: dict[bytes, int] = {}
+            for key in kk:
+                count[key] = count.get(key, 0) + 1
+            for i in range(n):
+                if count[kk[i]] > 1:
+                    vk[i] = canonical_key(items[i][1], self)
+        order = sorted(range(n), key=lambda i: (kk[i], vk[i], i))
+        out = self.out
+        out.append(f"{{{type(o).__name__}{n}")
+        if not track:
+            for i in order:
+                self.h(items[i][0])
+                self.h(items[i][1])
+            return
+        outer, base = self.ctx, self.base
+        head = mix(mix(3, outer), self.nflushed + len(out) - 1 - base)
+        for i in order:
+            self.ctx = mix(mix(head, fnv64(kk[i])), fnv64(vk[i]))
+            self.base = self.nflushed + len(out)
+            self.h(items[i][0])
+            self.h(items[i][1])
+        self.ctx, self.base = outer, base
 
     def h(self, o: Any) -> None:  # noqa: C901 - one dispatch, kept flat for speed
         out = self.out
@@ -147,7 +297,14 @@ class _Hasher:
             self.flush()
         t = type(o)
         if t in _ATOMS:
+            if t is str and self.names:
+                leak = leaked_name(o, self.names)
+                if leak is not None:
+                    raise SymmetryLeak(o, leak)
             out.append(f"{t.__name__[0]}{o!r}")
+            return
+        if t is SymmetricValue:
+            self.value(o)
             return
         if t is tuple:
             out.append(f"({len(o)}")
@@ -182,6 +339,18 @@ class _Hasher:
             return
         self.memo[id(o)] = len(self.memo)
         self.keep.append(o)
+        if self.sigs is None:
+            self.mutable(o, t)
+            return
+        self.frames.append((self.ctx, self.base))
+        self.ctx = mix(1, len(self.memo) - 1)
+        self.base = self.nflushed + len(out)
+        self.mutable(o, t)
+        self.ctx, self.base = self.frames.pop()
+
+    def mutable(self, o: Any, t: type) -> None:  # noqa: C901 - one dispatch, kept flat for speed
+        """An object with identity, at its first visit (numbered already)."""
+        out = self.out
         if t is list:
             out.append(f"[{len(o)}")
             for x in o:
@@ -189,6 +358,11 @@ class _Hasher:
         elif t is dict or t is collections.defaultdict or t is collections.Counter:
             if t is collections.defaultdict:
                 self.h(o.default_factory)
+            if self.sym:
+                for k in o:
+                    if holds_value(k):
+                        self.symmetric_dict(o)
+                        return
             # In insertion order: a program sees it (iteration, next(iter(d)), popitem), so two
             # dicts that differ only in it are different states.
             out.append(f"{{{t.__name__}{len(o)}")
@@ -307,7 +481,7 @@ class _Hasher:
             self.h(dict(rv[4]))
 
 
-def canonical_key(obj: Any) -> bytes:
+def canonical_key(obj: Any, parent: _Hasher | None = None) -> bytes:
     """A content hash of ``obj`` alone, used to order unordered containers.
 
     It is a walk of ``obj`` with a memo of its own, in which the unordered
@@ -316,32 +490,41 @@ def canonical_key(obj: Any) -> bytes:
     cliques) have keys, and a key does not depend on insertion orders.  Any
     order of equal keys gives a sound fingerprint (the walk emits every
     element in full); keys only decide which equal states meet.
+
+    ``parent``, the walk that asks, says how symmetric values are named (a
+    value's key is its name there: ``b"y~rm3"``).
     """
     t = type(obj)
     if t is str:
         return b"s" + obj.encode("utf-8", "surrogatepass")
     if t is int or t is bool:
         return b"i" + str(obj).encode()
-    h = _Hasher(key_mode=True)
+    if t is SymmetricValue:
+        labels = None if parent is None else parent.labels
+        return b"y" + (obj._tok if labels is None else labels[obj._k]).encode()
+    h = _Hasher(key_mode=True) if parent is None else parent.child(True)
     h.h(obj)
     return h.digest()
 
 
-def shallow_key(o: Any) -> str:
+def shallow_key(o: Any, labels: tuple | None = None) -> str:
     """The key of ``o`` inside a canonical key: its value for atoms (and tuples and frozensets
-    of them), its type's name for anything else; never a walk, so never a cycle."""
+    of them), a symmetric value's name in ``labels``, its type's name for anything else; never
+    a walk, so never a cycle."""
     t = type(o)
     if t in _ATOMS:
         return f"{t.__name__[0]}{o!r}"
+    if t is SymmetricValue:
+        return o._tok if labels is None else labels[o._k]
     if t is tuple:
         parts = [f"({len(o)}"]
         for x in o:
-            parts.append(shallow_key(x))
+            parts.append(shallow_key(x, labels))
         return "\x1f".join(parts)
     if t is frozenset:
         parts = []
         for x in o:
-            parts.append(shallow_key(x))
+            parts.append(shallow_key(x, labels))
         parts.sort()
         return "\x1f".join([f"F{len(o)}"] + parts)
     if t is type or isinstance(o, type):
@@ -530,6 +713,85 @@ def _walk(h, world) -> None:
     h.h(world.liveness)
 
 
+def _walk_symmetric(h, world, track: bool = False) -> None:
+    """The walk of a world with symmetric values, under symmetry (docs/symmetry.md).
+
+    The shared roots come first (globals, the view, the properties), so that
+    an actor's own walk sees the shared state as references; then the
+    actors as a multiset, ordered by the key of their identity
+    (``Actor.ident``: the function and arguments they were spawned with,
+    values renamed; names are unique, so are identities).  The actor list's
+    order is the order in which the explorer numbers transitions, which the
+    program does not see.  With ``track`` (signatures, values unnamed) each
+    actor is walked on its own instead (``actor``).
+    """
+    emit = h.emit
+    for g in world.globals_roots:
+        emit("G")
+        h.globals(g)
+    emit("V")
+    h.h(world.view)
+    emit("P")
+    preds = []
+    for _, pred in world.invariants:
+        preds.append(pred)
+    for _, pred in world.constraints:  # as _walk
+        preds.append(pred)
+    h.h(preds)
+    h.h(world.liveness)
+    actors = world.actors
+    n = len(actors)
+    keys = []
+    for a in actors:
+        keys.append(h.key(a.ident))
+    status = []
+    for a in actors:
+        status.append(f"|{int(a.done)}{int(a.failed)}{'d' if a.daemon else ''}")
+    if track:  # signatures: each actor on its own (Hasher.actor); the stream is not hashed
+        for i in range(n):
+            a = actors[i]
+            h.actor(keys[i] + status[i].encode(), (a.ident, a.coro if not a.done and not a.failed else None))
+        return
+    order = sorted(range(n), key=lambda i: (keys[i], i))
+    emit(f"A{n}")
+    for i in order:
+        a = actors[i]
+        h.h(a.ident)
+        emit(status[i])
+        if not a.done and not a.failed:
+            h.h(a.coro)
+
+
+def canonical_labels(world, walker: Callable[..., Any]) -> tuple[str, ...]:
+    """The canonical names of the world's symmetric values (by ``_k``).
+
+    One walk with every value of a set unnamed (``~rm?``) records, for each
+    value, the contexts it occurs in: the memoized object or the element of
+    an unordered container (a set member, a dict entry keyed by values, an
+    actor) around it, by number or key, and its place there.  Values sort by
+    these signatures within their set (ties by position: tied values are
+    usually interchangeable in this very state, and any order is sound), and
+    are named ``~rm0``, ``~rm1``, ... in that order.  ``walker(labels, track)``
+    makes the walker (C or Python).
+    """
+    values = world.symmetric_values
+    anon = []
+    for v in values:
+        anon.append(f"~{v._set.name}?")
+    w = walker(tuple(anon), True)
+    _walk_symmetric(w, world, track=True)
+    sigs = w.signatures()
+    labels = [""] * len(values)
+    for owner in world.symmetric:
+        ks = []
+        for v in owner:
+            ks.append(v._k)
+        ks.sort(key=lambda k: (sigs[k], k))
+        for rank, k in enumerate(ks):
+            labels[k] = f"~{owner.name}{rank}"
+    return tuple(labels)
+
+
 # Imported now, not at the first type met: a model may have used up its file descriptors by then.
 from .reducers import builtin_reducer  # noqa: E402 - it needs Opaque, defined above
 
@@ -541,6 +803,7 @@ else:
     _cfingerprint.configure(Fallback, collections.deque, collections.defaultdict, collections.Counter,
                             Unordered, enum.Enum, copyreg.__newobj__, Opaque, _REDUCER_CACHE,  # type: ignore[attr-defined]
                             resolve_reducer)
+    _cfingerprint.configure_symmetry(SymmetricValue, SymmetryLeak)
 
 C_WALK = _cfingerprint is not None and os.environ.get("FORKCHECK_PURE_PYTHON_WALK", "") in ("", "0")
 
@@ -565,22 +828,53 @@ def distinct_fingerprint(world) -> bytes:
 
 
 def walk_stream(world, walk: str = "auto", stream: bool = False) -> tuple[bytes, bytes | None]:
-    """The fingerprint and, with ``stream``, the tokens it hashes (for tests)."""
+    """The fingerprint and, with ``stream``, the tokens it hashes (for tests).
+
+    A world with symmetric values under symmetry is walked twice: once to
+    find the canonical names of the values (:func:`canonical_labels`), once
+    with them.
+    """
+    symmetric = bool(getattr(world, "symmetric_values", None))
+    on = symmetric and world.symmetry_on
+    names = world.symmetric_names() if on else ()
     if walk == "c" or (walk == "auto" and C_WALK):
         if _cfingerprint is None:
             raise RuntimeError("the C fingerprint walk is not built")
-        w = _cfingerprint.Walker()
+
+        def c_walker(labels=None, track=False):
+            w = _cfingerprint.Walker()
+            if symmetric:
+                w.symmetry(labels, names, on, track)
+            return w
+
         try:
-            _walk(w, world)
+            if on:
+                labels = canonical_labels(world, c_walker)
+                w = c_walker(labels)
+                _walk_symmetric(w, world)
+            else:
+                w = c_walker()
+                _walk(w, world)
         except Fallback:
             if walk == "c":
                 raise
         else:
             return w.digest(), (w.stream() if stream else None)
-    h = _Hasher()
-    if stream:
-        h.stream_parts = []
-    _walk(h, world)
+
+    def py_walker(labels=None, track=False):
+        return _Hasher(labels=labels, names=names, sym=on, track=track)
+
+    if on:
+        labels = canonical_labels(world, py_walker)
+        h = py_walker(labels)
+        if stream:
+            h.stream_parts = []
+        _walk_symmetric(h, world)
+    else:
+        h = py_walker()
+        if stream:
+            h.stream_parts = []
+        _walk(h, world)
     digest = h.digest()
     return digest, (b"".join(h.stream_parts or []) if stream else None)
 

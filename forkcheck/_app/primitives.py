@@ -19,6 +19,20 @@ def _default_name(prefix: str) -> str:
     return world.next_name(prefix) if world is not None else prefix
 
 
+def _note(kind: str, op: str, obj: Any) -> None:
+    """Log an operation on a primitive for the reductions (``World.log``; None, and free, when they are off).
+
+    ``kind`` is the primitive's letter (M, N, L, S, E), ``op`` what the step or
+    the enabling test did to it; ``_check/reduction.py`` has the table of which
+    operations commute.
+    """
+    world = _runtime._WORLD
+    if world is not None:
+        log = world.log
+        if log is not None:
+            log.append((kind, op, id(obj)))
+
+
 def _timeout_flag(timeout: Any, call: str) -> bool:
     if not isinstance(timeout, bool):
         raise UsageError(f"{call}(timeout={timeout!r}): give True (the receive may time out, returning "
@@ -34,6 +48,7 @@ class _Get(Request):
         self.timeout = timeout
 
     def options(self, world, actor):
+        _note("M", "g?", self.box)
         out = [(f"get {self.box.name} -> {label_text(self.box._items[0])}", None)] if self.box._items else []
         if self.timeout:
             out.append((f"get {self.box.name} -> TIMEOUT", TIMEOUT))
@@ -41,7 +56,11 @@ class _Get(Request):
 
     def complete(self, world, actor, payload):
         if payload is TIMEOUT:
+            # A timeout takes nothing, but it is the choice the box's emptiness did not rule out: logged as
+            # a read, so that it never commutes with a put into the box (conservative, hence sound).
+            _note("M", "g?", self.box)
             return TIMEOUT
+        _note("M", "get", self.box)
         return self.box._items.popleft()
 
     def describe(self):
@@ -78,6 +97,7 @@ class Mailbox:
 
     def put(self, msg: Any) -> None:
         """Append ``msg``; never blocks."""
+        _note("M", "put", self)
         self._items.append(msg)
 
     def get(self, timeout: bool = False) -> Request:
@@ -90,13 +110,16 @@ class Mailbox:
         return _Get(self, _timeout_flag(timeout, "box.get"))
 
     def __len__(self) -> int:
+        _note("M", "rd", self)
         return len(self._items)
 
     def empty(self) -> bool:
         """Whether no message is waiting; ``len(box)`` counts them."""
+        _note("M", "rd", self)
         return not self._items
 
     def __repr__(self) -> str:
+        _note("M", "rd", self)
         return f"Mailbox({self.name!r}, {list(self._items)!r})"
 
     def __fc_state__(self):
@@ -112,6 +135,7 @@ class _Recv(Request):
         self.timeout = timeout
 
     def options(self, world, actor):
+        _note("N", "r?", self.net)
         out = [(f"recv {label_text(m)} at {label_text(self.dst)}", m) for m in self.net._distinct(self.dst)]
         if self.timeout:
             out.append((f"recv TIMEOUT at {label_text(self.dst)}", TIMEOUT))
@@ -119,7 +143,9 @@ class _Recv(Request):
 
     def complete(self, world, actor, payload):
         if payload is TIMEOUT:
+            _note("N", "r?", self.net)  # as _Get's timeout: a read of the network, never commuting with a send
             return TIMEOUT
+        _note("N", "rcv", self.net)
         if not self.net.duplicating:
             self.net._remove(self.dst, payload)
         return payload
@@ -164,10 +190,14 @@ class Network:
         self.duplicating = bool(duplicating)
         self._flight: list[tuple[Hashable, Any]] = []
         if self.lossy:
-            current_world("fc.Network(lossy=True)").environments.append(self)
+            world = current_world("fc.Network(lossy=True)")
+            if world.log is not None:
+                world.log.append(("W", "env", 0))
+            world.environments.append(self)
 
     def send(self, dst: Hashable, msg: Any) -> None:
         """Put ``msg`` in flight to ``dst``; never blocks."""
+        _note("N", "snd", self)
         if self.duplicating and any(d == dst and m == msg for d, m in self._flight):
             return  # a duplicating network holds a set of messages
         self._flight.append((dst, msg))
@@ -183,6 +213,7 @@ class Network:
 
     def in_flight(self, dst: Hashable | None = None) -> list:
         """The messages in flight (to ``dst``, or all as ``(dst, msg)`` pairs)."""
+        _note("N", "rd", self)
         if dst is None:
             return list(self._flight)
         return [m for d, m in self._flight if d == dst]
@@ -211,13 +242,18 @@ class Network:
         """
         from .fingerprint import canonical_key
 
+        _note("N", "r?", self)
         out, seen = [], []
         for pair in sorted(self._flight, key=canonical_key):
             if pair in seen:
                 continue
             seen.append(pair)
-            out.append((f"drop {label_text(pair[1])} to {label_text(pair[0])}", lambda p=pair: self._remove(*p)))
+            out.append((f"drop {label_text(pair[1])} to {label_text(pair[0])}", lambda p=pair: self._drop(p)))
         return out
+
+    def _drop(self, pair) -> None:
+        _note("N", "drp", self)
+        self._remove(*pair)
 
     @property
     def actor_name(self) -> str:
@@ -225,6 +261,7 @@ class Network:
         return self.name
 
     def __repr__(self) -> str:
+        _note("N", "rd", self)
         return f"Network({self.name!r}, in_flight={self._flight!r})"
 
     def __fc_state__(self):
@@ -271,35 +308,54 @@ class Lock(_AsyncContext):
 
     def __init__(self, name: str | None = None) -> None:
         self.name = name or _default_name("lock")
-        self.owner: str | None = None
+        self._owner: str | None = None
 
     def acquire(self) -> Request:
         """``await lock.acquire()``: take the lock; a transition, enabled while the lock is free."""
         return _Acquire(self)
 
     def _can_acquire(self) -> bool:
-        return self.owner is None
+        _note("L", "a?", self)
+        return self._owner is None
 
     def _take(self, who: str) -> None:
-        self.owner = who
+        _note("L", "acq", self)
+        self._owner = who
 
     def release(self) -> None:
         """Release the lock the running actor holds; not an interleaving point."""
+        _note("L", "rel", self)
         world = _runtime._WORLD
         who = world.running.name if world is not None and world.running is not None else None
-        if self.owner is None or (who is not None and self.owner != who):
-            raise UsageError(f"{who or 'code'} released lock {self.name!r}, which it does not hold (owner: {self.owner})")
-        self.owner = None
+        if self._owner is None or (who is not None and self._owner != who):
+            raise UsageError(f"{who or 'code'} released lock {self.name!r}, which it does not hold (owner: {self._owner})")
+        self._owner = None
+
+    @property
+    def owner(self) -> str | None:
+        """The name of the actor holding the lock, or None."""
+        _note("L", "rd", self)
+        return self._owner
+
+    @owner.setter
+    def owner(self, who: str | None) -> None:
+        _note("L", "own", self)  # a write the table of operations commutes with nothing
+        self._owner = who
 
     def locked(self) -> bool:
         """Whether an actor holds the lock."""
-        return self.owner is not None
+        _note("L", "rd", self)
+        return self._owner is not None
 
     def __repr__(self) -> str:
-        return f"Lock({self.name!r}, owner={self.owner!r})"
+        _note("L", "rd", self)
+        return f"Lock({self.name!r}, owner={self._owner!r})"
 
     def __fc_state__(self):
-        return self.owner
+        world = _runtime._WORLD
+        if world is not None and world.symmetric:
+            return world.actor_ident(self._owner)  # under symmetry the owner is renamed with its values
+        return self._owner
 
 
 class Semaphore(_AsyncContext):
@@ -309,27 +365,42 @@ class Semaphore(_AsyncContext):
         if not isinstance(value, int) or value < 0:
             raise UsageError(f"fc.Semaphore(value={value!r}): the initial value must be an int >= 0")
         self.name = name or _default_name("semaphore")
-        self.value = value
+        self._value = value
 
     def acquire(self) -> Request:
         """``await sem.acquire()``: decrement the count; a transition, enabled while it is above zero."""
         return _Acquire(self)
 
     def _can_acquire(self) -> bool:
-        return self.value > 0
+        _note("S", "a?", self)
+        return self._value > 0
 
     def _take(self, who: str) -> None:
-        self.value -= 1
+        _note("S", "acq", self)
+        self._value -= 1
 
     def release(self) -> None:
         """Increment the count; never blocks and is not an interleaving point."""
-        self.value += 1
+        _note("S", "rel", self)
+        self._value += 1
+
+    @property
+    def value(self) -> int:
+        """The count: how many more acquires succeed before one blocks."""
+        _note("S", "rd", self)
+        return self._value
+
+    @value.setter
+    def value(self, value: int) -> None:
+        _note("S", "val", self)  # a write the table of operations commutes with nothing
+        self._value = value
 
     def __repr__(self) -> str:
-        return f"Semaphore({self.name!r}, value={self.value})"
+        _note("S", "rd", self)
+        return f"Semaphore({self.name!r}, value={self._value})"
 
     def __fc_state__(self):
-        return self.value
+        return self._value
 
 
 class _Wait(Request):
@@ -339,6 +410,7 @@ class _Wait(Request):
         self.event = event
 
     def options(self, world, actor):
+        _note("E", "w?", self.event)
         return [(f"wait {self.event.name}", None)] if self.event._set else []
 
     def describe(self):
@@ -357,10 +429,12 @@ class Event:
 
     def set(self) -> None:
         """Set the flag, waking every actor waiting for it; it stays set."""
+        _note("E", "set", self)
         self._set = True
 
     def is_set(self) -> bool:
         """Whether the flag is set."""
+        _note("E", "rd", self)
         return self._set
 
     def wait(self) -> Request:
@@ -368,6 +442,7 @@ class Event:
         return _Wait(self)
 
     def __repr__(self) -> str:
+        _note("E", "rd", self)
         return f"Event({self.name!r}, set={self._set})"
 
     def __fc_state__(self):

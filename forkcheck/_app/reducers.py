@@ -124,6 +124,70 @@ def _match(m: Any) -> Any:
     return ("match", m.re, m.string, m.pos, m.endpos, m.regs)
 
 
+_NO_DEFAULT = ("contextvar", "no default")
+
+
+def _contextvar(var: Any) -> Any:
+    # A variable is walked with identity; its name and default never change.  The default is what
+    # get() gives in an empty context.
+    import contextvars
+
+    try:
+        default = contextvars.Context().run(var.get)
+    except LookupError:
+        return ("contextvar", var.name, _NO_DEFAULT)
+    return ("contextvar", var.name, default)
+
+
+def _context(ctx: Any) -> Any:
+    # The variables it holds and their values: a mapping whose iteration order follows the variables'
+    # hashes (their addresses), so a multiset of pairs.
+    from .fingerprint import Unordered
+
+    return ("context", Unordered(list(ctx.items())))
+
+
+def _token(tok: Any) -> Any:
+    # What var.reset(token) depends on: the variable, the value to restore, the context it was made in
+    # and whether it was used already.  The last two have no Python accessor: read from the object
+    # (PyContextToken: head, tok_ctx, tok_var, tok_oldval, int tok_used), checked against .var.
+    import contextvars
+    import ctypes
+
+    base = id(tok)
+    if ctypes.c_void_p.from_address(base + 24).value != id(tok.var):  # pragma: no cover - another layout
+        raise Opaque(tok, "this Python lays out contextvars.Token differently, so whether it was used cannot be read")
+    ctx = ctypes.cast(ctypes.c_void_p.from_address(base + 16).value or 0, ctypes.py_object).value
+    used = ctypes.c_int.from_address(base + 40).value
+    old = tok.old_value
+    missing = old is contextvars.Token.MISSING  # a marker of its own type, which cannot be walked
+    return ("token", tok.var, missing, None if missing else old, ctx, bool(used))
+
+
+def _agen_awaitable(aw: Any) -> Any:
+    # What `await agen.__anext__()` (asend), `agen.aclose()` and `agen.athrow(...)` (athrow) await: the async
+    # generator (walked through its frame), the value or exception they carry, and how far they got (init,
+    # iterating, closed), which has no Python accessor: read from the object (head, gen, value, int state),
+    # checked against the generator gc.get_referents() names.
+    import ctypes
+
+    refs = gc.get_referents(aw)
+    if not refs or ctypes.c_void_p.from_address(id(aw) + 16).value != id(refs[0]):  # pragma: no cover - another layout
+        raise Opaque(aw, "this Python lays out the awaitables of async generators differently, so how far one got "
+                         "cannot be read")
+    return (type(aw).__name__, tuple(refs), ctypes.c_int.from_address(id(aw) + 32).value)
+
+
+def _traceback(tb: Any) -> Any:
+    # The frames and lines it shows (a future keeps the traceback of its exception to raise it again);
+    # the frames' locals are not state, as for any frame held outside a coroutine (docs/design.md).
+    entries = []
+    while tb is not None:
+        entries.append((tb.tb_frame.f_code, tb.tb_lineno))
+        tb = tb.tb_next
+    return ("traceback", tuple(entries))
+
+
 _ITERTOOLS_WHY = ("forkcheck cannot see its position without __reduce__, which Python 3.12 deprecates and 3.14 "
                   "removes: iterate over a list (list(itertools....)), or write a generator function "
                   "(forkcheck walks generators through their frames)")
@@ -146,6 +210,12 @@ _TABLE: dict[str, Callable[[Any], Any]] = {
     "builtins.odict_values": _dict_view,
     "builtins.odict_items": _dict_view,
     "itertools.count": _count,
+    "_contextvars.Context": _context,
+    "_contextvars.ContextVar": _contextvar,
+    "_contextvars.Token": _token,
+    "builtins.traceback": _traceback,
+    "builtins.async_generator_asend": _agen_awaitable,
+    "builtins.async_generator_athrow": _agen_awaitable,
     "functools._lru_cache_wrapper": refuse(
         "its cache and hit counts are hidden state: if the function is pure, register what matters, e.g. "
         "fc.register_state(functools._lru_cache_wrapper, lambda f: f.__wrapped__)"),

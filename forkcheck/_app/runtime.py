@@ -27,6 +27,7 @@ from typing import Any
 
 from .. import _where
 from .._errors import RAISE_TIMEOUT, UsageError
+from .symmetry import Symmetric, holds_value_deep, leaked_name
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # forkcheck/, not forkcheck/_app/
 _STDLIB = os.path.dirname(os.path.abspath(os.__file__)) + os.sep
@@ -84,11 +85,16 @@ def stuck_where(frame: types.FrameType | None) -> tuple[str, str]:
     return text, details
 
 
-def stuck_message(who: str, seconds: float, where: str, what: str = "reach its next await", more: str = "") -> str:
+#: What a step may block on, as the timer's messages say it (``World.blocking``; aio.py says asyncio's).
+BLOCK_ON = "Actors may block only on forkcheck's primitives (fc.Lock, fc.Mailbox, fc.when, ...)"
+
+
+def stuck_message(who: str, seconds: float, where: str, what: str = "reach its next await", more: str = "",
+                  blocking: str = BLOCK_ON) -> str:
     """The one line that says user code is stuck: who, for how long, where, and what to do."""
     return (f"{who} did not {what} within {seconds:g}s: stuck at {where}{more}. A blocking call (a threading lock held "
-            "across an await, time.sleep, I/O, input()) or an endless loop? Actors may block only on forkcheck's "
-            "primitives (fc.Lock, fc.Mailbox, fc.when, ...); if it is just slow, " + RAISE_TIMEOUT)
+            f"across an await, time.sleep, I/O, input()) or an endless loop? {blocking}; if it is just slow, "
+            + RAISE_TIMEOUT)
 
 
 # --------------------------------------------------------------------------- requests
@@ -160,6 +166,8 @@ class _Choose(Request):
     def _evaluate(self) -> Sequence:
         opts = self.choices() if callable(self.choices) else self.choices
         _check_sequence(opts, "the callable given to fc.choose() returned" if callable(self.choices) else "fc.choose() got")
+        if not isinstance(opts, Sequence):  # a symmetric set: its values
+            opts = tuple(opts)
         return opts
 
     def _texts(self, opts: Sequence) -> list[str]:
@@ -380,6 +388,8 @@ def select(*requests: Request, timeout: bool = False) -> Request:
 
 
 def _check_sequence(opts, prefix: str) -> None:
+    if type(opts) is Symmetric:
+        return  # fc.choose(RM): one transition per value
     if isinstance(opts, (set, frozenset, dict)) or not isinstance(opts, Sequence) or isinstance(opts, (str, bytes)):
         hint = " (sets and dicts have no deterministic order: pass sorted(...) or a list)" if isinstance(opts, (set, frozenset, dict)) else ""
         raise UsageError(f"{prefix} {type(opts).__name__} {short_repr(opts)}: options must be a list, tuple or range{hint}")
@@ -478,10 +488,13 @@ def checkpoint() -> Request:
 class Actor:
     """One spawned coroutine and its scheduling status."""
 
-    __slots__ = ("name", "fn", "coro", "pending", "done", "failed", "daemon")
+    __slots__ = ("name", "fn", "coro", "pending", "done", "failed", "daemon", "ident")
 
-    def __init__(self, name: str, fn: Callable, coro, daemon: bool = False) -> None:
+    def __init__(self, name: str, fn: Callable, coro, daemon: bool = False, ident: Any = None) -> None:
         self.name = name
+        # What the fingerprint walks for the actor under symmetry: its name, or for an actor spawned for
+        # symmetric values without name=, (function, arguments, k), so that renaming the values renames it.
+        self.ident = name if ident is None else ident
         self.fn = fn
         self.coro = coro
         self.pending: Request | None = None
@@ -524,6 +537,7 @@ class Transition:
     """An enabled transition: an actor's pending request completed with a payload."""
 
     __slots__ = ("actor", "request", "payload", "label", "apply")
+    deviation = 0  # a step away from the program's own order (asyncio programs, aio.py); never here
 
     def __init__(self, actor, request, payload, label, apply=None):
         self.actor = actor  # Actor, or None for an environment transition
@@ -536,6 +550,14 @@ class Transition:
 class World:
     """The whole simulated program inside one snapshot process."""
 
+    #: Whether reports carry ``order_fingerprint()`` besides the fingerprint (asyncio programs, aio.py).
+    order_matters = False
+    #: What the timer's messages say a step may block on (``stuck_message``).
+    blocking = BLOCK_ON
+    #: Code under these paths is the machinery, not the model: the timer never interrupts it there but
+    #: waits a tick (forkcheck's own; aio.py adds asyncio's, whose loop runs between the program's steps).
+    machinery: tuple[str, ...] = (_PACKAGE_DIR,)
+
     def __init__(self) -> None:
         self.actors: list[Actor] = []
         self.invariants: list[tuple[str, Callable[[], Any]]] = []
@@ -543,6 +565,10 @@ class World:
         self.liveness: list = []  # properties declared by the liveness API, evaluated per state
         self.environments: list = []  # objects with env_transitions() (lossy networks)
         self.globals_roots: list[dict] = []
+        # fc.symmetric(): the sets declared, and all their values in order (a value's _k indexes this list).
+        self.symmetric: list = []
+        self.symmetric_values: list = []
+        self.symmetry_on = True  # Load.symmetry: False explores every state (check(symmetry=False))
         self.view: Any = None
         self.running: Actor | None = None
         self.in_setup = False
@@ -557,6 +583,15 @@ class World:
         self.path: list[int] | None = None
         # Requests made in the current step (setup or one actor's step) and where: (request, code, offset).
         self.made: list[tuple[Request, types.CodeType, int]] = []
+        # Where the actor of the last transition stopped, for traces (asyncio programs, aio.py); "" here.
+        self.arrived = ""
+        # The reductions (_app/footprint.py, _check/reduction.py): whether this process reports footprints,
+        # the log primitives write their operations to while a step or an enabling test runs (None: off),
+        # what the last step did, and what each actor's enabling test read in this state.
+        self.footprints = False
+        self.log: list[tuple[str, str, int]] | None = None
+        self.step_ops: tuple | None = None
+        self.guards: list[tuple] = []
         # Set by the snapshot's timer when it interrupts user code (serve.py): the step ran too long.
         self.stuck = False
         self.timeout = 30.0  # transition_timeout, for messages
@@ -583,21 +618,52 @@ class World:
                 f"fc.spawn({getattr(fn, '__qualname__', fn)!r}): an actor must be an async function; "
                 "define it with `async def`"
             )
+        symmetric = None
+        if self.symmetric:
+            if name is None:
+                symmetric = [a if holds_value_deep(a) else label_text(a, 20) for a in args]
+                if not any(holds_value_deep(a) for a in args):
+                    symmetric = None
+            elif self.symmetry_on and isinstance(name, str):
+                leak = leaked_name(name, self.symmetric_names())
+                if leak is not None:
+                    raise UsageError(f"fc.spawn(..., name={name!r}): the name holds symmetric value {leak}'s name, "
+                                     "and renaming the values would leave it behind; leave name= out: fc.spawn "
+                                     "names an actor from its arguments, and symmetry renames them with the values")
         if name is None:
             base = getattr(target, "__name__", "actor")
             name = base if not args else f"{base}({', '.join(label_text(a, 20) for a in args)})"
         if name in self._names:
             self._names[name] += 1
-            name = f"{name}#{self._names[name]}"
+            k = self._names[name]
+            name = f"{name}#{k}"
         else:
-            self._names[name] = 0
-        actor = Actor(name, fn, fn(*args), daemon)
+            self._names[name] = k = 0
+        if self.log is not None:
+            self.log.append(("W", "spawn", 0))
+        ident = None if symmetric is None else (getattr(target, "__qualname__", "actor"), tuple(symmetric), k)
+        actor = Actor(name, fn, fn(*args), daemon, ident)
         self.actors.append(actor)
         self._add_globals(target)
         self._starting.append(actor)
         return actor
 
+    def symmetric_names(self) -> tuple:
+        """((name, n), ...) of the symmetric sets: what a string must not name (symmetry.leaked_name)."""
+        return tuple((s.name, s.n) for s in self.symmetric)
+
+    def actor_ident(self, name: str | None) -> Any:
+        """What the walk emits for the actor called ``name`` (a lock's owner): its ident under symmetry."""
+        if name is None or not self.symmetric or not self.symmetry_on:
+            return name
+        for a in self.actors:
+            if a.name == name:
+                return a.ident
+        return name
+
     def next_name(self, prefix: str) -> str:
+        if self.log is not None:
+            self.log.append(("W", "name", 0))
         n = self.counters.get(prefix, 0)
         self.counters[prefix] = n + 1
         return f"{prefix}{n}"
@@ -622,6 +688,14 @@ class World:
             return
         finally:
             self.in_setup = False
+        if self.symmetric and self.symmetry_on and self.liveness:
+            names = ", ".join(repr(p.name) for p in self.liveness)
+            self.model_error = ("UsageError", f"the model declares liveness properties ({names}) and symmetric "
+                                f"values (fc.symmetric({self.symmetric[0].name!r}, ...)): liveness under symmetry "
+                                "is not checked (fairness and lassos need the actors' identities, which symmetry "
+                                "merges); check with symmetry=False (--no-symmetry), or declare the properties in "
+                                "a model without fc.symmetric", "")
+            return
         if self.made:
             self._unawaited("the setup function", None)
             return
@@ -738,10 +812,16 @@ class World:
         if self._enabled is not None:
             return self._enabled
         out: list[Transition] = []
+        guards: list[tuple] = []
+        logging = self.footprints and self.log is None
         for actor in self.actors:
             req = actor.pending
             if req is None:
+                if logging:
+                    guards.append(())
                 continue
+            if logging:
+                self.log = []
             try:
                 opts = req.options(self, actor)
             except UsageError as exc:
@@ -755,12 +835,28 @@ class World:
                 self._fail(actor, "exception", exc,
                            f"the condition actor {actor.name} waits on ({req.describe()}) raised {type(exc).__name__}: {_one_line(exc)}")
                 continue
+            finally:
+                if logging:
+                    assert self.log is not None
+                    guards.append(tuple(self.log))
+                    self.log = None
             for label, payload in opts:
                 out.append(Transition(actor, req, payload, label))
         for env in self.environments:
-            for label, apply in env.env_transitions():
+            if logging:
+                self.log = []
+            try:
+                trs = env.env_transitions()
+            finally:
+                if logging:
+                    assert self.log is not None
+                    guards.append(tuple(self.log))
+                    self.log = None
+            for label, apply in trs:
                 out.append(Transition(None, env, None, label, apply))
         self._enabled = out
+        if logging:
+            self.guards = guards
         return out
 
     def execute(self, index: int) -> None:
@@ -770,18 +866,25 @@ class World:
         self.violations = []
         if self.path is not None:
             self.path.append(index)
-        if t.actor is None:
-            t.apply()
-        else:
-            actor = t.actor
-            try:
-                value = t.request.complete(self, actor, t.payload)
-            except BaseException as exc:  # noqa: BLE001
-                self._fail(actor, "exception", exc)
+        if self.footprints:
+            self.log = []
+        try:
+            if t.actor is None:
+                t.apply()
             else:
-                actor.pending = None
-                self._resume(actor, value)
-        self._start_new()
+                actor = t.actor
+                try:
+                    value = t.request.complete(self, actor, t.payload)
+                except BaseException as exc:  # noqa: BLE001
+                    self._fail(actor, "exception", exc)
+                else:
+                    actor.pending = None
+                    self._resume(actor, value)
+            self._start_new()
+        finally:
+            if self.log is not None:
+                self.step_ops = tuple(self.log)
+                self.log = None
 
     # -- checking -------------------------------------------------------------
 
@@ -834,6 +937,18 @@ class World:
         parts = [f"{a.name}{' (daemon)' if a.daemon else ''} waits for {a.pending.describe() if a.pending else '?'} "
                  f"at {_where.short(a.where())}" for a in waiting]
         return "deadlock: no actor can move; " + "; ".join(parts)
+
+    def order_fingerprint(self) -> bytes:
+        """What the fingerprint leaves out and the state key needs (asyncio programs, aio.py); nothing here."""
+        return b""
+
+    def who_runs(self) -> str:
+        """Whose code runs now, for the timer's messages: an actor, the setup function, or the model's code."""
+        if self.running is not None:
+            return f"actor {self.running.name}"
+        if self.in_setup:
+            return "the setup function"
+        return "the model's code"
 
     def all_done(self) -> bool:
         """Whether the program has ended normally: every actor returned, daemons aside (they may wait forever)."""

@@ -28,10 +28,11 @@ from _signal import getsignal as _getsignal  # type: ignore[import-not-found]  #
 from .. import _protocol as P
 from .._errors import RAISE_TIMEOUT
 from . import fingerprint as _fingerprint
-from .fingerprint import Opaque, _global_items, distinct_fingerprint, locate, state_fingerprint
+from . import footprint as _footprint
+from .fingerprint import Opaque, SymmetryLeak, _global_items, distinct_fingerprint, locate, state_fingerprint
 from .hugepages import collapse
 from . import runtime as _runtime
-from .runtime import _PACKAGE_DIR, Stuck, World, short_repr, stuck_message, stuck_where
+from .runtime import Stuck, World, short_repr, stuck_message, stuck_where
 
 _PR_SET_CHILD_SUBREAPER = 36
 
@@ -89,9 +90,23 @@ def _reseed(random) -> None:
         random.seed()
 
 
-def make_report(world: World) -> P.Report:
-    """Check the current state and describe it for the explorer."""
+def make_report(world: World, root: bool = False, step_effects: bool = True) -> P.Report:
+    """Check the current state and describe it for the explorer.
+
+    ``root``: the root's report also names the fc.symmetric sets (under
+    symmetry).  With ``world.footprints`` (a reduction is on), the report also
+    carries the state's footprints and, when ``step_effects``, what the step
+    just taken from the parent state did (``_app/footprint.py``); a state
+    rebuilt by a path of several steps has no parent state here to compare with.
+    """
     pid = os.getpid()
+    effects = None
+    if world.footprints:
+        ops, world.step_ops = world.step_ops, None
+        if step_effects and ops is not None:
+            written = _footprint.effects()
+            if written is not None:
+                effects = (written, ops)
     if world.model_error is None and _thread._count() > 0:  # threading.active_count() runs Python code
         world.model_error = ("UsageError", "an actor started a thread: a snapshot process must stay single-threaded "
                              "to be forked; model concurrency with actors (fc.spawn) instead", "")
@@ -111,7 +126,7 @@ def make_report(world: World) -> P.Report:
     for t in enabled:
         actor = t.actor
         if actor is not None:
-            transitions.append(P.TransitionInfo(actor.name, t.label, actor.where()))
+            transitions.append(P.TransitionInfo(actor.name, t.label, actor.where(), t.deviation))
         else:
             transitions.append(P.TransitionInfo(t.request.name, t.label, ""))
     blocked = ""
@@ -136,7 +151,13 @@ def make_report(world: World) -> P.Report:
             return P.Report(pid, b"", [], [], False, model_error=("OpaqueStateError", opaque_message(world, exc), ""))
         fingerprint = distinct_fingerprint(world)
         opaque = f"{_type_name(exc.obj)} ({exc.reason})"
-    return P.Report(
+    except SymmetryLeak as exc:
+        return P.Report(pid, b"", [], [], False, model_error=("UsageError", leak_message(world, exc), ""))
+    symmetric = []
+    if root and world.symmetry_on:
+        for owner in world.symmetric:
+            symmetric.append((owner.name, owner.n))
+    report = P.Report(
         pid=pid,
         fingerprint=fingerprint,
         transitions=transitions,
@@ -147,7 +168,22 @@ def make_report(world: World) -> P.Report:
         properties=[prop.spec() for prop in world.liveness],
         opaque=opaque,
         constrained=constrained,
+        arrived=world.arrived,
+        order=world.order_fingerprint() if world.order_matters and not opaque else b"",
+        symmetric=symmetric,
     )
+    report.effects = effects
+    return report
+
+
+def footprint_report(world: World) -> P.Report:
+    """The answer to a Footprint request: this state's footprints (and the digests kept for its children)."""
+    report = P.Report(os.getpid(), b"", [], [], False)
+    if world.footprints and world.model_error is None:
+        enabled = world.enabled()
+        report.owners, report.keys = _footprint.transition_keys(world, enabled)
+        report.footprint = _footprint.compute(world)
+    return report
 
 
 def _caught_interruption(world: World) -> None:
@@ -184,6 +220,15 @@ def opaque_message(world: World, exc: Opaque) -> str:
             f"a __fc_state__ method, or call fc.register_state({name}, fn) with fn(obj) returning everything its "
             "behaviour depends on; or check(opaque='distinct') (--opaque distinct) to keep every state that holds it apart "
             "(never merged: the search may not end)")
+
+
+def leak_message(world: World, exc: SymmetryLeak) -> str:
+    """The error for a string in the state that names a symmetric value (a broken promise of symmetry)."""
+    return (f"the state holds the string {short_repr(exc.obj)} ({locate(world, exc.obj)}), which names symmetric value "
+            f"{exc.name}: renaming the values would leave the string behind, so symmetry could merge states that "
+            "differ. Keep the value itself (as a dict key, a set member, a tuple element) instead of a string made "
+            "from it; a string that only looks like a value's name needs another name for the fc.symmetric set; "
+            "or check with symmetry=False (--no-symmetry)")
 
 
 def describe(world: World) -> P.Description:
@@ -297,6 +342,11 @@ def _arm() -> None:
     signal.setitimer(signal.ITIMER_REAL, _TIMER[0], _TIMER[0])
 
 
+def _new_budget() -> None:
+    """The next step of a rebuild path starts: it gets a budget of its own (aio.py calls it; serve's loop inlines it)."""
+    _ticks[0] = 0
+
+
 def _watchdog(signum, frame) -> None:
     """While user code runs: exit if the explorer has gone, and stop code that runs past its budget.
 
@@ -329,25 +379,19 @@ def _watchdog(signum, frame) -> None:
     if ticks >= _TIMER[2]:
         _give_up(stuck_where(frame))
     world = _runtime._WORLD
-    if world is None or world.stuck or frame is None or frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+    if world is None or world.stuck or frame is None or frame.f_code.co_filename.startswith(world.machinery):
         return
     world.stuck = True
     raise Stuck(_TIMER[3], stuck_where(frame)[0])
 
 
-def _who(world: World | None) -> str:
-    if world is not None and world.running is not None:
-        return f"actor {world.running.name}"
-    if world is not None and world.in_setup:
-        return "the setup function"
-    return "the model's code"
-
-
 def _give_up(where: tuple[str, str], who: str | None = None) -> None:
     """Code ran past its budget and kept running: tell the explorer where it is (not from a throwaway) and exit."""
-    who = who or _who(_runtime._WORLD)
+    world = _runtime._WORLD
+    who = who or (world.who_runs() if world is not None else "the model's code")
     message = stuck_message(who, _TIMER[3], where[0], "finish",
-                            " (and went on after forkcheck interrupted it, so its snapshot process was ended)")
+                            " (and went on after forkcheck interrupted it, so its snapshot process was ended)",
+                            world.blocking if world is not None else _runtime.BLOCK_ON)
     if not _in_throwaway[0] and _watched is not None:
         signal.setitimer(signal.ITIMER_REAL, 0)
         try:
@@ -413,28 +457,30 @@ def serve(sock: socket.socket, world: World, root: bool, reserve: int | None) ->
                 watched = _getsignal(signal.SIGALRM) is _watchdog
                 if watched:
                     _arm()
+                world.footprints = msg.footprints
+                if not msg.footprints:
+                    _footprint._TABLE = None
+                resume = getattr(world, "resume", None)
+                if resume is not None:
+                    resume(msg.path, watched)  # a program that keeps its own stack (aio.py) goes back to it
                 try:
                     for k, index in enumerate(msg.path):
                         if k and (world.model_error is not None or world.violations):
                             break  # a rebuild path never goes through violating states; stop defensively
                         _ticks[0] = 0  # each step of a rebuild path has its own budget
                         world.execute(index)
-                    reserve = _reserve(sock)
-                    if reserve is None and world.model_error is None:
-                        world.model_error = _NO_DESCRIPTOR
-                    report = make_report(world)
                 except Stuck as exc:  # interrupted where no caller reports it (a __fc_state__, a repr)
                     _give_up((exc.where, ""))
-                if watched:
-                    signal.setitimer(signal.ITIMER_REAL, 0)
-                P.send(sock, report)
+                reserve = _finish_step(sock, world, watched, step_effects=len(msg.path) == 1)
                 continue
             if pid > 0:
                 os.close(fd)  # the channel is the child's alone: its end of file means the child died
         else:
             if fd is not None:  # pragma: no cover - only Fork carries a socket
                 os.close(fd)
-            if isinstance(msg, P.Describe):
+            if isinstance(msg, P.Footprint):
+                P.send(sock, footprint_report(world))
+            elif isinstance(msg, P.Describe):
                 status, value = _throwaway(lambda: describe(world))
                 P.send(sock, value if status == "ok" else P.Description([], f"<describe failed: {value}>", {}))
             elif isinstance(msg, P.Eval):
@@ -443,6 +489,38 @@ def serve(sock: socket.socket, world: World, root: bool, reserve: int | None) ->
             else:  # pragma: no cover - protocol misuse is a bug
                 raise RuntimeError(f"unexpected message {msg!r}")
         reserve = _reserve(sock)
+
+
+def _finish_step(sock: socket.socket, world: World, watched: bool, step_effects: bool = True) -> int | None:
+    """A new snapshot has taken its transitions: report its state; the descriptor it keeps in reserve.
+
+    The report runs user code (invariants, constraints, a ``__fc_state__``,
+    a repr) under the step's budget, which it disarms once the report is made.
+    ``step_effects``: the snapshot took one step from its parent, whose effects
+    a reduction may use (not a rebuild path).
+    """
+    try:
+        reserve = _reserve(sock)
+        if reserve is None and world.model_error is None:
+            world.model_error = _NO_DESCRIPTOR
+        report = make_report(world, step_effects=step_effects)
+    except Stuck as exc:  # interrupted where no caller reports it (a __fc_state__, a repr)
+        _give_up((exc.where, ""))
+    if watched:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    P.send(sock, report)
+    return reserve
+
+
+def report_and_serve(world: World, watched: bool) -> None:
+    """In a new snapshot of a program that keeps its own stack (aio.py): report, then serve requests.
+
+    It returns only by the exception that ``world.resume`` raises in a child.
+    """
+    sock = _watched
+    assert sock is not None  # the channel, set by main() and by every fork
+    reserve = _finish_step(sock, world, watched)
+    serve(sock, world, root=False, reserve=reserve)
 
 
 def _watch(sock: socket.socket) -> socket.socket:
@@ -594,11 +672,21 @@ def main(argv: list[str]) -> None:
         os.chdir(load.cwd)
     except OSError:
         pass
+    world: World
+    if load.program == "asyncio":
+        # Imported before the model's modules (cloudpickle below): it blocks asyncio's C accelerator.
+        from .aio import AioWorld
+
+        world = AioWorld(lambda w: serve_root(sock, w, load.huge_pages, reserve), report_and_serve,
+                         queue_order=load.queue_order, new_budget=_new_budget)
+    else:
+        world = World()
     import cloudpickle
 
     _OPAQUE[0] = load.opaque
     _set_budget(load.transition_timeout)
-    world = World()
+    world.symmetry_on = load.symmetry
+    world.footprints = load.footprints
     world.timeout = load.transition_timeout
     if load.opaque == "distinct":
         world.path = []
@@ -619,8 +707,19 @@ def main(argv: list[str]) -> None:
         except Stuck as exc:  # pragma: no cover - the runtime reports the setup's and the actors'
             _give_up((exc.where, ""))
         world.on_piece = None
+    serve_root(sock, world, load.huge_pages, reserve)
+
+
+def serve_root(sock: socket.socket, world: World, huge_pages: bool, reserve: int | None) -> None:
+    """The root, its setup done: report the initial state and serve the explorer's requests.
+
+    The setup's timer is still armed: the initial state's check (invariants,
+    a ``__fc_state__``, a repr) is timed as the setup's last piece.  An
+    asyncio program (aio.py) enters here from inside its own stack, at its
+    first choice.
+    """
     try:
-        report = make_report(world)
+        report = make_report(world, root=True)
         if report.model_error is None and not report.opaque:
             # The first walk caches what pickling caches (copyreg's __slotnames__ on classes), which
             # resets the attribute caches of those classes; a second walk fills them again here,
@@ -631,7 +730,7 @@ def main(argv: list[str]) -> None:
     signal.setitimer(signal.ITIMER_REAL, 0)
     gc.collect()
     gc.freeze()  # the collector leaves setup's objects alone: fewer pages copied per fork
-    if load.huge_pages:
+    if huge_pages:
         collapse()  # fewer page-table entries to copy per fork (module docstring of _hugepages)
     P.send(sock, report)
     serve(sock, world, root=True, reserve=reserve)

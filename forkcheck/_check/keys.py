@@ -29,7 +29,8 @@ class StateKey:
         """Called for each new snapshot, while ``parent`` (the process it was forked from) is alive."""
 
     def key(self, snap: Snapshot) -> bytes:
-        return snap.report.fingerprint
+        # The order of an asyncio program's queues, when a bound on deviations makes it matter (Report.order).
+        return snap.report.fingerprint + snap.report.order
 
 
 class PageKey(StateKey):

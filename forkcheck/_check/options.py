@@ -21,6 +21,8 @@ from .._errors import UsageError
 #: STRATEGIES has the same keys (a test holds them equal); it is not imported
 #: here because it imports trio.
 STRATEGY_NAMES = ("bfs", "dfs", "random")
+#: The reductions by name (reduction.py's REDUCTION_NAMES, which a test holds equal).
+REDUCTION_NAMES = ("none", "sleep", "por")
 FINGERPRINT_NAMES = ("state", "pages")
 FAIRNESS_NAMES = ("weak", "strong", "none")
 SNAPSHOT_NAMES = ("fork", "replay")
@@ -129,6 +131,28 @@ class CheckOptions:
         "error" refuses it (:class:`forkcheck.OpaqueStateError`); "distinct"
         keeps each such state apart from every other, with an
         :class:`forkcheck.OpaqueStateWarning`.
+    reduction : {"none", "sleep", "por"}
+        Which transitions of a state are taken (docs/reductions.md): "none"
+        all of them (the full search, the default); "sleep" leaves out those
+        that only reorder independent steps already taken (sleep sets: the
+        same states, fewer transitions); "por" also explores only a
+        persistent set of them where that is safe (fewer states; every
+        deadlock, invariant violation and failing step is still found).
+        Neither works with ``max_depth``, the random strategy, page
+        fingerprints, liveness properties or asyncio programs: each combination is a
+        :class:`forkcheck.UsageError`.
+    max_deviations : int or None
+        An asyncio program (:func:`forkcheck.asyncio_model`): the most steps
+        away from the event loop's first-in first-out order a schedule may
+        take (a whole number >= 0; 0 explores what stock asyncio runs); None,
+        the default: any order.  States are explored by increasing number of
+        deviations either way (docs/asyncio.md).
+    symmetry : bool
+        With values declared by :func:`forkcheck.symmetric`, count states
+        that differ only by a permutation of them once (True, the default);
+        False explores every state, for comparison (docs/symmetry.md).  It
+        changes nothing for a model without symmetric values.  On the command
+        line: ``--no-symmetry``.
     backend : {"local", "ray"}
         Where the search runs: "local" (this process and its snapshot
         processes), or "ray": ``workers`` explorers on a Ray cluster, each with
@@ -208,6 +232,16 @@ class CheckOptions:
     opaque: str = field(default="error", metadata=_cli(
         "--opaque", "a state holding an object whose contents forkcheck cannot see: error (default) or "
         "distinct (keep each such state apart from every other; a warning says so)", choices=OPAQUE_NAMES))
+    reduction: str = field(default="none", metadata=_cli(
+        "--reduction", "which transitions are taken: none (all, default), sleep (sleep sets: the same states, "
+        "fewer transitions), por (persistent and sleep sets: fewer states); see docs/reductions.md",
+        choices=REDUCTION_NAMES))
+    max_deviations: int | None = field(default=None, metadata=_cli(
+        "--max-deviations", "an asyncio program: the most steps away from the event loop's first-in first-out "
+        "order a schedule may take (0: what stock asyncio runs; default: any order)", "whole>=0", "N"))
+    symmetry: bool = field(default=True, metadata=_cli(
+        "--no-symmetry", "explore every state of a model that declares fc.symmetric values, instead of one state "
+        "per permutation of them (for comparison)", switch=False))
     backend: str = field(default="local", metadata=_cli(
         "--backend", "where the search runs: local (default) or ray (a Ray cluster; --ray is the short way)",
         choices=BACKEND_NAMES))
@@ -226,7 +260,7 @@ class CheckOptions:
             raise UsageError(f"strategy={self.strategy!r} is not a strategy; use one of: {', '.join(STRATEGY_NAMES)}")
         if self.fingerprint not in FINGERPRINT_NAMES:
             raise UsageError(f"fingerprint={self.fingerprint!r} is not a fingerprint; use 'state' or 'pages'")
-        for name in ("max_depth", "max_states", "determinism_checks"):
+        for name in ("max_depth", "max_states", "determinism_checks", "max_deviations"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
                 raise UsageError(f"{name}={v!r}: give a whole number >= 0, or None for no bound")
@@ -264,6 +298,23 @@ class CheckOptions:
         if self.huge_pages and self.fingerprint == "pages":
             raise UsageError("huge_pages=True cannot be combined with fingerprint='pages': page fingerprints read "
                              "4 KiB pages; drop huge_pages (pages mode turns it off) or use fingerprint='state'")
+        if not isinstance(self.symmetry, bool):
+            raise UsageError(f"symmetry={self.symmetry!r}: give True (states that differ by a permutation of "
+                             "fc.symmetric values are one) or False (every state apart)")
+        if self.reduction not in REDUCTION_NAMES:
+            raise UsageError(f"reduction={self.reduction!r} is not a reduction; use one of: {', '.join(REDUCTION_NAMES)}")
+        if self.reduction != "none":
+            r = f"reduction={self.reduction!r}"
+            if self.strategy == "random":
+                raise UsageError(f"{r} cannot be combined with strategy='random': random walks take one transition "
+                                 "at a time; use strategy='dfs' or 'bfs', or reduction='none'")
+            if self.max_depth is not None:
+                raise UsageError(f"{r} cannot be combined with max_depth={self.max_depth}: a reduction reaches states "
+                                 "by other paths than the full search, so a depth bound would cut different states; "
+                                 "bound the search with max_states or time_limit, or use reduction='none'")
+            if self.fingerprint == "pages":
+                raise UsageError(f"{r} cannot be combined with fingerprint='pages': it needs the state fingerprint to "
+                                 "tell that steps taken in either order meet; use fingerprint='state', or reduction='none'")
         if self.progress is not None and not callable(self.progress):
             raise UsageError(f"progress={self.progress!r}: give a callable taking a dict of counts, or None")
         self._check_backend()
@@ -294,6 +345,10 @@ class CheckOptions:
             "fingerprint": (self.fingerprint == "pages", "page fingerprints depend on each worker's own "
                             "calibration: use fingerprint='state'"),
             "snapshot": (self.snapshot == "replay", "the reference mode runs on one machine: use backend='local'"),
+            "reduction": (self.reduction != "none", "the workers take every transition (sleep and persistent sets "
+                          "are not shared across workers): use reduction='none', or backend='local'"),
+            "max_deviations": (self.max_deviations is not None, "asyncio programs run on one machine: use "
+                               "backend='local'"),
         }
         for name, (bad, why) in refused.items():
             if bad:

@@ -93,6 +93,10 @@ class SnapshotPool:
                 return False
             _, victim = self.resident.popitem(last=self.evict_newest)
             assert victim.snap is not None  # resident: it holds a live snapshot
+            if victim.snap is self.tree.root:
+                # The root lives until the tree closes: evicting it frees nothing, and its node (a
+                # frontier node again when the search by deviations keeps it) keeps its handle.
+                continue
             self.tree.release(victim.snap)
             victim.snap = None
             self.evictions += 1
@@ -163,6 +167,11 @@ class SnapshotPool:
             return
         pinned: list[tuple[int, Snapshot]] = []
         base, path = self.ancestor(node.sid, pinned)
+        if not path and base is self.tree.root:
+            # The root's own node, expanded in parts (the search by deviations): its process lives
+            # until the tree closes, so there is nothing to rebuild.
+            node.snap = base
+            return
         try:
             async with self.slots(1):
                 snap = await self.tree.step(base, path)

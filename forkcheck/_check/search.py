@@ -28,7 +28,7 @@ from .._errors import (OUTSIDE_THE_MODEL, Interrupted, ModelError, Nondeterminis
 from .._model import FILE_MODULE_PREFIX, Model, as_model, bound_repr, replay_command, shell_target
 from .keys import state_key
 from .pool import SnapshotPool
-from .reduction import NoReduction, Reduction
+from .reduction import Reduction, make_reduction
 from .._results import CheckResult, Stats, Violation
 from .snapshots import Snapshot, SnapshotTree, raise_model_error
 from .options import CheckOptions
@@ -41,16 +41,28 @@ _DEPTH_WINDOW = 1000
 
 
 class Node:
-    """A state being explored: its number, depth, report and live snapshot (None once evicted)."""
+    """A state being explored: its number, depth, report and live snapshot (None once evicted).
 
-    __slots__ = ("sid", "depth", "snap", "report")
+    ``path`` is None when ``snap`` is the state the parent pointers lead to
+    (``Search.trace_to``); under symmetry a random walk may hold another
+    member of its orbit, reached by ``path`` (transitions are numbered in
+    each concrete state).  ``stale``: under symmetry, a state expanded again
+    (max_depth) whose ``report`` is that of the member the shorter path
+    reached; the recorded state is rebuilt and its own report replaces it.
+    ``tag``: the reduction's, for a state it expands again (reduction.py).
+    """
+
+    __slots__ = ("sid", "depth", "snap", "report", "path", "stale", "tag")
     snap: Snapshot | None
 
-    def __init__(self, sid: int, depth: int, snap: Snapshot) -> None:
+    def __init__(self, sid: int, depth: int, snap: Snapshot, path: list[Step] | None = None, tag: Any = None) -> None:
         self.sid = sid
         self.depth = depth
         self.snap = snap
         self.report = snap.report
+        self.path = path
+        self.stale = False
+        self.tag = tag
 
 
 class Search:
@@ -67,9 +79,18 @@ class Search:
         self.seen: dict[bytes, int] = {}  # state key -> state number
         # What identifies a state (keys.py), and which of its transitions are taken (reduction.py).
         self.keys = state_key(opts.fingerprint)
-        self.reduction: Reduction = NoReduction()
+        self.reduction: Reduction = make_reduction(opts.reduction, self.status)
+        self.closed: set[int] = set()  # states expanded (or being expanded): Search.status
         self.graph = StateGraph()
         self.parent: dict[int, tuple[int, Step]] = {}
+        # Under symmetry (the root declared fc.symmetric sets): a fingerprint stands for an orbit, and a
+        # snapshot of a known state may be another member of it, whose transitions are numbered otherwise.
+        # Traces follow the snapshot that discovered each state; states first reached from a random walk's
+        # other member have their whole path here instead of a parent pointer.
+        self.symmetric: list[tuple[str, int]] = []
+        self.paths: dict[int, list[Step]] = {}
+        # How the snapshots fingerprint (Load.symmetry): traces record it, for replay to do the same.
+        self.trace_symmetry: bool = getattr(tree, "symmetry", True)
         self.transitions = 0
         self.violations: list[Violation] = []
         self.discoveries: dict[str, Trace | None] = {}
@@ -130,14 +151,40 @@ class Search:
             del self.pool.resident[node.sid]
         self.release(node)
 
-    async def expand(self, nodes: list[Node]) -> list[list[Node]]:
-        """Fork every transition of ``nodes``; visit the children in order.
+    def status(self, report: P.Report) -> str:
+        """Whether the state of ``report`` is "new", "open" (known, to expand) or "closed" (expanded or being expanded)."""
+        sid = self.seen.get(report.fingerprint) if report.pid != 0 else None
+        if sid is None:
+            return "new"
+        return "closed" if sid in self.closed else "open"
+
+    async def expand(self, nodes: list[Node], plans: list[list[int]] | None = None,
+                     keep: list[bool] | None = None) -> list[list[Node]]:
+        """Fork the transitions of ``nodes`` the reduction names; visit the children in order.
 
         Returns, per node, the children that reached new states still to expand.
+        ``plans`` forks only the given transitions of each node instead (the
+        search by deviations, ``deviations.py``, takes a state's free steps and
+        its deviations apart); a node whose ``keep`` is true has transitions
+        left to take: it stays a frontier node, its snapshot kept if it can be.
         """
         for node in nodes:
             self.pool.resident.pop(node.sid, None)
             self.frontier.pop(node.sid, None)
+            self.closed.add(node.sid)
+        if self.reduction.footprints:
+            done: list[list[Node]] = []
+            for node in nodes:
+                done.append(await self._expand_in_rounds(node))
+                if self.stopped:
+                    for rest in nodes[len(done):]:  # not expanded: still on the frontier, their processes ended
+                        self.frontier[rest.sid] = rest.depth
+                        self.closed.discard(rest.sid)
+                        self.release(rest)
+                        done.append([])
+                    break
+            self._check_budget()
+            return done
         # A state expanded again (reached by a shorter path under max_depth) recorded its
         # transitions the first time: they are not counted or drawn twice.
         again = [False] * len(nodes)
@@ -149,12 +196,15 @@ class Search:
         direct: dict[int, tuple[Snapshot, tuple[int, ...]]] = {}
         pinned: list[tuple[int, Snapshot]] = []
         for k, node in enumerate(nodes):
-            if node.snap is None and len(node.report.transitions) <= 2 and self.keys.direct_forks:
+            if node.snap is None and not node.stale and len(node.report.transitions) <= 2 and self.keys.direct_forks:
                 direct[k] = self.pool.ancestor(node.sid, pinned)
             else:
                 await self.pool.materialize(node, bytes.fromhex(self.graph.nodes[node.sid]["fingerprint"]))
+                if node.stale:  # the transitions are those of the recorded state, numbered as it numbers them
+                    assert node.snap is not None
+                    node.report, node.stale = node.snap.report, False
         results: dict[tuple[int, int], tuple[Snapshot, Snapshot | None]] = {}
-        plan = [self.reduction.to_expand(node) for node in nodes]
+        plan = plans if plans is not None else [self.reduction.to_expand(node) for node in nodes]
         ready = {(k, i): trio.Event() for k in range(len(nodes)) for i in plan[k]}
 
         async def take(k: int, i: int, reseed: bool = False) -> Snapshot:
@@ -201,28 +251,115 @@ class Search:
             # Visit in transition order as results arrive, so that a child is released or
             # becomes evictable at once: live snapshots stay within max_snapshots.
             for k, node in enumerate(nodes):
-                keep = []
+                children = []
                 for i in plan[k]:
                     await ready[k, i].wait()
                     child, twin = results.pop((k, i))
                     self.pool.unvisited -= 1
                     if twin is not None:
                         await self._nondeterminism(node, i, child, twin)
-                    new = self._visit(node, i, child, again[k])
+                    seen_before = again[k]
+                    if plans is not None and self.reexpand:
+                        # Parts of a state are taken at different times: what was taken is per transition.
+                        taken = self.taken.setdefault(node.sid, set())
+                        seen_before = i in taken
+                        taken.add(i)
+                    new = self._visit(node, i, child, seen_before)
                     if new is not None and self._expandable(new):
-                        keep.append(new)
-                        if self.opts.snapshot == "replay":
+                        children.append(new)
+                        if new.snap is None:
+                            self._drop(child)  # to be rebuilt along the recorded path (symmetry)
+                        elif self.opts.snapshot == "replay":
                             self.tree.release(child)  # reference mode: states are rebuilt from the root
                             new.snap = None
                         elif not self.pool.shed(new):  # deep in fork generations: released, rebuilt shallow
                             self.pool.resident[new.sid] = new
                     else:
                         self._drop(child)
-                self.pool.retire(node)
-                out.append(keep)
+                if keep is not None and keep[k]:
+                    self.frontier[node.sid] = node.depth  # transitions left: still a frontier node
+                    if node.snap is not None and self.opts.snapshot == "replay":
+                        self.tree.release(node.snap)
+                        node.snap = None
+                    elif node.snap is not None and not self.pool.shed(node):
+                        self.pool.resident[node.sid] = node
+                else:
+                    self.pool.retire(node)
+                out.append(children)
         self.pool.unpin(pinned)
         self._check_budget()
         return out
+
+    async def _expand_in_rounds(self, node: Node) -> list[Node]:
+        """Expand one node under a reduction: fork what it names, visit, ask for more, until it is done.
+
+        Every child is forked straight from the node's own snapshot (a
+        footprint compares the child with its parent process), and the
+        children of a round are visited before the next round is forked: the
+        next round may depend on where they led (the cycle proviso).
+        """
+        await self.pool.materialize(node, bytes.fromhex(self.graph.nodes[node.sid]["fingerprint"]))
+        snap = node.snap
+        assert snap is not None  # materialized above
+        if snap.report.footprint is None and snap.report.transitions:
+            await self.tree.footprint(snap)  # asked only of the states expanded, not of every child
+        keep: list[Node] = []
+        batch = self.reduction.to_expand(node)
+        while batch:
+            results: dict[int, tuple[Snapshot, Snapshot | None]] = {}
+            ready = {i: trio.Event() for i in batch}
+            gate = trio.Semaphore(self.jobs)
+
+            async def fork(i: int, need: int) -> None:
+                twin = None
+                try:
+                    child = await self.tree.step(snap, i)
+                    await self.keys.observe(child, snap)
+                    if need == 2 and child.report.pid != 0:
+                        twin = await self.tree.step(snap, i, reseed=True)
+                        if twin.report.fingerprint == child.report.fingerprint or twin.report.pid == 0:
+                            self.tree.release(twin)
+                            twin = None
+                finally:
+                    self.pool.reserved -= need
+                    gate.release()
+                results[i] = (child, twin)
+                self.pool.unvisited += 1
+                ready[i].set()
+
+            async def produce(nursery, batch: list[int] = batch) -> None:
+                for i in batch:
+                    await gate.acquire()
+                    need = 2 if node.sid < self.opts.determinism_checks else 1
+                    await self.pool.wait_room(need)
+                    self.pool.reserved += need
+                    nursery.start_soon(fork, i, need)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(produce, nursery)
+                for i in batch:  # visited in the order forked, as they arrive (the snapshot budget holds)
+                    await ready[i].wait()
+                    child, twin = results.pop(i)
+                    self.pool.unvisited -= 1
+                    self.reduction.forked(node, {i: child.report})
+                    if twin is not None:
+                        await self._nondeterminism(node, i, child, twin)
+                    new = self._visit(node, i, child)
+                    if new is not None and self._expandable(new):
+                        keep.append(new)
+                        if self.opts.snapshot == "replay":
+                            self.tree.release(child)
+                            new.snap = None
+                        else:
+                            self.pool.resident[new.sid] = new
+                    else:
+                        self._drop(child)
+            if self.stopped:
+                self.frontier.setdefault(node.sid, node.depth)  # not all of it was taken
+                break
+            batch = self.reduction.more(node)
+        self.pool.retire(node)
+        return keep
 
     async def step_one(self, node: Node, index: int) -> Node | None:
         """Take one transition (random walks); the child is returned even if already seen."""
@@ -242,7 +379,12 @@ class Search:
             if new is None:
                 self._drop(child)
             return None
-        return Node(sid, node.depth + 1, child)
+        path = None
+        if new is None and self.symmetric:
+            # A known state: under symmetry the walk may stand in another member of its orbit.
+            info = node.report.transitions[index]
+            path = self.path_of(node) + [Step(index, info.actor, info.label, info.where, child.report.fingerprint.hex())]
+        return Node(sid, node.depth + 1, child, path)
 
     # -- bookkeeping ---------------------------------------------------------------
 
@@ -266,7 +408,10 @@ class Search:
         return self.keys.key(snap)
 
     def add_root(self, snap: Snapshot) -> Node:
+        # The root's report says (snapshots.py); page keys (fingerprint="pages") know no orbits.
+        self.symmetric = list(getattr(self.tree, "symmetric", [])) if self.opts.fingerprint == "state" else []
         sid = self._add_state(snap.report, self._key(snap))
+        self.reduction.reached(None, None, sid, True)
         node = Node(sid, 0, snap)
         self._record_violations(sid, snap)
         self._reached(sid, 0, snap.report)
@@ -293,11 +438,11 @@ class Search:
         rep = child.report
         info = parent.report.transitions[index]
         if rep.model_error is not None:
-            trace = self.trace_to(parent.sid).steps + [Step(index, info.actor, info.label, info.where, "")]
+            trace = self.path_of(parent) + [Step.of(index, info)]
             try:
                 raise_model_error(rep, self.model)
             except ModelError as exc:
-                raise ModelError(f"{exc} (reached by {Trace(trace, module=self.origin, model=self.found_on).token})") from None
+                raise ModelError(f"{exc} (reached by {self._trace(trace).token})") from None
         key = self._key(child)
         sid = self.seen.get(key)
         new = sid is None
@@ -308,7 +453,11 @@ class Search:
         depth = parent.depth + 1
         if new:
             sid = self._add_state(rep, key)
-            self.parent[sid] = (parent.sid, Step(index, info.actor, info.label, info.where, rep.fingerprint.hex()))
+            step = Step.of(index, info, rep.fingerprint.hex(), rep.arrived)
+            if parent.path is None:
+                self.parent[sid] = (parent.sid, step)
+            else:
+                self.paths[sid] = parent.path + [step]
             self.deepest = max(self.deepest, depth)
             if len(self.seen) % _DEPTH_WINDOW == 0:
                 self._watch_depth()
@@ -316,14 +465,24 @@ class Search:
         if new or not again:
             self.transitions += 1
             self._progress()
-            self.graph.add_step(parent.sid, sid, Step(index, info.actor, info.label, info.where, rep.fingerprint.hex()))
+            self.graph.add_step(parent.sid, sid, Step.of(index, info, rep.fingerprint.hex(), rep.arrived))
+        tag = self.reduction.reached(parent, index, sid, new)
         if new:
             self._record_violations(sid, child)
             self._reached(sid, depth, rep)
             return Node(sid, depth, child)
         if self.reexpand and depth < self.depth_of.get(sid, depth) and self._open(rep):
             self._reached(sid, depth, rep)
-            return Node(sid, depth, child)
+            node = Node(sid, depth, child)
+            if self.symmetric:
+                # Maybe another member of the orbit: expand the recorded state, rebuilt along its path
+                # (and with its own report: the transitions of another member may be numbered otherwise).
+                node.snap, node.stale = None, True
+            return node
+        if tag is not None and self._open(rep):
+            # The reduction wakes transitions of this expanded state on this path: it is expanded again.
+            self.frontier.setdefault(sid, depth)
+            return Node(sid, depth, child, tag=tag)
         return None
 
     def _reached(self, sid: int, depth: int, rep: P.Report) -> None:
@@ -403,7 +562,8 @@ class Search:
         for kind, name, message, details in found:
             if (kind, name) in known:
                 continue  # one counterexample per property: the first found (the shortest under BFS)
-            v = Violation(kind, name, message, trace, details, None, repr(self.model))
+            v = Violation(kind, name, message, trace, details, None, repr(self.model),
+                          deviations=self._deviations(trace))
             self.violations.append(v)
             self._violating.append((v, snap))
             if kind in _STATE_KINDS or sid not in self.parent:
@@ -432,17 +592,26 @@ class Search:
         a, b = await self.tree.describe(child), await self.tree.describe(twin)
         self.tree.release(twin)
         cause = _first_difference(a, b)
-        trace = Trace(self.trace_to(parent.sid).steps + [Step(index, info.actor, info.label, info.where, "")],
-                      module=self.origin, model=self.found_on)
+        trace = self._trace(self.path_of(parent) + [Step.of(index, info)])
         message = (f"actor {info.actor} reached different states when '{info.label}' was taken twice from the same "
                    f"state{': ' + cause if cause else ''}. It depends on {OUTSIDE_THE_MODEL}: make it a fc.choose() "
                    "or model state")
         if ("nondeterminism", info.actor) not in {(v.kind, v.name) for v in self.violations}:
-            v = Violation("nondeterminism", info.actor, message, trace, "", a, repr(self.model))
+            v = Violation("nondeterminism", info.actor, message, trace, "", a, repr(self.model),
+                          deviations=self._deviations(trace))
             self.violations.append(v)
             self._anchors.append((v, parent.sid, trace.steps[-1:]))
         if self.opts.stop_on_violation:
             self._stop("stopped at the first violation")
+
+    def _deviations(self, trace: Trace) -> int | None:
+        """How far from FIFO an asyncio program's trace goes; None for other models."""
+        return trace.deviations if self.model.program == "asyncio" else None
+
+    def cut_by_bound(self, reason: str) -> None:
+        """A bound of the strategy (``max_deviations``) left transitions untaken: the graph is incomplete."""
+        if reason not in self._reasons:
+            self._reasons.append(reason)
 
     def _check_budget(self) -> None:
         if self.deadline is not None and time.monotonic() > self.deadline:
@@ -453,7 +622,17 @@ class Search:
         while sid in self.parent:
             sid, step = self.parent[sid]
             steps.append(step)
-        return Trace(steps[::-1], module=self.origin, model=self.found_on)
+        if sid in self.paths:  # first reached from a random walk's other member of an orbit (symmetry)
+            steps.extend(reversed(self.paths[sid]))
+        return self._trace(steps[::-1])
+
+    def path_of(self, node: Node) -> list[Step]:
+        """The steps that lead to the concrete state ``node`` holds."""
+        return list(node.path) if node.path is not None else self.trace_to(node.sid).steps
+
+    def _trace(self, steps: list[Step]) -> Trace:
+        """A trace of this check: its token names the model and says how fingerprints were taken."""
+        return Trace(steps, module=self.origin, model=self.found_on, symmetry=self.trace_symmetry)
 
     def shorten_traces(self) -> None:
         """Make every counterexample as short as the explored graph allows (SPIN's ``-i``, for free).
@@ -467,18 +646,43 @@ class Search:
         (assertion, exception, crash, timeout, nondeterminism) to the state
         it was taken from, and that transition follows unchanged.  The counts
         are not touched.  Not under ``opaque='distinct'``, where a state's
-        fingerprint is the hash of the path that reached it.
+        fingerprint is the hash of the path that reached it, nor under
+        symmetry, where a node stands for an orbit and an edge's position is
+        that of a transition in the member of the orbit it was taken from
+        (another path reaches another member, whose transitions may be
+        numbered otherwise).
+
+        For an asyncio program a path is as short as it can be among those
+        with the fewest deviations from FIFO (the search by deviations found
+        one with the fewest; a shorter one may need more).
         """
-        if self.opts.opaque == "distinct":
+        if self.opts.opaque == "distinct" or self.symmetric:
             return
+        aio = self.model.program == "asyncio"
         for v, anchor, tail in self._anchors:
             if anchor not in self.graph:
                 continue
-            nodes = nx.shortest_path(self.graph, 0, anchor)
-            if len(nodes) - 1 + len(tail) >= len(v.trace):
-                continue
-            steps = [self.graph.edges[a, b]["steps"][0] for a, b in zip(nodes, nodes[1:])]
-            v.trace = Trace(steps + tail, module=self.origin, model=self.found_on)
+            if aio:
+                steps = self._fewest_deviations(anchor)
+                if _cost(steps + tail) >= _cost(v.trace.steps):
+                    continue
+            else:
+                nodes = nx.shortest_path(self.graph, 0, anchor)
+                if len(nodes) - 1 + len(tail) >= len(v.trace):
+                    continue
+                steps = [self.graph.edges[a, b]["steps"][0] for a, b in zip(nodes, nodes[1:])]
+            v.trace = self._trace(steps + tail)
+            v.deviations = self._deviations(v.trace)
+
+    def _fewest_deviations(self, anchor: int) -> list[Step]:
+        """A path of the graph from the initial state to ``anchor``: the fewest deviations, then the fewest steps."""
+        big = self.graph.number_of_nodes() + 1  # longer than any path: one deviation outweighs every step
+
+        def weight(u: int, w: int, data: dict) -> int:
+            return min(s.deviation for s in data["steps"]) * big + 1
+
+        nodes = nx.shortest_path(self.graph, 0, anchor, weight=weight)
+        return [min(self.graph.edges[a, b]["steps"], key=_deviation) for a, b in zip(nodes, nodes[1:])]
 
     async def describe_violations(self) -> None:
         for v, snap in self._violating:
@@ -516,12 +720,31 @@ class Search:
 
 async def run_search(search: Search, root: Snapshot) -> None:
     """Explore from ``root`` with the search's strategy, then describe violations and check liveness."""
-    with search.tree.using(transition_timeout=search.opts.transition_timeout, on_fork_failure=search.pool.shrink):
+    with search.tree.using(transition_timeout=search.opts.transition_timeout, on_fork_failure=search.pool.shrink,
+                           footprints=search.reduction.footprints):
         await search.keys.start(search.tree, root)
+        if root.report.properties and search.opts.reduction != "none":
+            names = ", ".join(f"{kind} {name!r}" for kind, name, *_ in root.report.properties)
+            raise UsageError(
+                f"reduction={search.opts.reduction!r} cannot be combined with the liveness properties of this model "
+                f"({names}) under fairness={search.opts.fairness!r}: a reduction may leave out the interleavings a "
+                "liveness verdict needs; check them with reduction='none' (--reduction none)")
+        if root.report.symmetric and search.opts.reduction != "none":
+            # A sleep set names transitions by their position in one member of an orbit; another member
+            # of the same state numbers them otherwise.  The two are not combined (docs/symmetry.md).
+            sets = ", ".join(name for name, _ in root.report.symmetric)
+            raise UsageError(
+                f"reduction={search.opts.reduction!r} cannot be combined with symmetry (this model declares "
+                f"fc.symmetric {sets}): use reduction='none' (--reduction none), or symmetry=False (--no-symmetry) "
+                "to reduce by sleep sets or partial order instead")
         node = search.add_root(root)
         if search.stopped or not search._expandable(node):
             if root not in search._held():
                 search.tree.release(root)
+        elif search.model.program == "asyncio" and search.opts.strategy != "random":
+            from .deviations import by_deviations
+
+            await by_deviations(search, node)
         else:
             await STRATEGIES[search.opts.strategy](search, node)
     search.shorten_traces()
@@ -532,13 +755,23 @@ async def run_search(search: Search, root: Snapshot) -> None:
 
         analyze(search, root.report.properties)
         await search.describe_loops()
+    # The tokens name the model and say how their fingerprints were taken (replay takes them the same way).
     for t in [v.trace for v in search.violations] + list(search.discoveries.values()):
         if t is not None:
-            t.module, t.model = search.origin, search.found_on
+            t.module, t.model, t.symmetry = search.origin, search.found_on, search.trace_symmetry
 
 
 #: Violations that depend on the state alone, not on the transition that reached it.
 _STATE_KINDS = ("invariant", "deadlock")
+
+
+def _deviation(step: Step) -> int:
+    return step.deviation
+
+
+def _cost(steps: list[Step]) -> tuple[int, int]:
+    """How an asyncio program's counterexample ranks: its deviations from FIFO, then its length."""
+    return sum(s.deviation for s in steps), len(steps)
 
 
 def give_warnings(found: list[Warning]) -> None:
@@ -692,13 +925,31 @@ def check(model: Any, options: CheckOptions | None = None, **kw: Any) -> CheckRe
     """Explore ``model`` with ``options``, the keywords replacing its fields; see :meth:`forkcheck.Model.check`."""
     model = as_model(model)
     opts = CheckOptions.parse(options, **kw)
+    if opts.max_deviations is not None and model.program != "asyncio":
+        raise UsageError(f"max_deviations={opts.max_deviations} applies to asyncio programs (@fc.asyncio_model), "
+                         f"and {model!r} is a @fc.model: drop it")
+    if opts.max_deviations is not None and opts.strategy == "random":
+        raise UsageError(f"max_deviations={opts.max_deviations} cannot be combined with strategy='random' (random "
+                         "walks take any step): use strategy='dfs' or 'bfs', which go by increasing deviations")
+    if opts.reduction != "none" and model.program == "asyncio":
+        # An asyncio program's steps are callbacks of one event loop that all touch its queues: the
+        # footprints a reduction needs are not computed for them (docs/reductions.md, "Limits").
+        raise UsageError(f"reduction={opts.reduction!r} cannot be combined with an asyncio program "
+                         f"(@fc.asyncio_model {model!r}): its steps all share the event loop; use reduction='none' "
+                         "(--reduction none), and max_deviations to bound the schedules")
     if opts.backend == "ray":
+        if model.program == "asyncio":
+            raise UsageError(f"backend='ray' does not run asyncio programs yet (@fc.asyncio_model {model!r}): "
+                             "use backend='local'")
         from .distributed.driver import check_ray  # loads nothing of Ray until a cluster is asked for
 
         return check_ray(model, opts)
-    tree = SnapshotTree(model, opts.transition_timeout, huge_pages=opts.uses_huge_pages, opaque=opts.opaque)
+    tree = SnapshotTree(model, opts.transition_timeout, huge_pages=opts.uses_huge_pages, opaque=opts.opaque,
+                        queue_order=opts.max_deviations is not None,
+                        symmetry=opts.symmetry and opts.fingerprint == "state")  # pages: keys are no fingerprints
     tree.memory_limit = opts.memory_limit
     search = Search(tree, model, opts)
+    tree.footprints = search.reduction.footprints
     start = time.perf_counter()
 
     async def watch_sigterm(scope: trio.CancelScope) -> None:
@@ -735,6 +986,9 @@ def check(model: Any, options: CheckOptions | None = None, **kw: Any) -> CheckRe
         seconds=time.perf_counter() - start,
         setup_seconds=setup[0],
         memory=tree.memory.stats(tree.peak),
+        reduction=search.reduction.name,
+        skipped=search.reduction.skipped(),
+        symmetry=dict(search.symmetric),
     )
     attach_commands(search.violations, model)
     result = CheckResult(search.violations, stats, search.graph, incomplete=search.incomplete,
@@ -772,7 +1026,7 @@ def replay(model: Any, token: str | Trace) -> Replay:
     causes = replay_causes(trace, model)
     # A trace found with opaque="distinct" passes states fingerprinted by their path; one found
     # without it passes none that hold an opaque object, so replaying this way suits both.
-    tree = SnapshotTree(model, opaque="distinct")
+    tree = SnapshotTree(model, opaque="distinct", symmetry=trace.symmetry)
 
     async def main() -> Replay:
         node = await tree.start()
@@ -815,7 +1069,7 @@ def replay(model: Any, token: str | Trace) -> Replay:
                              "differently, for instance after an edit of a repr)")
             desc = await tree.describe(child)
             viol = [(v.kind, v.name, v.message) for v in child.report.found(deadlock=True)]
-            steps.append(ReplayStep(info.actor, info.label, info.where, desc, fp, viol))
+            steps.append(ReplayStep(info.actor, info.label, info.where, desc, fp, viol, info.deviation, child.report.arrived))
             fingerprints.append(fp)
             node = child
         cycle = trace.cycle_start

@@ -89,10 +89,14 @@ class SnapshotTree:
     """The root snapshot process, its descendants, and the explorer's handles on them."""
 
     def __init__(self, model: Model, transition_timeout: float = 30.0, huge_pages: bool | None = True,
-                 opaque: str = "error", *, origin: Origin | None = None) -> None:
+                 opaque: str = "error", queue_order: bool = False, symmetry: bool = True, *,
+                 origin: Origin | None = None) -> None:
         self.model = model
         self.origin = origin  # None: the model, sys.path and working directory of this process
+        self.queue_order = queue_order  # Load.queue_order
         self.opaque = opaque  # Load.opaque
+        self.symmetry = symmetry  # Load.symmetry
+        self.symmetric: list[tuple[str, int]] = []  # the root's Report.symmetric: the sets reduced by
         self.transition_timeout = transition_timeout
         self.proc: subprocess.Popen | None = None
         self.live: set[Snapshot] = set()
@@ -100,6 +104,7 @@ class SnapshotTree:
         self.fork_failures = 0
         self.on_fork_failure: Callable[[], None] | None = None  # called when a snapshot could not fork: free some
         self.memory_limit: int | None = None
+        self.footprints = False  # snapshots report footprints (a reduction is on: _app/footprint.py)
         self.huge_pages = bool(huge_pages)  # put the root's heap on transparent huge pages (_hugepages.py)
         self.peak = 0
         self.memory = MemoryTracker()  # private and logical bytes of the live snapshots at their peak
@@ -129,7 +134,9 @@ class SnapshotTree:
         root = self.root = self._adopt(self.proc.pid, ours)
         version, origin = package_version()
         await P.asend(root.sock, P.Load(source.blob, source.sys_path, source.cwd, memory_limit=self.memory_limit,
-                                           huge_pages=self.huge_pages, opaque=self.opaque, version=version,
+                                           huge_pages=self.huge_pages, opaque=self.opaque, footprints=self.footprints,
+                                           program=self.model.program, queue_order=self.queue_order,
+                                           symmetry=self.symmetry, version=version,
                                            protocol=P.PROTOCOL, origin=origin,
                                            transition_timeout=self.transition_timeout))
         # Every piece of the setup (the setup function, each actor's first step) is timed by the root
@@ -171,6 +178,7 @@ class SnapshotTree:
                              "explorer and the snapshot processes from one installation (check sys.path and PYTHONPATH)")
         root.report = report
         raise_model_error(root.report, self.model)
+        self.symmetric = list(report.symmetric)
         return root
 
     def _adopt(self, pid: int, raw: socket.socket) -> Snapshot:
@@ -222,17 +230,20 @@ class SnapshotTree:
         return self._errfile.read().decode("utf-8", "replace")
 
     @contextlib.contextmanager
-    def using(self, *, transition_timeout: float, on_fork_failure: Callable[[], None] | None) -> Iterator[None]:
-        """Run one search with its own timeout and fork-failure handler, then restore the tree's.
+    def using(self, *, transition_timeout: float, on_fork_failure: Callable[[], None] | None,
+              footprints: bool = False) -> Iterator[None]:
+        """Run one search with its own timeout, fork-failure handler and footprints, then restore the tree's.
 
-        A notebook's tree outlives the searches run on it, each with its options.
+        A notebook's tree outlives the searches run on it, each with its options
+        (a reduction needs the states it forks to report footprints; the start
+        node's own report has none, so it takes every transition).
         """
-        saved = self.transition_timeout, self.on_fork_failure
-        self.transition_timeout, self.on_fork_failure = transition_timeout, on_fork_failure
+        saved = self.transition_timeout, self.on_fork_failure, self.footprints
+        self.transition_timeout, self.on_fork_failure, self.footprints = transition_timeout, on_fork_failure, footprints
         try:
             yield
         finally:
-            self.transition_timeout, self.on_fork_failure = saved
+            self.transition_timeout, self.on_fork_failure, self.footprints = saved
 
     # -- requests ---------------------------------------------------------------
 
@@ -258,7 +269,7 @@ class SnapshotTree:
                 theirs_inode = os.fstat(theirs.fileno()).st_ino
                 try:
                     async with snap.lock:
-                        await P.asend(snap.sock, P.Fork(path, reseed), fd=theirs.fileno())
+                        await P.asend(snap.sock, P.Fork(path, reseed, self.footprints), fd=theirs.fileno())
                 except BaseException:
                     ours.close()
                     raise
@@ -315,6 +326,15 @@ class SnapshotTree:
         fp = hashlib.blake2b(parent.report.fingerprint + f"/{path}/{kind}".encode(), digest_size=16).digest()
         return P.Report(pid=0, fingerprint=fp, transitions=[], all_done=False,
                         violations=[P.ViolationInfo(kind, info.actor, message, details)])
+
+    async def footprint(self, snap: Snapshot) -> None:
+        """Ask ``snap`` for its footprints (a reduction is on) and put them in its report."""
+        if snap.closed or snap.report is None or snap.report.pid == 0:
+            return
+        async with snap.lock:
+            await P.asend(snap.sock, P.Footprint())
+            reply = await P.arecv(snap.sock)
+        snap.report.owners, snap.report.keys, snap.report.footprint = reply.owners, reply.keys, reply.footprint
 
     async def describe(self, snap: Snapshot) -> P.Description | None:
         if snap.closed or snap.report is None or snap.report.pid == 0:

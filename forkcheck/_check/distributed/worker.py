@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 import trio
 
-from ..._errors import OUTSIDE_THE_MODEL, ForkcheckError, ModelError, NondeterminismError
+from ..._errors import OUTSIDE_THE_MODEL, ForkcheckError, ModelError, NondeterminismError, UsageError
 from ..._graph import state_attributes
 from ... import _protocol as P
 from ..._model import Model
@@ -118,7 +118,7 @@ class WorkerEngine:
         self.model = _Named(model_repr)
         self.module, self.found_on = module, found_on  # what the traces carry (Trace.module, Trace.model)
         self.tree = SnapshotTree(self.model, opts.transition_timeout, huge_pages=opts.uses_huge_pages,
-                                 opaque=opts.opaque, origin=origin)
+                                 opaque=opts.opaque, symmetry=opts.symmetry, origin=origin)
         self.tree.memory_limit = opts.memory_limit
         # max_snapshots is per worker; by default this node's share of what it can hold.
         self.bound = opts.max_snapshots or max(16, default_max_snapshots() // max(1, per_node))
@@ -232,6 +232,11 @@ class WorkerEngine:
             self.failure = error_payload(exc)
             return
         rep = root.report
+        if rep.symmetric:  # named only when the root canonicalizes (Load.symmetry)
+            self.failure = error_payload(UsageError(
+                f"{self.model!r} declares fc.symmetric values, and backend='ray' does not reduce by symmetry yet: "
+                "pass symmetry=False (--no-symmetry) to explore every state on the cluster, or use backend='local'"))
+            return
         self.by_path[()] = root
         self.root_info = {"fingerprint": rep.fingerprint, "report": rep, "pid": os.getpid(),
                           "host": os.uname().nodename}
