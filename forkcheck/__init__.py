@@ -92,7 +92,7 @@ _LAZY = {
 }
 
 
-def replay(model: _Any, token: _Any) -> Replay:
+def replay(model: _Any, token: _Any, *, transition_timeout: float = 30.0) -> Replay:
     """Re-execute a trace in a fresh process, without exploring.
 
     Each step is identified by its index among the transitions enabled in its
@@ -107,6 +107,10 @@ def replay(model: _Any, token: _Any) -> Replay:
         The model, with the same arguments as when the trace was found.
     token : str or Trace
         A trace token (``violation.trace.token``) or the trace itself.
+    transition_timeout : float
+        Seconds a step (or the setup) may run, as in :meth:`Model.check`:
+        give the replay what the check was given (``--transition-timeout``
+        on the command line).
 
     Returns
     -------
@@ -139,7 +143,7 @@ def replay(model: _Any, token: _Any) -> Replay:
     """
     from ._check.search import replay as _replay
 
-    return _replay(model, token)
+    return _replay(model, token, transition_timeout=transition_timeout)
 
 
 def __getattr__(name: str) -> _Any:

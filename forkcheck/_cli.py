@@ -267,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_arg_option(p)
     p.add_argument("--step", type=_non_negative_int, default=None, metavar="K",
                    help="show only step K and the state after it (0 is the initial state)")
+    p.add_argument("--transition-timeout", type=_seconds, default=30.0, metavar="SECONDS",
+                   help="a step taking longer is a timeout violation, as in check (default 30): give what the "
+                        "check was given")
     _add_common_options(p)
 
     p = sub.add_parser("graph", allow_abbrev=False, help="explore a model and export its state graph",
@@ -801,7 +804,8 @@ def format_steps(trace: Trace) -> str:
     return "\n".join(lines) if lines else "  (the initial state: no step)"
 
 
-def format_violation(v: Violation, model: Model, target: str, arg_items: Sequence[str], stream: IO[str]) -> str:
+def format_violation(v: Violation, model: Model, target: str, arg_items: Sequence[str], stream: IO[str],
+                     transition_timeout: float | None = None) -> str:
     """The human report of one violation: banner, counterexample, state, replay command."""
     when = v.when
     # Invariants and liveness properties have names; the other kinds are about an actor (or the whole model).
@@ -818,7 +822,7 @@ def format_violation(v: Violation, model: Model, target: str, arg_items: Sequenc
         out += ["", v.details.rstrip()]
     if v.state is not None:
         out += ["", f"{v.state_heading}:", format_state(v.state)]
-    out += ["", "Replay it with:", "  " + replay_command(target, v.trace.token, arg_items)]
+    out += ["", "Replay it with:", "  " + replay_command(target, v.trace.token, arg_items, transition_timeout)]
     return "\n".join(out)
 
 
@@ -832,7 +836,8 @@ def _jsonable(obj: Any) -> Any:
     return str(obj)
 
 
-def json_report(result: CheckResult, model: Model, target: str, arg_items: Sequence[str]) -> dict[str, Any]:
+def json_report(result: CheckResult, model: Model, target: str, arg_items: Sequence[str],
+                transition_timeout: float | None = None) -> dict[str, Any]:
     """The ``--json`` report: stable keys, documented in docs/cli.md."""
     s = result.stats
     m = s.memory
@@ -872,7 +877,7 @@ def json_report(result: CheckResult, model: Model, target: str, arg_items: Seque
                     "cycle_start": v.trace.cycle_start,
                     "steps": [{"actor": st.actor, "label": st.label, "where": st.where} for st in v.trace],
                 },
-                "replay": replay_command(target, v.trace.token, arg_items),
+                "replay": replay_command(target, v.trace.token, arg_items, transition_timeout),
             }
             for v in result.violations
         ],
@@ -1066,7 +1071,8 @@ def _explore(args: argparse.Namespace, outputs: dict[str, str | None]) -> int:
         try:
             if opt == "--json":
                 with _open_output(path) as f:
-                    json.dump(json_report(result, model, args.target, args.arg), f, indent=2, default=_jsonable)
+                    json.dump(json_report(result, model, args.target, args.arg, args.transition_timeout), f, indent=2,
+                              default=_jsonable)
                     f.write("\n")
             else:
                 fmt = {"--dot": "dot", "--graphml": "graphml"}.get(opt) or args.format
@@ -1077,7 +1083,7 @@ def _explore(args: argparse.Namespace, outputs: dict[str, str | None]) -> int:
             raise CliError(f"{opt} {path}: cannot write it: {exc.strerror or exc}") from exc
 
     for v in result.violations:
-        print(format_violation(v, model, args.target, args.arg, human), file=human)
+        print(format_violation(v, model, args.target, args.arg, human, args.transition_timeout), file=human)
         print(file=human)
     for name, witness in result.discoveries.items():
         found = "no reachable state satisfies it" if witness is None else \
@@ -1125,7 +1131,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from ._check.search import replay  # imported late: input errors are reported without loading trio
 
     try:
-        rep = replay(model, trace)
+        rep = replay(model, trace, transition_timeout=args.transition_timeout)
     except (ModelError, UsageError) as exc:
         done = getattr(exc, "replay", None)
         if done is not None:  # the steps that replayed, then the error (main prints it)

@@ -306,17 +306,25 @@ def as_model(obj: Any) -> Model:
     raise UsageError(f"expected a forkcheck model (a @forkcheck.model function or a Model), got {type(obj).__name__} {obj!r}")
 
 
-def replay_command(target: str, token: str, arg_items: Sequence[str] = ()) -> str:
+def replay_command(target: str, token: str, arg_items: Sequence[str] = (),
+                   transition_timeout: float | None = None) -> str:
     """The ``forkcheck replay`` command line that re-executes ``token``, shell-quoted.
+
+    ``transition_timeout``: the check's, when not the default (30 s): the
+    replay then gets the same budget per step.
 
     Examples
     --------
     >>> print(replay_command("m.py:greeter", "fc1:abc", ["name='bob'"]))
     forkcheck replay m.py:greeter fc1:abc --arg 'name='"'"'bob'"'"''
+    >>> print(replay_command("m.py:slow", "fc1:abc", transition_timeout=90.0))
+    forkcheck replay m.py:slow fc1:abc --transition-timeout 90
     """
     words = ["forkcheck", "replay", target, token]
     for item in arg_items:
         words += ["--arg", item]
+    if transition_timeout is not None and transition_timeout != 30.0:
+        words += ["--transition-timeout", f"{transition_timeout:g}"]
     return " ".join(shlex.quote(w) for w in words)
 
 

@@ -458,7 +458,7 @@ class Explorer:
                                   for k, t in search.discoveries.items()}
         from ._check.search import attach_commands, give_warnings
 
-        attach_commands(search.violations, self.model)
+        attach_commands(search.violations, self.model, opts.transition_timeout)
         give_warnings(search.warnings)
         self._merge(search.graph, opts.deadlock)
         stats = Stats(

@@ -282,6 +282,24 @@ def test_transition_timeout_from_the_command_line_and_its_message_names_the_flag
     assert "VIOLATION (timeout)" in proc.stdout
     assert "did not reach its next await within 0.5s" in proc.stdout
     assert "raise check(transition_timeout=...) / --transition-timeout" in proc.stdout
+    # The replay command it prints gives the replay the same budget, and replays the timeout.
+    lines = proc.stdout.splitlines()
+    command = lines[lines.index("Replay it with:") + 1].strip()
+    assert command.endswith(" --transition-timeout 0.5"), command
+    import shlex
+
+    words = shlex.split(command)
+    assert words[:2] == ["forkcheck", "replay"]
+    again = _forkcheck(*words[1:], cwd=str(tmp_path))
+    assert again.returncode == 1, again.stderr
+    assert "VIOLATION (timeout)" in again.stdout and "within 0.5s" in again.stdout
+
+
+def test_replay_takes_a_transition_timeout_checked_as_checks_is():
+    from cli_models import slow
+
+    with pytest.raises(fc.UsageError, match="transition_timeout=0"):
+        fc.replay(slow(steps=1, delay=0.01), "fc1:", transition_timeout=0)
 
 
 BOTH_BUGS = '''

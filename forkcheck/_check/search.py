@@ -793,12 +793,12 @@ def give_warnings(found: list[Warning]) -> None:
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # forkcheck/
 
 
-def attach_commands(violations: list[Violation], model: Model) -> None:
+def attach_commands(violations: list[Violation], model: Model, transition_timeout: float | None = None) -> None:
     """Give each violation the shell command that replays it, where the model lives in a file."""
     target = shell_target(model)
     if target is not None:
         for v in violations:
-            v.command = replay_command(target[0], v.trace.token, target[1])
+            v.command = replay_command(target[0], v.trace.token, target[1], transition_timeout)
 
 
 def origin_module(model: Model) -> str | None:
@@ -990,7 +990,7 @@ def check(model: Any, options: CheckOptions | None = None, **kw: Any) -> CheckRe
         skipped=search.reduction.skipped(),
         symmetry=dict(search.symmetric),
     )
-    attach_commands(search.violations, model)
+    attach_commands(search.violations, model, opts.transition_timeout)
     result = CheckResult(search.violations, stats, search.graph, incomplete=search.incomplete,
                          model=repr(model), discoveries=search.discoveries)
     give_warnings(search.warnings)
@@ -1019,14 +1019,16 @@ def replay_causes(trace: Trace, model: Model) -> str:
     return f"Likeliest causes (it was found on the same {now}): the model changed since; {_OUTSIDE}"
 
 
-def replay(model: Any, token: str | Trace) -> Replay:
+def replay(model: Any, token: str | Trace, *, transition_timeout: float = 30.0) -> Replay:
     """The engine of :func:`forkcheck.replay`, documented there (it keeps trio out of ``import forkcheck``)."""
     model = as_model(model)
+    # The check's own validation, so that a bad value reads as it would there.
+    transition_timeout = CheckOptions(transition_timeout=transition_timeout).transition_timeout
     trace = token if isinstance(token, Trace) else Trace.from_token(token)
     causes = replay_causes(trace, model)
     # A trace found with opaque="distinct" passes states fingerprinted by their path; one found
     # without it passes none that hold an opaque object, so replaying this way suits both.
-    tree = SnapshotTree(model, opaque="distinct", symmetry=trace.symmetry)
+    tree = SnapshotTree(model, transition_timeout, opaque="distinct", symmetry=trace.symmetry)
 
     async def main() -> Replay:
         node = await tree.start()

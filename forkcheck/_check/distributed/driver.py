@@ -293,7 +293,7 @@ def _result(model: Model, opts: CheckOptions, data: dict[str, Any], host: HostPr
     for t in [v.trace for v in finished.violations] + list(finished.discoveries.values()):
         if t is not None:
             t.module, t.model = module, found_on
-    attach_commands(finished.violations, model)
+    attach_commands(finished.violations, model, opts.transition_timeout)
     workers = data["workers"]
     private = [w["private_bytes"] for w in workers]
     logical = [w["logical_bytes"] for w in workers]
