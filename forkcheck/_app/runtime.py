@@ -888,23 +888,28 @@ class World:
 
     # -- checking -------------------------------------------------------------
 
+    def _holds(self, what: str, name: str, pred: Callable[[], Any]) -> bool | None:
+        """Whether predicate ``what`` ``name`` holds here; None when it raised or ran too long (a model error)."""
+        try:
+            return bool(pred())
+        except Stuck as exc:
+            self.model_error = ("InvariantError", stuck_message(f"{what} {name!r}", exc.seconds, exc.where, "return"),
+                                _format_tb(exc))
+        except BaseException as exc:  # noqa: BLE001
+            frames = _user_frames(exc.__traceback__)
+            at = f" at {_where.short(f'{frames[-1].filename}:{frames[-1].lineno}')}" if frames else ""
+            self.model_error = (
+                "InvariantError",
+                f"{what} {name!r} raised {type(exc).__name__}{at}: {_one_line(exc)}; {'an' if what[0] in 'aeiou' else 'a'} "
+                f"{what} must return a truth value in every reachable state",
+                _format_tb(exc),
+            )
+        return None
+
     def check_invariants(self) -> None:
         for name, pred in self.invariants:
-            try:
-                ok = pred()
-            except Stuck as exc:
-                self.model_error = ("InvariantError", stuck_message(f"invariant {name!r}", exc.seconds, exc.where,
-                                                                    "return"), _format_tb(exc))
-                return
-            except BaseException as exc:  # noqa: BLE001
-                frames = _user_frames(exc.__traceback__)
-                at = f" at {_where.short(f'{frames[-1].filename}:{frames[-1].lineno}')}" if frames else ""
-                self.model_error = (
-                    "InvariantError",
-                    f"invariant {name!r} raised {type(exc).__name__}{at}: {_one_line(exc)}; an invariant must "
-                    "return a truth value in every reachable state",
-                    _format_tb(exc),
-                )
+            ok = self._holds("invariant", name, pred)
+            if ok is None:
                 return
             if not ok:
                 self.violations.append(("invariant", name, f"invariant {name!r} is violated", ""))
@@ -912,21 +917,8 @@ class World:
     def check_constraints(self) -> str:
         """The name of the first constraint this state does not satisfy ("" when it satisfies them all)."""
         for name, pred in self.constraints:
-            try:
-                ok = pred()
-            except Stuck as exc:
-                self.model_error = ("InvariantError", stuck_message(f"constraint {name!r}", exc.seconds, exc.where,
-                                                                    "return"), _format_tb(exc))
-                return ""
-            except BaseException as exc:  # noqa: BLE001
-                frames = _user_frames(exc.__traceback__)
-                at = f" at {_where.short(f'{frames[-1].filename}:{frames[-1].lineno}')}" if frames else ""
-                self.model_error = (
-                    "InvariantError",
-                    f"constraint {name!r} raised {type(exc).__name__}{at}: {_one_line(exc)}; a constraint must "
-                    "return a truth value in every reachable state",
-                    _format_tb(exc),
-                )
+            ok = self._holds("constraint", name, pred)
+            if ok is None:
                 return ""
             if not ok:
                 return name
