@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import warnings
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import networkx as nx
 import trio
@@ -218,16 +218,8 @@ class Search:
         gate = trio.Semaphore(self.jobs)
 
         async def fork(k: int, i: int, need: int) -> None:
-            twin = None
             try:
-                child = await take(k, i)
-                await self.keys.observe(child, nodes[k].snap)  # while its parent is alive
-                if need == 2 and child.report.pid != 0:
-                    # Take the same transition again from the same snapshot: it must reach the same state.
-                    twin = await take(k, i, reseed=True)  # a fresh random module: its use shows
-                    if twin.report.fingerprint == child.report.fingerprint or twin.report.pid == 0:
-                        self.tree.release(twin)
-                        twin = None
+                child, twin = await self._fork_checked(lambda reseed: take(k, i, reseed), nodes[k].snap, need)
             finally:
                 self.pool.reserved -= need
                 gate.release()
@@ -290,6 +282,24 @@ class Search:
         self._check_budget()
         return out
 
+    async def _fork_checked(self, take: Callable[[bool], Awaitable[Snapshot]], parent: Snapshot | None,
+                            need: int) -> tuple[Snapshot, Snapshot | None]:
+        """Fork one transition (``take(reseed)``); with ``need == 2``, take it again: the twin, if it differs.
+
+        The same transition taken twice from the same snapshot must reach the
+        same state; the second time with a fresh random module, so that its
+        use shows.  A twin that agrees is released at once.
+        """
+        child = await take(False)
+        await self.keys.observe(child, parent)  # while its parent is alive
+        if need != 2 or child.report.pid == 0:
+            return child, None
+        twin = await take(True)
+        if twin.report.fingerprint == child.report.fingerprint or twin.report.pid == 0:
+            self.tree.release(twin)
+            return child, None
+        return child, twin
+
     async def _expand_in_rounds(self, node: Node) -> list[Node]:
         """Expand one node under a reduction: fork what it names, visit, ask for more, until it is done.
 
@@ -311,15 +321,8 @@ class Search:
             gate = trio.Semaphore(self.jobs)
 
             async def fork(i: int, need: int) -> None:
-                twin = None
                 try:
-                    child = await self.tree.step(snap, i)
-                    await self.keys.observe(child, snap)
-                    if need == 2 and child.report.pid != 0:
-                        twin = await self.tree.step(snap, i, reseed=True)
-                        if twin.report.fingerprint == child.report.fingerprint or twin.report.pid == 0:
-                            self.tree.release(twin)
-                            twin = None
+                    child, twin = await self._fork_checked(lambda reseed: self.tree.step(snap, i, reseed), snap, need)
                 finally:
                     self.pool.reserved -= need
                     gate.release()
