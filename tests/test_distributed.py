@@ -21,6 +21,7 @@ import forkcheck as fc
 from conftest import ray_processes
 from dining_philosophers import philosophers
 from models import two_phase_spec_bfs
+from test_bounds import retry
 from two_phase import two_phase
 
 OBJECT_STORE = 80 * 2 ** 20
@@ -231,27 +232,6 @@ def test_two_phase_and_philosophers_give_the_answers_of_a_local_check(cluster):
 
 
 @fc.model
-def resend(bound=2):
-    """Resend until acknowledged over a lossy network (tests/test_bounds.py's retry): bounded by a constraint."""
-    net = fc.Network("net", lossy=True)
-
-    async def client():
-        while True:
-            net.send("server", "req")
-            if await net.recv("client", timeout=True) is not fc.TIMEOUT:
-                return
-
-    async def server():
-        while True:
-            await net.recv("server")
-            net.send("client", "ack")
-
-    fc.spawn(client)
-    fc.spawn(server, daemon=True)
-    fc.constraint(lambda: len(net.in_flight()) <= bound, name=f"at most {bound} in flight")
-
-
-@fc.model
 def counter():
     state = {"seq": 0}
 
@@ -265,8 +245,8 @@ def counter():
 
 @pytest.mark.slow
 def test_constraints_liveness_loops_and_the_unbounded_hint_as_in_a_local_check(cluster):
-    r = resend(bound=2).check(backend="ray", ray_address=cluster.address, workers=2)
-    local = resend(bound=2).check()
+    r = retry(bound=2).check(backend="ray", ray_address=cluster.address, workers=2)
+    local = retry(bound=2).check()
     _same_answers(r, local)
     assert r.incomplete == local.incomplete and r.incomplete[0].startswith("constraint 'at most 2 in flight' cut ")
 
