@@ -300,7 +300,7 @@ def test_a_plain_object_first_walked_without_its_dict_then_with_it():
     Plain().__reduce_ex__(4)  # copyreg caches Plain.__slotnames__: the C walk then reduces Plain objects itself
     for make in (Plain, lambda: [Plain(), Plain()], lambda: {"k": Plain(), "e": Empty()}):
         obj = make()
-        w = C.Walker()
+        w = C.Walker(keep_stream=True)
         w.h(obj)
         first = (w.digest(), w.stream())
         py, c = walks(obj)

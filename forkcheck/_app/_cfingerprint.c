@@ -236,23 +236,56 @@ static void b2_compress(uint64_t h[8], const unsigned char *block, uint64_t t, i
     for (int i = 0; i < 8; i++) h[i] ^= v[i] ^ v[i + 8];
 }
 
-static void blake2b16(unsigned char out[16], const unsigned char *data, size_t len) {
+/* The same digest, fed in pieces: the walk hashes its stream as it goes, so that a big state
+   never needs a buffer of its whole stream (fresh pages to fault in, a copy of every buffer). */
+typedef struct {
     uint64_t h[8];
-    unsigned char block[128];
-    memcpy(h, B2_IV, sizeof h);
-    h[0] ^= 0x01010000ULL ^ 16;  /* no key, 16-byte digest */
-    uint64_t t = 0;
-    while (len > 128) {
-        t += 128;
-        b2_compress(h, data, t, 0);
-        data += 128;
-        len -= 128;
+    uint64_t t;              /* bytes compressed so far */
+    unsigned char blk[128];  /* the last block, compressed only when more input follows or at the end */
+    size_t blen;
+} b2_state;
+
+static void b2_init(b2_state *s) {
+    memcpy(s->h, B2_IV, sizeof s->h);
+    s->h[0] ^= 0x01010000ULL ^ 16;
+    s->t = 0;
+    s->blen = 0;
+}
+
+static void b2_update(b2_state *s, const unsigned char *data, size_t n) {
+    if (s->blen + n <= 128) {
+        memcpy(s->blk + s->blen, data, n);
+        s->blen += n;
+        return;
     }
-    memset(block, 0, sizeof block);
-    if (len) memcpy(block, data, len);
-    t += len;
-    b2_compress(h, block, t, 1);
-    for (int i = 0; i < 16; i++) out[i] = (unsigned char)(h[i / 8] >> (8 * (i % 8)));
+    size_t fill = 128 - s->blen;
+    memcpy(s->blk + s->blen, data, fill);
+    data += fill;
+    n -= fill;
+    s->t += 128;
+    b2_compress(s->h, s->blk, s->t, 0);
+    while (n > 128) {
+        s->t += 128;
+        b2_compress(s->h, data, s->t, 0);
+        data += 128;
+        n -= 128;
+    }
+    memcpy(s->blk, data, n);
+    s->blen = n;
+}
+
+static void b2_final(b2_state *s, unsigned char out[16]) {
+    memset(s->blk + s->blen, 0, 128 - s->blen);
+    s->t += s->blen;
+    b2_compress(s->h, s->blk, s->t, 1);
+    for (int i = 0; i < 16; i++) out[i] = (unsigned char)(s->h[i / 8] >> (8 * (i % 8)));
+}
+
+static void blake2b16(unsigned char out[16], const unsigned char *data, size_t len) {
+    b2_state s;
+    b2_init(&s);
+    b2_update(&s, data, len);
+    b2_final(&s, out);
 }
 
 /* ------------------------------------------------------------------ scratch memory */
@@ -336,9 +369,13 @@ typedef struct {
 typedef struct {
     arena_t own;      /* the token buffer and the memo: kept until the walk ends */
     arena_t *scratch; /* short-lived arrays, released in stack order; shared with sub-walks */
-    char *buf;
+    char *buf;        /* the tokens not hashed yet (all of them when the walk keeps its stream) */
     size_t len, cap;
-    bool any;
+    size_t hashed;    /* bytes of the stream already given to the hash */
+    size_t tokstart;  /* where the open token starts, in the whole stream */
+    bool open;        /* a token is open: its length not written yet */
+    bool keep_stream; /* the stream is wanted (tests, shallow keys): buffer it whole, hash at the end */
+    b2_state hash;
     bool key_mode;    /* the walk of a canonical key: unordered containers ordered by shallow keys */
     memo_t memo;
     PyObject *keep;   /* list of new references, alive until the walk ends; NULL until needed */
@@ -376,17 +413,45 @@ static int grow(walk_t *w, size_t extra) {
     return 0;
 }
 
+#define HASH_AT 65536  /* buffered bytes given to the hash at once, unless the stream is kept */
+
 static int put(walk_t *w, const char *s, size_t n) {
+    if (!w->keep_stream && w->len + n > HASH_AT) {
+        b2_update(&w->hash, (const unsigned char *)w->buf, w->len);
+        w->hashed += w->len;
+        w->len = 0;
+        if (n > HASH_AT / 4) {  /* a big buffer (bytes, bytearray) is hashed where it lies */
+            b2_update(&w->hash, (const unsigned char *)s, n);
+            w->hashed += n;
+            return 0;
+        }
+    }
     if (grow(w, n)) return -1;
     memcpy(w->buf + w->len, s, n);
     w->len += n;
     return 0;
 }
 
-/* A new token: the separator, then its first characters. */
+/* Every token is followed by its length in bytes (fingerprint._trailer), so that the stream
+   parses back into its tokens from its end whatever bytes they hold: binary atoms need no
+   escaping and no separator.  The length is written in base 128, most significant group
+   first with its high bit clear, the others with it set. */
+static int close_tok(walk_t *w) {
+    if (!w->open) return 0;
+    w->open = false;
+    size_t n = w->hashed + w->len - w->tokstart;
+    unsigned char g[10], t[10];
+    int k = 0;
+    do { g[k++] = (unsigned char)(n & 0x7f); n >>= 7; } while (n);
+    for (int i = 0; i < k; i++) t[i] = (unsigned char)(g[k - 1 - i] | (i ? 0x80 : 0));
+    return put(w, (const char *)t, (size_t)k);
+}
+
+/* A new token: the previous one closed, then its first characters. */
 static int tok(walk_t *w, const char *s) {
-    if (w->any && put(w, "\x1f", 1)) return -1;
-    w->any = true;
+    if (close_tok(w)) return -1;
+    w->open = true;
+    w->tokstart = w->hashed + w->len;
     w->ntok++;
     return put(w, s, strlen(s));
 }
@@ -422,51 +487,56 @@ static int put_format(walk_t *w, PyObject *o) {
     return r;
 }
 
-/* repr() of ASCII text as str.__repr__ and bytes.__repr__ write it (quotes, escapes),
-   without making the repr object; anything else goes through repr(). */
-static int put_quoted(walk_t *w, const unsigned char *s, Py_ssize_t n, bool is_bytes) {
-    bool squote = false, dquote = false;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (s[i] == '\'') squote = true;
-        else if (s[i] == '"') dquote = true;
+/* ---- the atoms' binary tokens (fingerprint._atom_token): a tag byte no text token starts
+   with, then the value's bytes.  Each keeps the equivalence of the repr the walk hashed
+   before: ints as two's complement, little-endian, in (bit_length + 8) // 8 bytes (int.to_bytes);
+   floats as IEEE 754 doubles, every NaN as one (repr wrote "nan" for all of them); str as
+   UTF-8 with lone surrogates passed through; bytes and bytearray as they are. */
+
+static int put_int_bytes(walk_t *w, PyObject *o) {
+    int overflow;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (!overflow && !(v == -1 && PyErr_Occurred())) {
+        unsigned long long a = v < 0 ? (unsigned long long)(-(v + 1)) + 1 : (unsigned long long)v;
+        int bits = a ? 64 - __builtin_clzll(a) : 0;
+        int n = (bits + 8) >> 3;
+        unsigned long long u = (unsigned long long)v;
+        unsigned char b[9];
+        for (int i = 0; i < n; i++) b[i] = i < 8 ? (unsigned char)(u >> (8 * i)) : (v < 0 ? 0xff : 0);
+        return put(w, (const char *)b, (size_t)n);
     }
-    char quote = squote && !dquote ? '"' : '\'';
-    if (grow(w, (size_t)n * 4 + 3)) return -1;
-    char *o = w->buf + w->len;
-    if (is_bytes) *o++ = 'b';
-    *o++ = quote;
-    static const char hex[] = "0123456789abcdef";
-    for (Py_ssize_t i = 0; i < n; i++) {
-        unsigned char c = s[i];
-        if (c == quote || c == '\\') { *o++ = '\\'; *o++ = (char)c; }
-        else if (c == '\t') { *o++ = '\\'; *o++ = 't'; }
-        else if (c == '\n') { *o++ = '\\'; *o++ = 'n'; }
-        else if (c == '\r') { *o++ = '\\'; *o++ = 'r'; }
-        else if (c < ' ' || c >= 0x7f) { *o++ = '\\'; *o++ = 'x'; *o++ = hex[c >> 4]; *o++ = hex[c & 15]; }
-        else *o++ = (char)c;
-    }
-    *o++ = quote;
-    w->len = (size_t)(o - w->buf);
+    PyErr_Clear();
+    size_t bits = _PyLong_NumBits(o);
+    if (bits == (size_t)-1 && PyErr_Occurred()) return -1;
+    size_t n = (bits + 8) >> 3;
+    if (grow(w, n)) return -1;
+#if PY_VERSION_HEX < 0x030D0000
+    if (_PyLong_AsByteArray((PyLongObject *)o, (unsigned char *)w->buf + w->len, n, 1, 1)) return -1;
+#else
+    if (_PyLong_AsByteArray((PyLongObject *)o, (unsigned char *)w->buf + w->len, n, 1, 1, 1)) return -1;
+#endif
+    w->len += n;
     return 0;
 }
 
-static int put_repr(walk_t *w, PyObject *o) {
-    PyTypeObject *t = Py_TYPE(o);
-    if (t == &PyUnicode_Type && PyUnicode_IS_COMPACT_ASCII(o))
-        return put_quoted(w, (const unsigned char *)PyUnicode_DATA(o), PyUnicode_GET_LENGTH(o), false);
-    if (t == &PyBytes_Type)
-        return put_quoted(w, (const unsigned char *)PyBytes_AS_STRING(o), PyBytes_GET_SIZE(o), true);
-    if (t == &PyLong_Type) {
-        int overflow;
-        long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
-        if (!overflow && !(v == -1 && PyErr_Occurred())) return put_int(w, v);
-        PyErr_Clear();
+static int put_double(walk_t *w, double d) {
+    static const unsigned char nan[8] = {0, 0, 0, 0, 0, 0, 0xf8, 0x7f};
+    if (d != d) return put(w, (const char *)nan, 8);
+    unsigned char b[8];
+    if (PyFloat_Pack8(d, (char *)b, 1)) return -1;
+    return put(w, (const char *)b, 8);
+}
+
+static int put_atom(walk_t *w, PyObject *o, PyTypeObject *t) {
+    if (t == &PyLong_Type) return tok(w, "\x01") || put_int_bytes(w, o);
+    if (t == &PyFloat_Type) return tok(w, "\x02") || put_double(w, PyFloat_AS_DOUBLE(o));
+    if (t == &PyComplex_Type) {
+        Py_complex c = ((PyComplexObject *)o)->cval;
+        return tok(w, "\x03") || put_double(w, c.real) || put_double(w, c.imag);
     }
-    PyObject *s = PyObject_Repr(o);
-    if (s == NULL) return -1;
-    int r = put_str(w, s);
-    Py_DECREF(s);
-    return r;
+    if (t == &PyUnicode_Type) return tok(w, "\x04") || put_str(w, o);
+    if (t == &PyBytes_Type) return tok(w, "\x05") || put(w, PyBytes_AS_STRING(o), (size_t)PyBytes_GET_SIZE(o));
+    return tok(w, "\x06") || put(w, PyByteArray_AS_STRING(o), (size_t)PyByteArray_GET_SIZE(o));
 }
 
 static int keep(walk_t *w, PyObject *o) {  /* steals o */
@@ -526,6 +596,7 @@ static void walk_start(walk_t *w, arena_t *scratch) {
     w->scratch = scratch;
     w->buf = w->inl;
     w->cap = sizeof w->inl;
+    b2_init(&w->hash);
 }
 
 static void walk_end(walk_t *w) {
@@ -533,11 +604,20 @@ static void walk_end(walk_t *w) {
     arena_free(&w->own);
     w->buf = w->inl;
     w->len = 0;
+    w->hashed = 0;
+    b2_init(&w->hash);
+    w->open = false;
     w->cap = sizeof w->inl;
     memset(&w->memo, 0, sizeof w->memo);
 }
 
-static void walk_digest(walk_t *w, unsigned char out[16]) { blake2b16(out, (const unsigned char *)w->buf, w->len); }
+static int walk_digest(walk_t *w, unsigned char out[16]) {
+    if (close_tok(w)) return -1;
+    b2_state s = w->hash;  /* a copy: digest() may be asked again, and the stream kept */
+    b2_update(&s, (const unsigned char *)w->buf, w->len);
+    b2_final(&s, out);
+    return 0;
+}
 
 /* A walk of its own (a key) names the values as its parent does; it records no contexts. */
 static void inherit(walk_t *sub, walk_t *w) {
@@ -786,7 +866,7 @@ static int canonical_key(walk_t *w, keyed_t *k, PyObject *o) {
     sub->key_mode = true;
     int r = h(sub, o);
     unsigned char d[16];
-    if (!r) walk_digest(sub, d);
+    if (!r) r = walk_digest(sub, d);
     walk_end(sub);
     if (r) return -1;
     char *p = arena_alloc(w->scratch, 16);
@@ -807,7 +887,8 @@ static int shallow_key(walk_t *w, keyed_t *k, PyObject *o) {
     if (sub == NULL) return -1;
     walk_start(sub, w->scratch);
     inherit(sub, w);
-    int r = shallow(sub, o);
+    sub->keep_stream = true;  /* the key is the stream itself */
+    int r = shallow(sub, o) || close_tok(sub);
     char *p = r ? NULL : arena_alloc(w->scratch, sub->len ? sub->len : 1);
     if (p != NULL) {
         memcpy(p, sub->buf, sub->len);
@@ -1373,14 +1454,11 @@ static int h_inner(walk_t *w, PyObject *o) {
     PyTypeObject *t = Py_TYPE(o);
     if (o == Py_None) return tok(w, "NNone");
     if (t == &PyBool_Type) return tok(w, o == Py_True ? "bTrue" : "bFalse");
-    if (t == &PyLong_Type) return tok(w, "i") || put_repr(w, o);
+    if (t == &PyLong_Type || t == &PyFloat_Type || t == &PyComplex_Type || t == &PyBytes_Type) return put_atom(w, o, t);
     if (t == &PyUnicode_Type) {
         if (w->names && check_str(w, o)) return -1;
-        return tok(w, "s") || put_repr(w, o);
+        return put_atom(w, o, t);
     }
-    if (t == &PyFloat_Type) return tok(w, "f") || put_repr(w, o);
-    if (t == &PyComplex_Type) return tok(w, "c") || put_repr(w, o);
-    if (t == &PyBytes_Type) return tok(w, "b") || put_repr(w, o);
     if (t == SymValueType) return sym_value(w, o);
     if (t == &PyTuple_Type) {
         Py_ssize_t n = PyTuple_GET_SIZE(o);
@@ -1462,13 +1540,7 @@ static int h_mutable(walk_t *w, PyObject *o, PyTypeObject *t) {
         }
         return 0;
     }
-    if (t == &PyByteArray_Type) {
-        PyObject *b = PyBytes_FromStringAndSize(PyByteArray_AS_STRING(o), PyByteArray_GET_SIZE(o));
-        if (b == NULL) return -1;
-        int r = tok(w, "B") || put_repr(w, b);
-        Py_DECREF(b);
-        return r;
-    }
+    if (t == &PyByteArray_Type) return put_atom(w, o, t);  /* its content; its identity is numbered already */
     if (t == &PyCoro_Type) return walk_frame(w, o, S_cr_await);
     if (t == &PyGen_Type) return walk_frame(w, o, S_gi_yieldfrom);
     if (t == &PyAsyncGen_Type) return walk_frame(w, o, S_ag_await);
@@ -1613,11 +1685,14 @@ static int walk_globals(walk_t *w, PyObject *g) {
 /* ------------------------------------------------------------------ the Python type */
 
 static int Walker_init(WalkerObject *self, PyObject *args, PyObject *kw) {
-    if (!PyArg_ParseTuple(args, ":Walker")) return -1;
+    int keep_stream = 0;
+    static char *kwlist[] = {"keep_stream", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|p:Walker", kwlist, &keep_stream)) return -1;
     if (Fallback == NULL) { PyErr_SetString(PyExc_RuntimeError, "_cfingerprint.configure() was not called (a bug)"); return -1; }
     walk_end(&self->w);
     arena_free(&self->scratch);
     walk_start(&self->w, &self->scratch);
+    self->w.keep_stream = keep_stream;
     return 0;
 }
 
@@ -1648,11 +1723,16 @@ static PyObject *Walker_globals(WalkerObject *self, PyObject *g) {
 
 static PyObject *Walker_digest(WalkerObject *self, PyObject *unused) {
     unsigned char d[16];
-    walk_digest(&self->w, d);
+    if (walk_digest(&self->w, d)) return NULL;
     return PyBytes_FromStringAndSize((const char *)d, 16);
 }
 
 static PyObject *Walker_stream(WalkerObject *self, PyObject *unused) {
+    if (!self->w.keep_stream) {
+        PyErr_SetString(PyExc_RuntimeError, "stream(): this walker hashed its stream as it went; make it with Walker(keep_stream=True)");
+        return NULL;
+    }
+    if (close_tok(&self->w)) return NULL;
     return PyBytes_FromStringAndSize(self->w.buf ? self->w.buf : "", (Py_ssize_t)self->w.len);
 }
 
@@ -1722,7 +1802,7 @@ static PyObject *Walker_actor(WalkerObject *self, PyObject *args) {
     if (!r) r = h(sub, o);
     if (!r) {
         unsigned char d[16];
-        walk_digest(sub, d);
+        r = walk_digest(sub, d);
         uint64_t tag = fnv64((const char *)d, 16);
         for (Py_ssize_t k = 0; !r && k < sub->nsigs; k++)
             for (Py_ssize_t i = 0; !r && i < sub->sigs[k].n; i++) r = sig_add(w, k, mix(tag, sub->sigs[k].v[i]));

@@ -43,6 +43,7 @@ import copyreg
 import enum
 import gc
 import os
+import struct
 import types
 from typing import Any, Callable
 
@@ -112,24 +113,83 @@ class Unordered:
         self.items = list(items)
 
 
-class _Hasher:
-    """The walk's output: tokens joined by ``\\x1f`` and hashed.
+# --------------------------------------------------------------------------- the token stream
 
-    Tokens go to the hash function in batches of about ``_BATCH``, so that a
-    big state does not keep all its tokens alive at once; the digest is that
-    of the whole joined stream.
+def _trailer(n: int) -> bytes:
+    """What follows a token of ``n`` bytes: ``n`` in base 128, most significant group first.
+
+    The first byte has its high bit clear, the others set, so the stream parses
+    back into its tokens from its end, whatever bytes a token holds: a binary
+    atom needs neither escaping nor a separator.  (The C walk's ``close_tok``.)
+    """
+    groups = [n & 0x7F]
+    n >>= 7
+    while n:
+        groups.append(n & 0x7F)
+        n >>= 7
+    groups.reverse()
+    return bytes([groups[0]] + [g | 0x80 for g in groups[1:]])
+
+
+_TRAILERS = [bytes((n,)) for n in range(128)]
+
+
+def _framed(token: bytes) -> bytes:
+    n = len(token)
+    return token + (_TRAILERS[n] if n < 128 else _trailer(n))
+
+
+def _text_framed(token: str | bytes) -> bytes:
+    return _framed(token.encode("utf-8", "surrogatepass") if type(token) is str else token)
+
+
+_pack_d = struct.Struct("<d").pack
+_NAN = (0x7FF8000000000000).to_bytes(8, "little")  # every NaN: repr() wrote "nan" for all of them
+
+
+def _double(x: float) -> bytes:
+    return _pack_d(x) if x == x else _NAN
+
+
+# The atoms' tokens: a tag byte that no text token starts with, then the value's bytes, with the
+# equivalence of the repr() the walk hashed before (ints in two's complement, floats as IEEE
+# doubles, str as UTF-8 with lone surrogates passed through, bytes as they are); None and bools
+# keep their text.  Hashing a buffer costs its bytes, not four characters of repr per byte.
+_ATOM_TOKEN: dict[type, Callable[[Any], Any]] = {
+    type(None): lambda o: "NNone",
+    bool: lambda o: "bTrue" if o else "bFalse",
+    int: lambda o: b"\x01" + o.to_bytes((o.bit_length() + 8) >> 3, "little", signed=True),
+    float: lambda o: b"\x02" + _double(o),
+    complex: lambda o: b"\x03" + _double(o.real) + _double(o.imag),
+    str: lambda o: b"\x04" + o.encode("utf-8", "surrogatepass"),
+    bytes: lambda o: b"\x05" + o,
+    bytearray: lambda o: b"\x06" + bytes(o),
+}
+
+
+def _atom_token(o: Any) -> str | bytes:
+    """The token of an atom (a type in ``_ATOMS``, or a bytearray's content)."""
+    return _ATOM_TOKEN[type(o)](o)
+
+
+class _Hasher:
+    """The walk's output: tokens, each followed by its length (:func:`_trailer`), hashed.
+
+    A token is a ``str`` (structure and names, hashed as UTF-8) or ``bytes``
+    (an atom's binary token).  Tokens go to the hash function in batches of
+    about ``_BATCH``, so that a big state does not keep all its tokens alive
+    at once; the digest is that of the whole stream.
     """
 
-    __slots__ = ("out", "memo", "keep", "hash", "flushed", "stream_parts", "key_mode", "labels", "names", "sym",
+    __slots__ = ("out", "memo", "keep", "hash", "stream_parts", "key_mode", "labels", "names", "sym",
                  "track", "ctx", "base", "nflushed", "sigs", "frames")
 
     def __init__(self, key_mode: bool = False, labels: tuple | None = None, names: tuple = (), sym: bool = False,
                  track: bool = False) -> None:
-        self.out: list[str] = []
+        self.out: list[str | bytes] = []
         self.memo: dict[int, int] = {}
         self.keep: list = []  # keeps visited objects alive so ids stay unique during the walk
         self.hash = _blake2b(digest_size=16)
-        self.flushed = False
         self.stream_parts: list[bytes] | None = None  # a list when a test asks for the stream
         # The walk of a canonical key (canonical_key): it orders the unordered containers it
         # meets by shallow keys, so that a key never needs the key of another object.
@@ -153,15 +213,20 @@ class _Hasher:
         return _Hasher(key_mode, self.labels, self.names, self.sym)
 
     def flush(self) -> None:
-        data = "\x1f".join(self.out).encode("utf-8", "surrogatepass")
-        if self.flushed:
-            data = b"\x1f" + data
+        parts = []
+        trailers = _TRAILERS
+        for t in self.out:
+            if type(t) is str:
+                t = t.encode("utf-8", "surrogatepass")
+            parts.append(t)
+            n = len(t)
+            parts.append(trailers[n] if n < 128 else _trailer(n))
+        data = b"".join(parts)
         self.hash.update(data)
         if self.stream_parts is not None:
             self.stream_parts.append(data)
         self.nflushed += len(self.out)
         self.out.clear()
-        self.flushed = True
 
     def emit(self, token: str) -> None:
         self.out.append(token)
@@ -301,7 +366,7 @@ class _Hasher:
                 leak = leaked_name(o, self.names)
                 if leak is not None:
                     raise SymmetryLeak(o, leak)
-            out.append(f"{t.__name__[0]}{o!r}")
+            out.append(_ATOM_TOKEN[t](o))
             return
         if t is SymmetricValue:
             self.value(o)
@@ -376,7 +441,7 @@ class _Hasher:
             for x in o:
                 self.h(x)
         elif t is bytearray:
-            out.append(f"B{bytes(o)!r}")
+            out.append(_atom_token(o))
         elif t is types.CoroutineType:
             self.frame(o, o.cr_code, o.cr_frame, o.cr_await)
         elif t is types.GeneratorType:
@@ -507,31 +572,35 @@ def canonical_key(obj: Any, parent: _Hasher | None = None) -> bytes:
     return h.digest()
 
 
-def shallow_key(o: Any, labels: tuple | None = None) -> str:
+def shallow_key(o: Any, labels: tuple | None = None) -> bytes:
     """The key of ``o`` inside a canonical key: its value for atoms (and tuples and frozensets
     of them), a symmetric value's name in ``labels``, its type's name for anything else; never
-    a walk, so never a cycle."""
+    a walk, so never a cycle.  It is the tokens a walk of that much writes, each followed by
+    its length (:func:`_trailer`), as the C walk copies them from a walk of its own."""
     t = type(o)
     if t in _ATOMS:
-        return f"{t.__name__[0]}{o!r}"
+        return _text_framed(_ATOM_TOKEN[t](o))
     if t is SymmetricValue:
-        return o._tok if labels is None else labels[o._k]
+        return _text_framed(o._tok if labels is None else labels[o._k])
     if t is tuple:
-        parts = [f"({len(o)}"]
+        parts = [_text_framed(f"({len(o)}")]
         for x in o:
             parts.append(shallow_key(x, labels))
-        return "\x1f".join(parts)
+        return b"".join(parts)
     if t is frozenset:
         parts = []
         for x in o:
             parts.append(shallow_key(x, labels))
         parts.sort()
-        return "\x1f".join([f"F{len(o)}"] + parts)
+        out = [_text_framed(f"F{len(o)}")]
+        for k in parts:  # each element's key is one token of the frozenset's, as in unordered()
+            out.append(_framed(k))
+        return b"".join(out)
     if t is type or isinstance(o, type):
-        return f"T{o.__module__}.{o.__qualname__}"
+        return _text_framed(f"T{o.__module__}.{o.__qualname__}")
     if isinstance(o, enum.Enum):
-        return f"E{t.__module__}.{t.__qualname__}.{o.name}"
-    return f"t{t.__module__}.{t.__qualname__}"
+        return _text_framed(f"E{t.__module__}.{t.__qualname__}.{o.name}")
+    return _text_framed(f"t{t.__module__}.{t.__qualname__}")
 
 
 def _one_line(exc: BaseException) -> str:
@@ -842,7 +911,7 @@ def walk_stream(world, walk: str = "auto", stream: bool = False) -> tuple[bytes,
             raise RuntimeError("the C fingerprint walk is not built")
 
         def c_walker(labels=None, track=False):
-            w = _cfingerprint.Walker()
+            w = _cfingerprint.Walker(keep_stream=stream)
             if symmetric:
                 w.symmetry(labels, names, on, track)
             return w

@@ -1,0 +1,82 @@
+"""Per-transition cost against the size of the state, next to the fork floor (issue 15's table).
+
+A model whose actors bump small counters while the state also holds data that
+no transition touches: ``bytearray(1000)`` buffers, or a dict of ``str``.  The
+data is reachable from an invariant's closure, so it is state and the
+fingerprint must cover it.  DFS, ``determinism_checks=0``; setup (building the
+data in the root, starting the root interpreter) is excluded by subtracting
+the time of a check of the same model with ``steps=0`` (one state).
+
+    python benchmarks/state_size.py            # every row
+    python benchmarks/state_size.py 1 16       # bytearray rows of 1 and 16 MiB only
+
+The floor is the Python fork round trip of a process holding the same data
+(``forkcheck._bench.py_fork_floor``), measured before and after the rows.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+
+import forkcheck as fc
+from forkcheck._bench import py_fork_floor
+
+
+@fc.model
+def counters(kind="bytes", size=1, steps=3, actors=3):
+    """``actors`` actors each bump their own counter ``steps`` times; the state also holds
+    ``size`` MiB of ``bytearray(1000)`` (kind "bytes") or a dict of ``size`` str entries
+    (kind "dict").  (steps+1)**actors states."""
+    if kind == "bytes":
+        data = [bytearray(1000) for _ in range(size * 1024)]
+    else:
+        data = {f"key{i}": f"value{i}" for i in range(size)}
+    count = [0] * actors
+
+    def bump(i):
+        count[i] += 1
+
+    async def actor(i):
+        for _ in range(steps):
+            await fc.checkpoint()
+            bump(i)
+
+    for i in range(actors):
+        fc.spawn(actor, i, name=f"a{i}")
+    fc.invariant(lambda: len(data) >= 0 and count[0] >= 0)
+    return count
+
+
+def per_transition(kind: str, size: int) -> tuple[float, int, int]:
+    """Seconds per transition (DFS), without the setup: a run with steps=3 minus one with steps=0."""
+    def run(steps):
+        t = time.perf_counter()
+        r = counters(kind=kind, size=size, steps=steps).check(strategy="dfs", determinism_checks=0)
+        return time.perf_counter() - t, r
+
+    empty = min(run(0)[0] for _ in range(2))  # the startup and setup, at their least noisy
+    full, r = run(3)
+    return (full - empty) / r.stats.transitions, r.stats.states, r.stats.transitions
+
+
+def main(argv: list[str]) -> None:
+    rows = [("bytes", int(a)) for a in argv] or [("bytes", 1), ("bytes", 16), ("bytes", 64), ("dict", 100),
+                                                  ("dict", 100_000)]
+    print(f"Python {platform.python_version()}, Linux {platform.release()}, {os.cpu_count()} cores, "
+          f"load {os.getloadavg()[0]:.1f}")
+    floor_before = py_fork_floor(16, 300)
+    print(f"floor before: Python fork round trip of a 16 MiB process {floor_before * 1e3:.2f} ms")
+    print(f"{'state besides the counters':<34}{'states':>7}{'trans':>7}{'ms/transition':>15}")
+    for kind, size in rows:
+        per, states, trans = per_transition(kind, size)
+        what = f"{size} MiB of bytearray(1000)" if kind == "bytes" else f"a dict of {size:,} str entries"
+        print(f"{what:<34}{states:>7}{trans:>7}{per * 1e3:>15.2f}")
+    floor_after = py_fork_floor(16, 300)
+    print(f"floor after: {floor_after * 1e3:.2f} ms; mean {(floor_before + floor_after) / 2e-3:.2f} ms")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
