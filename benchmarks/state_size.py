@@ -1,17 +1,18 @@
-"""Per-transition cost against the size of the state, next to the fork floor (issue 15's table).
+"""Per-transition cost against the size of the state, next to the fork floor.
 
 A model whose actors bump small counters while the state also holds data that
 no transition touches: ``bytearray(1000)`` buffers, or a dict of ``str``.  The
 data is reachable from an invariant's closure, so it is state and the
 fingerprint must cover it.  DFS, ``determinism_checks=0``; setup (building the
-data in the root, starting the root interpreter) is excluded by subtracting
-the time of a check of the same model with ``steps=0`` (one state).
+data in the root) is excluded, as ``forkcheck bench`` excludes it
+(``stats.setup_seconds``).
 
     python benchmarks/state_size.py            # every row
     python benchmarks/state_size.py 1 16       # bytearray rows of 1 and 16 MiB only
 
-The floor is the Python fork round trip of a process holding the same data
-(``forkcheck._bench.py_fork_floor``), measured before and after the rows.
+The floor is the Python fork round trip of a process holding 16 MiB of small
+objects (``forkcheck._bench.py_fork_floor``), measured before and after the
+rows.  The figures are in docs/benchmarks.md, "The size of the state".
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 import os
 import platform
 import sys
-import time
 
 import forkcheck as fc
 from forkcheck._bench import py_fork_floor
@@ -51,15 +51,10 @@ def counters(kind="bytes", size=1, steps=3, actors=3):
 
 
 def per_transition(kind: str, size: int) -> tuple[float, int, int]:
-    """Seconds per transition (DFS), without the setup: a run with steps=3 minus one with steps=0."""
-    def run(steps):
-        t = time.perf_counter()
-        r = counters(kind=kind, size=size, steps=steps).check(strategy="dfs", determinism_checks=0)
-        return time.perf_counter() - t, r
-
-    empty = min(run(0)[0] for _ in range(2))  # the startup and setup, at their least noisy
-    full, r = run(3)
-    return (full - empty) / r.stats.transitions, r.stats.states, r.stats.transitions
+    """Seconds per transition (DFS), the root's setup excluded (``stats.setup_seconds``)."""
+    r = counters(kind=kind, size=size).check(strategy="dfs", determinism_checks=0)
+    s = r.stats
+    return (s.seconds - s.setup_seconds) / s.transitions, s.states, s.transitions
 
 
 def main(argv: list[str]) -> None:

@@ -766,6 +766,12 @@ def _walk(h, world) -> None:
         emit(f"{actor.name}|{int(actor.done)}{int(actor.failed)}{'d' if actor.daemon else ''}")
         if not actor.done and not actor.failed:
             h.h(actor.coro)
+    _walk_shared(h, world)
+
+
+def _walk_shared(h, world) -> None:
+    """The roots besides the actors: the model's module globals, the view, the properties."""
+    emit = h.emit
     for g in world.globals_roots:
         emit("G")
         h.globals(g)
@@ -795,19 +801,7 @@ def _walk_symmetric(h, world, track: bool = False) -> None:
     actor is walked on its own instead (``actor``).
     """
     emit = h.emit
-    for g in world.globals_roots:
-        emit("G")
-        h.globals(g)
-    emit("V")
-    h.h(world.view)
-    emit("P")
-    preds = []
-    for _, pred in world.invariants:
-        preds.append(pred)
-    for _, pred in world.constraints:  # as _walk
-        preds.append(pred)
-    h.h(preds)
-    h.h(world.liveness)
+    _walk_shared(h, world)
     actors = world.actors
     n = len(actors)
     keys = []
