@@ -69,3 +69,18 @@ def test_a_walk_that_hashes_as_it_goes_gives_the_digest_of_the_whole_stream(size
     assert w.digest() == py[0] == w.digest()
     with pytest.raises(RuntimeError, match="keep_stream=True"):
         w.stream()
+
+
+def test_every_bytes_like_object_costs_its_bytes_in_the_stream():
+    # bytes and bytearray are atoms' tokens; array.array and memoryview reach their bytes through
+    # their reductions (a memoryview: the object it views, then the bytes of its view).  None of
+    # them costs four characters of repr a byte any more.
+    import array
+
+    n = 65536
+    buf = bytearray(range(256)) * (n // 256)
+    for value, copies in ((bytes(buf), 1), (buf, 1), (array.array("B", buf), 1), (array.array("d", bytes(buf)), 1),
+                          (memoryview(buf), 2)):
+        py, c = walks(value)
+        assert c == py
+        assert copies * n <= len(py[1]) < copies * n + 1024, type(value)
