@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #if PY_VERSION_HEX < 0x030B0000 || PY_VERSION_HEX >= 0x030E0000
 #error "the C fingerprint walk reads the frames of CPython 3.11 to 3.13; other versions use the Python walk"
@@ -375,6 +377,14 @@ typedef struct {
     size_t tokstart;  /* where the open token starts, in the whole stream */
     bool open;        /* a token is open: its length not written yet */
     bool keep_stream; /* the stream is wanted (tests, shallow keys): buffer it whole, hash at the end */
+    int open_units;   /* while one is open, nothing is hashed before its end: it may be replaced */
+    Py_ssize_t minref; /* the lowest number a back-reference inside the open units named */
+    Py_ssize_t nobj;  /* objects numbered so far (the memo holds fewer when units were reused) */
+    bool caching;     /* units are looked up in, and written to, the cache (docs/design.md, "Units") */
+    bool reusable;    /* the innermost open unit holds plain data only, each object referenced once */
+    const struct uctx *unit; /* the innermost open unit (unit()), or NULL */
+    uint64_t *pages;  /* the pages the open units' objects lie on, innermost last */
+    Py_ssize_t npages, pagecap;
     b2_state hash;
     bool key_mode;    /* the walk of a canonical key: unordered containers ordered by shallow keys */
     memo_t memo;
@@ -416,7 +426,7 @@ static int grow(walk_t *w, size_t extra) {
 #define HASH_AT 65536  /* buffered bytes given to the hash at once, unless the stream is kept */
 
 static int put(walk_t *w, const char *s, size_t n) {
-    if (!w->keep_stream && w->len + n > HASH_AT) {
+    if (!w->keep_stream && !w->open_units && w->len + n > HASH_AT) {
         b2_update(&w->hash, (const unsigned char *)w->buf, w->len);
         w->hashed += w->len;
         w->len = 0;
@@ -539,6 +549,13 @@ static int put_atom(walk_t *w, PyObject *o, PyTypeObject *t) {
     return tok(w, "\x06") || put(w, PyByteArray_AS_STRING(o), (size_t)PyByteArray_GET_SIZE(o));
 }
 
+/* A later visit of the object numbered i: its distance back from the next number
+   (_Hasher.backref), so that a unit whose references stay inside it reads the same anywhere. */
+static int backref(walk_t *w, Py_ssize_t i) {
+    if (i < w->minref) w->minref = i;
+    return tok_int(w, "@", w->nobj - i);
+}
+
 static int keep(walk_t *w, PyObject *o) {  /* steals o */
     if (w->keep == NULL && (w->keep = PyList_New(0)) == NULL) { Py_DECREF(o); return -1; }
     int r = PyList_Append(w->keep, o);
@@ -596,6 +613,7 @@ static void walk_start(walk_t *w, arena_t *scratch) {
     w->scratch = scratch;
     w->buf = w->inl;
     w->cap = sizeof w->inl;
+    w->minref = PY_SSIZE_T_MAX;
     b2_init(&w->hash);
 }
 
@@ -755,6 +773,8 @@ static int holds_value(PyObject *o, int depth) {
 }
 
 static int h(walk_t *w, PyObject *o);
+static int note_object(walk_t *w, PyObject *o, PyTypeObject *t);
+static int note_tuple(walk_t *w, PyObject *o);
 
 /* ---- type names, as o.__module__ and o.__qualname__ of a type */
 
@@ -1439,8 +1459,9 @@ static int walk_type(walk_t *w, PyObject *o) {
     if (local == -2) return -1;
     if (local < 0) return 0;
     Py_ssize_t seen = memo_get(&w->memo, o);
-    if (seen >= 0) return tok_int(w, "@", seen);
-    if (memo_put(w, o, w->memo.used)) return -1;
+    if (seen >= 0) return backref(w, seen);
+    if (memo_put(w, o, w->nobj++)) return -1;
+    if (w->open_units) w->reusable = false;  /* a class: not plain data */
     PyObject *attrs = class_attrs(o);
     if (attrs == NULL || keep(w, attrs)) return -1;
     return h(w, attrs);
@@ -1458,6 +1479,11 @@ static int h_inner(walk_t *w, PyObject *o) {
     if (t == &PyUnicode_Type) {
         if (w->names && check_str(w, o)) return -1;
         return put_atom(w, o, t);
+    }
+    if (w->open_units && w->caching) {  /* what a cached unit may hold: atoms, tuples, lists, bytearrays */
+        if (t == &PyTuple_Type) {
+            if (note_tuple(w, o)) return -1;
+        } else if (t != &PyList_Type && t != &PyByteArray_Type) w->reusable = false;
     }
     if (t == SymValueType) return sym_value(w, o);
     if (t == &PyTuple_Type) {
@@ -1497,13 +1523,14 @@ static int h_inner(walk_t *w, PyObject *o) {
     }
     if (t == &PyFrame_Type) return tok(w, "f");
     Py_ssize_t seen = memo_get(&w->memo, o);
-    if (seen >= 0) return tok_int(w, "@", seen);
-    if (memo_put(w, o, w->memo.used)) return -1;
+    if (seen >= 0) return backref(w, seen);
+    if (memo_put(w, o, w->nobj++)) return -1;
+    if (w->open_units && w->caching && note_object(w, o, t)) return -1;
     if (!w->track) return h_mutable(w, o, t);
     /* a frame of the signature contexts: the object's number (_Hasher.h) */
     uint64_t ctx = w->ctx;
     Py_ssize_t base = w->base;
-    w->ctx = mix(1, (uint64_t)(w->memo.used - 1));
+    w->ctx = mix(1, (uint64_t)(w->nobj - 1));
     w->base = w->ntok;
     int r = h_mutable(w, o, t);
     w->ctx = ctx;
@@ -1511,10 +1538,308 @@ static int h_inner(walk_t *w, PyObject *o) {
     return r;
 }
 
+/* ---- units: _Hasher.list_units and _Hasher.unit */
+
+#define UNIT 64
+
+/* ---- the cache of units (docs/design.md, "Units"): what a snapshot's walk computed, inherited
+   by its children through fork.  A unit of a list (the list, its first and last item) is reused
+   when the pages everything in it lies on were not written since the fork and it was valid in
+   the walk before (this process's, or its parent's before the fork: the generation counts walks
+   down a line of processes).  Valid in that walk means: reused or computed there (its gen), or
+   inside a unit that was valid there and holding it when that one was computed (the computed
+   generation of the unit around it).  It holds plain data only (atoms, tuples, lists,
+   bytearrays), each object referenced once: so nothing outside the unit can reach into it, and
+   its tokens do not depend on what the walk met before it. */
+
+typedef struct {
+    PyObject *list;          /* the key: the list, the first item and the end of the unit */
+    Py_ssize_t lo, hi;
+    PyObject **items;        /* the list's ob_item when the unit was computed: a moved array is another */
+    unsigned char digest[16];
+    Py_ssize_t nobj;         /* objects numbered inside it */
+    uint64_t gen, computed;  /* last reused or computed; computed */
+    PyObject *plist;         /* the unit it was computed inside (its key), or NULL */
+    Py_ssize_t plo, phi;
+    uint64_t *runs;          /* nruns pairs (first page, pages): where its objects lie */
+    Py_ssize_t nruns;
+} centry;
+
+static struct {
+    centry *slots;
+    Py_ssize_t cap, used;
+    arena_t runs;            /* never freed piecemeal: the cache starts over when it holds too much */
+    size_t runbytes;
+    uint64_t gen;            /* walks down this line of processes, this one included */
+    int pagemap;             /* /proc/self/pagemap of pid, or -1 */
+    pid_t pid;
+    bool off;                /* FORKCHECK_FULL_WALK=1, or pagemap cannot be read */
+    Py_ssize_t reused, computed;  /* units, in the last walk (cache_info) */
+} cache = {NULL, 0, 0, {NULL, NULL}, 0, 1, -1, 0, false, 0, 0};  /* gen 0 marks an entry never to reuse */
+
+#define CACHE_RUN_BYTES (64u << 20)
+#define PAGE_SHIFT_FC 12
+
+static size_t centry_slot(PyObject *l, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t cap) {
+    uint64_t x = (uint64_t)(uintptr_t)l * 0x9E3779B97F4A7C15ULL ^ (uint64_t)lo * 0xBF58476D1CE4E5B9ULL ^ (uint64_t)hi;
+    x ^= x >> 31;
+    x *= 0x94D049BB133111EBULL;
+    x ^= x >> 29;
+    return (size_t)x & (size_t)(cap - 1);
+}
+
+static centry *cache_find(PyObject *l, Py_ssize_t lo, Py_ssize_t hi) {
+    if (!cache.cap) return NULL;
+    size_t mask = (size_t)cache.cap - 1, i = centry_slot(l, lo, hi, cache.cap);
+    while (cache.slots[i].list) {
+        centry *e = &cache.slots[i];
+        if (e->list == l && e->lo == lo && e->hi == hi) return e;
+        i = (i + 1) & mask;
+    }
+    return NULL;
+}
+
+static void cache_clear(void) {
+    if (cache.slots) munmap(cache.slots, (size_t)cache.cap * sizeof(centry));
+    cache.slots = NULL;
+    cache.cap = cache.used = 0;
+    arena_free(&cache.runs);
+    cache.runbytes = 0;
+}
+
+/* the slot for (l, lo, hi), made when missing; NULL when memory ran out (the unit is just not cached) */
+static centry *cache_slot(PyObject *l, Py_ssize_t lo, Py_ssize_t hi) {
+    centry *e = cache_find(l, lo, hi);
+    if (e) return e;
+    if ((cache.used + 1) * 2 > cache.cap) {
+        Py_ssize_t cap = cache.cap ? cache.cap * 2 : 4096;
+        centry *n = mmap(NULL, (size_t)cap * sizeof(centry), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (n == MAP_FAILED) return NULL;
+        for (Py_ssize_t k = 0; k < cache.cap; k++)
+            if (cache.slots[k].list) {
+                size_t i = centry_slot(cache.slots[k].list, cache.slots[k].lo, cache.slots[k].hi, cap);
+                while (n[i].list) i = (i + 1) & (size_t)(cap - 1);
+                n[i] = cache.slots[k];
+            }
+        if (cache.slots) munmap(cache.slots, (size_t)cache.cap * sizeof(centry));
+        cache.slots = n;
+        cache.cap = cap;
+    }
+    size_t mask = (size_t)cache.cap - 1, i = centry_slot(l, lo, hi, cache.cap);
+    while (cache.slots[i].list) i = (i + 1) & mask;
+    cache.used++;
+    e = &cache.slots[i];
+    memset(e, 0, sizeof *e);
+    e->list = l;
+    e->lo = lo;
+    e->hi = hi;
+    return e;
+}
+
+/* 1 when every page of the runs is still shared with the parent (pagemap bit 56 clear) and
+   present; 0 when one was written since the fork, or cannot be told; -1 with an error set */
+static int runs_clean(const uint64_t *runs, Py_ssize_t nruns) {
+    pid_t pid = getpid();
+    if (cache.pid != pid) {  /* an inherited descriptor reads the parent's pagemap */
+        if (cache.pagemap >= 0) close(cache.pagemap);
+        cache.pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+        cache.pid = pid;
+        if (cache.pagemap < 0) { cache.off = true; return 0; }
+    }
+    uint64_t buf[512];
+    for (Py_ssize_t r = 0; r < nruns; r++) {
+        uint64_t first = runs[2 * r], n = runs[2 * r + 1];
+        while (n) {
+            size_t k = n < 512 ? (size_t)n : 512;
+            ssize_t got = pread(cache.pagemap, buf, k * 8, (off_t)(first * 8));
+            if (got != (ssize_t)(k * 8)) return 0;
+            for (size_t i = 0; i < k; i++)
+                if (!(buf[i] >> 63 & 1) || (buf[i] >> 56 & 1)) return 0;  /* absent, or written (exclusive) */
+            first += k;
+            n -= k;
+        }
+    }
+    return 1;
+}
+
+static int note_range(walk_t *w, const void *start, size_t len) {
+    if (!len) return 0;
+    uint64_t a = (uint64_t)(uintptr_t)start >> PAGE_SHIFT_FC, b = ((uint64_t)(uintptr_t)start + len - 1) >> PAGE_SHIFT_FC;
+    for (uint64_t p = a; p <= b; p++) {
+        if (w->npages == w->pagecap) {
+            Py_ssize_t cap = w->pagecap ? w->pagecap * 2 : 1024;
+            uint64_t *n = arena_alloc(&w->own, (size_t)cap * sizeof(uint64_t));
+            if (n == NULL) return -1;
+            if (w->npages) memcpy(n, w->pages, (size_t)w->npages * sizeof(uint64_t));
+            w->pages = n;
+            w->pagecap = cap;
+        }
+        w->pages[w->npages++] = p;
+    }
+    return 0;
+}
+
+/* an object met inside an open unit at its first visit: where it lies, and whether a cached unit may hold it */
+static int note_object(walk_t *w, PyObject *o, PyTypeObject *t) {
+    if (Py_REFCNT(o) != 1) w->reusable = false;
+    if (t == &PyList_Type)
+        return note_range(w, o, sizeof(PyListObject)) ||
+               note_range(w, ((PyListObject *)o)->ob_item, (size_t)PyList_GET_SIZE(o) * sizeof(PyObject *));
+    if (t == &PyByteArray_Type)
+        return note_range(w, o, sizeof(PyByteArrayObject)) ||
+               note_range(w, PyByteArray_AS_STRING(o), (size_t)PyByteArray_GET_SIZE(o));
+    w->reusable = false;
+    return 0;
+}
+
+static int note_tuple(walk_t *w, PyObject *o) {
+    if (Py_REFCNT(o) != 1) w->reusable = false;
+    return note_range(w, o, offsetof(PyTupleObject, ob_item) + (size_t)PyTuple_GET_SIZE(o) * sizeof(PyObject *));
+}
+
+static int cmp_page(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* the runs of pages[from:], sorted and merged, into the cache's arena */
+static uint64_t *make_runs(walk_t *w, Py_ssize_t from, Py_ssize_t *nruns) {
+    Py_ssize_t n = w->npages - from;
+    uint64_t *p = w->pages + from;
+    qsort(p, (size_t)n, sizeof *p, cmp_page);
+    Py_ssize_t k = 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (!k || p[i] != p[i - 1]) k++;  /* distinct pages: at most k runs */
+    uint64_t *runs = arena_alloc(&cache.runs, (size_t)(k ? k : 1) * 2 * sizeof(uint64_t));
+    if (runs == NULL) return NULL;
+    Py_ssize_t r = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (r && p[i] < runs[2 * (r - 1)] + runs[2 * (r - 1) + 1]) continue;  /* a page already in the run */
+        if (r && p[i] == runs[2 * (r - 1)] + runs[2 * (r - 1) + 1]) { runs[2 * (r - 1) + 1]++; continue; }
+        runs[2 * r] = p[i];
+        runs[2 * r + 1] = 1;
+        r++;
+    }
+    cache.runbytes += (size_t)r * 2 * sizeof(uint64_t);
+    *nruns = r;
+    return runs;
+}
+
+/* An open unit, for the units inside it: its key, and whether its entry was valid in the walk
+   before and computed when (the entries it held then are valid with it). */
+typedef struct uctx {
+    PyObject *list;
+    Py_ssize_t lo, hi;
+    bool valid;
+    uint64_t computed;
+} uctx;
+
+static int list_units(walk_t *w, PyObject *o, Py_ssize_t lo, Py_ssize_t hi, const uctx *around);
+
+/* A unit: replaced by the digest of its tokens when no back-reference inside it names an object
+   numbered before it (_Hasher.unit).  ``valid``/``computed``: the unit around it was valid in the
+   walk before, and was computed in that generation (its units then valid with it). */
+static int unit(walk_t *w, PyObject *o, Py_ssize_t lo, Py_ssize_t hi, const uctx *around) {
+    if (close_tok(w)) return -1;
+    PyObject **items = ((PyListObject *)o)->ob_item;
+    centry *old = w->caching ? cache_find(o, lo, hi) : NULL;
+    uctx me = {o, lo, hi, false, 0};
+    if (old && old->items == items && hi <= PyList_GET_SIZE(o)) {
+        /* valid in the walk before: reused or computed there, or computed inside this very unit
+           around it when that one was, and that one valid then (a list moved from one unit to
+           another, or out of the state and back, is computed again) */
+        me.valid = old->gen == cache.gen - 1 ||
+                   (around && around->valid && old->gen == around->computed && old->plist == around->list &&
+                    old->plo == around->lo && old->phi == around->hi);
+        me.computed = old->computed;
+        if (me.valid) {
+            int clean = runs_clean(old->runs, old->nruns);
+            if (clean < 0) return -1;
+            if (clean) {  /* reused: its digest, its objects counted, its pages for the units around it */
+                cache.reused++;
+                old->gen = cache.gen;
+                w->nobj += old->nobj;
+                if (w->open_units)  /* the unit around it depends on them too */
+                    for (Py_ssize_t r = 0; r < old->nruns; r++)
+                        for (uint64_t p = 0; p < old->runs[2 * r + 1]; p++)
+                            if (note_range(w, (void *)(uintptr_t)((old->runs[2 * r] + p) << PAGE_SHIFT_FC), 1)) return -1;
+                return tok(w, "\x07") || put(w, (const char *)old->digest, 16);
+            }
+        }
+    }
+    size_t start = w->len;  /* nothing is hashed while a unit is open: the offset stays valid */
+    Py_ssize_t base = w->nobj, outer = w->minref, pages_from = w->npages;
+    bool outer_reusable = w->reusable;
+    const uctx *outer_unit = w->unit;
+    w->minref = PY_SSIZE_T_MAX;
+    w->reusable = true;
+    w->unit = &me;
+    w->open_units++;
+    int r = w->caching ? note_range(w, items + lo, (size_t)(hi - lo) * sizeof(PyObject *)) : 0;
+    if (r) {
+    } else if (hi - lo > UNIT) r = list_units(w, o, lo, hi, &me);
+    else
+        for (Py_ssize_t i = lo; !r && i < hi; i++) {
+            if (i >= PyList_GET_SIZE(o)) {  /* a hook of the walk shortened the list */
+                PyErr_SetString(Fallback, "a list changed while the walk read it");
+                r = -1;
+            } else r = h(w, PyList_GET_ITEM(o, i));
+        }
+    if (!r) r = close_tok(w);  /* still open: its last token's length must not be hashed away */
+    w->open_units--;
+    w->unit = outer_unit;
+    Py_ssize_t inner = w->minref;
+    bool reusable = w->reusable;
+    w->minref = inner < outer ? inner : outer;
+    w->reusable = outer_reusable && reusable;
+    if (r || inner < base) {
+        if (old) old->gen = 0;  /* not valid in this walk: never reused after it */
+        if (!w->open_units) w->npages = pages_from;
+        return r;
+    }
+    unsigned char d[16];
+    blake2b16(d, (const unsigned char *)w->buf + start, w->len - start);
+    w->len = start;
+    if (w->caching) {
+        centry *e = reusable && items == ((PyListObject *)o)->ob_item ? cache_slot(o, lo, hi) : old;
+        if (e && reusable && items == ((PyListObject *)o)->ob_item) {
+            Py_ssize_t nruns;
+            uint64_t *runs = make_runs(w, pages_from, &nruns);
+            if (runs == NULL) { PyErr_Clear(); e->gen = 0; }
+            else {
+                cache.computed++;
+                e->items = items;
+                memcpy(e->digest, d, 16);
+                e->nobj = w->nobj - base;
+                e->gen = e->computed = cache.gen;
+                e->plist = around ? around->list : NULL;
+                e->plo = around ? around->lo : 0;
+                e->phi = around ? around->hi : 0;
+                e->runs = runs;
+                e->nruns = nruns;
+            }
+        } else if (e) e->gen = 0;
+        if (!w->open_units) w->npages = pages_from;  /* no unit around it needs its pages */
+    }
+    return tok(w, "\x07") || put(w, (const char *)d, 16);
+}
+
+static int list_units(walk_t *w, PyObject *o, Py_ssize_t lo, Py_ssize_t hi, const uctx *around) {
+    Py_ssize_t span = UNIT;
+    while (span * UNIT < hi - lo) span *= UNIT;
+    for (Py_ssize_t a = lo; a < hi; a += span)
+        if (unit(w, o, a, a + span < hi ? a + span : hi, around)) return -1;
+    return 0;
+}
+
 /* _Hasher.mutable: an object with identity at its first visit, numbered already */
 static int h_mutable(walk_t *w, PyObject *o, PyTypeObject *t) {
     if (t == &PyList_Type) {
-        if (tok_int(w, "[", PyList_GET_SIZE(o))) return -1;
+        Py_ssize_t n = PyList_GET_SIZE(o);
+        if (tok_int(w, "[", n)) return -1;
+        if (n > UNIT && !w->key_mode && !w->labels && !w->names && !w->sym) {
+            return list_units(w, o, 0, n, w->unit);  /* a list nested in a unit: its units inside that one */
+        }
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(o); i++)
             if (h(w, PyList_GET_ITEM(o, i))) return -1;
         return 0;
@@ -1693,6 +2018,16 @@ static int Walker_init(WalkerObject *self, PyObject *args, PyObject *kw) {
     arena_free(&self->scratch);
     walk_start(&self->w, &self->scratch);
     self->w.keep_stream = keep_stream;
+    /* A walk of its own in this line of processes: the cache's entries valid in the one before.
+       Sound because a process changes no state between its last walk and its forks (a snapshot
+       is frozen once it reported; Eval and Describe run in throwaway forks). */
+    const char *full = getenv("FORKCHECK_FULL_WALK");
+    self->w.caching = !cache.off && !(full && *full && strcmp(full, "0"));
+    cache.reused = cache.computed = 0;
+    if (self->w.caching) {
+        cache.gen++;
+        if (cache.runbytes > CACHE_RUN_BYTES) cache_clear();
+    }
     return 0;
 }
 
@@ -1789,6 +2124,7 @@ static PyObject *Walker_actor(WalkerObject *self, PyObject *args) {
     inherit(sub, w);
     sub->track = true;
     int r = sigs_alloc(sub, w->nsigs);
+    sub->nobj = w->nobj;
     if (!r && w->memo.cap) {  /* the memo, copied: new objects are numbered after the shared ones */
         memo_t m = {arena_alloc(&sub->own, (size_t)w->memo.cap * sizeof(PyObject *)), NULL, w->memo.cap, w->memo.used};
         if (m.keys == NULL || (m.vals = arena_alloc(&sub->own, (size_t)w->memo.cap * sizeof(Py_ssize_t))) == NULL) r = -1;
@@ -1903,6 +2239,11 @@ static PyObject *configure_symmetry(PyObject *mod, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+static PyObject *cache_info(PyObject *mod, PyObject *unused) {
+    return Py_BuildValue("{s:n,s:n,s:n,s:K,s:O}", "reused", cache.reused, "computed", cache.computed, "entries", cache.used,
+                         "generation", (unsigned long long)cache.gen, "off", cache.off ? Py_True : Py_False);
+}
+
 static PyObject *blake2b16_py(PyObject *mod, PyObject *arg) {
     Py_buffer view;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE)) return NULL;
@@ -1913,6 +2254,7 @@ static PyObject *blake2b16_py(PyObject *mod, PyObject *arg) {
 }
 
 static PyMethodDef module_methods[] = {
+    {"cache_info", cache_info, METH_NOARGS, "The units the last walk reused and computed, the cache's size (for tests)."},
     {"blake2b16", blake2b16_py, METH_O, "BLAKE2b with a 16-byte digest, as the walk hashes (for tests)."},
     {"configure", configure, METH_VARARGS, "Hand over the Python objects the walk compares against."},
     {"configure_symmetry", configure_symmetry, METH_VARARGS, "Hand over SymmetricValue and SymmetryLeak."},

@@ -51,6 +51,8 @@ from .symmetry import SymmetricValue, holds_value, leaked_name
 
 _ATOMS = (type(None), bool, int, float, complex, str, bytes)
 _BATCH = 64
+_UNIT = 64  # items of a list per unit, and units per unit above (the C walk's UNIT)
+_NO_REF = 1 << 62
 
 try:  # _blake2 directly: hashlib would also load OpenSSL, more mappings in every snapshot to fork
     from _blake2 import blake2b as _blake2b
@@ -182,7 +184,7 @@ class _Hasher:
     """
 
     __slots__ = ("out", "memo", "keep", "hash", "stream_parts", "key_mode", "labels", "names", "sym",
-                 "track", "ctx", "base", "nflushed", "sigs", "frames")
+                 "track", "ctx", "base", "nflushed", "sigs", "frames", "units", "open_units", "minref")
 
     def __init__(self, key_mode: bool = False, labels: tuple | None = None, names: tuple = (), sym: bool = False,
                  track: bool = False) -> None:
@@ -207,6 +209,56 @@ class _Hasher:
         self.nflushed = 0  # tokens flushed so far: with len(out), the number of the next token
         self.sigs: list[list[int]] | None = [[] for _ in labels] if track and labels is not None else None
         self.frames: list[tuple[int, int]] = []
+        # Units (docs/design.md, "Units"): the chunks of a long list, each hashed on its own when no
+        # reference inside it leads out of it.  Not in keys nor under symmetry, whose signatures
+        # count tokens.
+        self.units = not key_mode and labels is None and not names and not sym
+        self.open_units = 0
+        self.minref = _NO_REF  # the lowest number a back-reference inside the open units named
+
+    def backref(self, i: int) -> None:
+        """A later visit of the object numbered ``i``: its distance back from the next number.
+
+        A distance, not the number: inside a unit whose references all stay inside it, the
+        tokens do not depend on how many objects came before the unit.
+        """
+        if i < self.minref:
+            self.minref = i
+        self.out.append(f"@{len(self.memo) - i}")
+
+    def list_units(self, o: list, lo: int, hi: int) -> None:
+        """Items ``lo`` to ``hi`` (more than ``_UNIT`` of them) of ``o``, as units of the largest
+        power of ``_UNIT`` items below their number (the last one shorter)."""
+        span = _UNIT
+        while span * _UNIT < hi - lo:
+            span *= _UNIT
+        for a in range(lo, hi, span):
+            self.unit(o, a, min(a + span, hi))
+
+    def unit(self, o: list, lo: int, hi: int) -> None:
+        """A unit: replaced by the digest of its tokens when no back-reference inside it names an
+        object numbered before it (it reads the same wherever it stands in the state)."""
+        out = self.out
+        start = len(out)
+        base = len(self.memo)
+        outer = self.minref
+        self.minref = _NO_REF
+        self.open_units += 1
+        if hi - lo > _UNIT:
+            self.list_units(o, lo, hi)
+        else:
+            for i in range(lo, hi):
+                self.h(o[i])
+        self.open_units -= 1
+        inner = self.minref
+        if inner >= base:
+            parts = []
+            for t in out[start:]:
+                parts.append(_text_framed(t))
+            digest = _blake2b(b"".join(parts), digest_size=16).digest()
+            del out[start:]
+            out.append(b"\x07" + digest)
+        self.minref = inner if inner < outer else outer
 
     def child(self, key_mode: bool) -> _Hasher:
         """A walker of its own (a key, a subkey) that names the values as this one does."""
@@ -358,7 +410,7 @@ class _Hasher:
 
     def h(self, o: Any) -> None:  # noqa: C901 - one dispatch, kept flat for speed
         out = self.out
-        if len(out) >= _BATCH:
+        if len(out) >= _BATCH and not self.open_units:
             self.flush()
         t = type(o)
         if t in _ATOMS:
@@ -400,7 +452,7 @@ class _Hasher:
             return
         i = self.memo.get(id(o))
         if i is not None:
-            out.append(f"@{i}")
+            self.backref(i)
             return
         self.memo[id(o)] = len(self.memo)
         self.keep.append(o)
@@ -417,9 +469,13 @@ class _Hasher:
         """An object with identity, at its first visit (numbered already)."""
         out = self.out
         if t is list:
-            out.append(f"[{len(o)}")
-            for x in o:
-                self.h(x)
+            n = len(o)
+            out.append(f"[{n}")
+            if n > _UNIT and self.units:
+                self.list_units(o, 0, n)
+            else:
+                for x in o:
+                    self.h(x)
         elif t is dict or t is collections.defaultdict or t is collections.Counter:
             if t is collections.defaultdict:
                 self.h(o.default_factory)
@@ -491,7 +547,7 @@ class _Hasher:
         """A class made by the model's code (``<locals>`` in its name): its class attributes are state."""
         i = self.memo.get(id(cls))
         if i is not None:
-            self.out.append(f"@{i}")
+            self.backref(i)
             return
         self.memo[id(cls)] = len(self.memo)
         self.keep.append(cls)
