@@ -1,8 +1,12 @@
 """``forkcheck bench``: measured figures for docs/benchmarks.md.
 
-Four comparisons, each printed as a table and written to ``bench.json`` (and
+Comparisons, each printed as a table and written to ``bench.json`` (and
 PNG plots when matplotlib is installed, the ``bench`` extra):
 
+0. ``transitions``: two_phase(n=3), DFS, seconds per transition with ``jobs``
+   1 and 2, as a multiple of the fork round trip through a node process
+   (:func:`node_fork_floor`, measured before and after; ``--only transitions``
+   runs this section alone);
 1. ``snapshots``: one model, a read-only heap of 1/64/512 MiB of small bytes
    objects and paths 10/50 deep, explored by forkcheck with fork snapshots,
    with ``snapshot="replay"``, and by a small copy-based explorer (the way
@@ -197,6 +201,44 @@ def py_fork_floor(mib: int, samples: int, libc: bool = False, huge: bool = False
         os.close(r)
         os.close(w)
     return statistics.median(times)
+
+
+def node_fork_floor(samples: int = 500) -> float:
+    """Mean seconds of one fork round trip through a forked node process: the issue 19 floor.
+
+    This fresh interpreter holds a 1 MiB heap (1,024 ``bytearray(1000)``) and forks a *node*
+    process that keeps it, as a snapshot keeps its parent's heap.  Per round trip the
+    parent writes one byte to a pipe, the node forks (``os.fork``), the child writes one
+    byte back and ``os._exit``\ s, and the node waits for it before reading the next byte.
+    The mean of ``samples`` round trips, timed from the parent's write to its read of the
+    answer (the node's ``waitpid`` overlaps the next request, as a snapshot's does).
+    """
+    heap = [bytearray(1000) for _ in range(1024)]  # noqa: F841 - held by the node through fork
+    req_r, req_w = os.pipe()
+    ans_r, ans_w = os.pipe()
+    node = os.fork()
+    if node == 0:  # the node: fork a child per byte read, until end of file
+        os.close(req_w)
+        os.close(ans_r)
+        while os.read(req_r, 1):
+            pid = os.fork()
+            if pid == 0:
+                os.write(ans_w, b"x")
+                os._exit(0)
+            os.waitpid(pid, 0)
+        os._exit(0)
+    os.close(req_r)
+    os.close(ans_w)
+    total = 0.0
+    for _ in range(samples):
+        t = time.perf_counter()
+        os.write(req_w, b"x")
+        os.read(ans_r, 1)
+        total += time.perf_counter() - t
+    os.close(req_w)
+    os.waitpid(node, 0)
+    os.close(ans_r)
+    return total / samples
 
 
 C_FLOOR = r"""
@@ -467,6 +509,8 @@ def _worker(argv: list[str]) -> int:
         out = {"phases": written_pages_by_phase()}
     elif kind == "child-memory":
         out = child_memory_floor(int(argv[1]), int(argv[2]))
+    elif kind == "node-floor":
+        out = {"floor_seconds": node_fork_floor(int(argv[1]))}
     elif kind == "chain-floor":
         out = {"floor_seconds": chain_fork_floor(int(argv[1]), int(argv[2]))}
     else:
@@ -569,6 +613,37 @@ def bench_scaling(cfg: dict, say) -> list[dict]:
         rows.append(r)
         say(f"{jobs:>5}{r['states']:>8}{r['transitions']:>7}{r['seconds']:>9.2f}{r['trans_per_s']:>9.1f}{r['speedup']:>9.2f}{r['loadavg']:>6.1f}")
     return rows
+
+
+def bench_transitions(cfg: dict, say) -> dict:
+    """Section 0: two_phase(n=3), DFS, seconds per transition as a multiple of the node fork floor.
+
+    The floor (:func:`node_fork_floor`, the mean of 500) is measured before and after the
+    model's runs, and their mean is the divisor: the machine drifts between the two.
+    """
+    sys.path.insert(0, str(ROOT / "examples"))
+    from two_phase import two_phase
+
+    n, samples = cfg["two_phase_n"], cfg["node_floor_samples"]
+    say(f"\n## 0. Per transition against the fork floor: two_phase(n={n}), DFS")
+    before = _run_worker("node-floor", samples)["floor_seconds"]
+    runs = []
+    for jobs in (1, 2):
+        r = fc_run(two_phase(n=n), strategy="dfs", jobs=jobs)
+        r.update(jobs=jobs, run_seconds=r["seconds"] - r["setup_seconds"], loadavg=os.getloadavg()[0])
+        r["seconds_per_transition"] = r["run_seconds"] / max(r["transitions"], 1)
+        runs.append(r)
+    after = _run_worker("node-floor", samples)["floor_seconds"]
+    floor = (before + after) / 2
+    say(f"floor: Python fork round trip through a node process holding 1 MiB (mean of {samples}): "
+        f"before {before * 1e3:.3f} ms, after {after * 1e3:.3f} ms, mean {floor * 1e3:.3f} ms")
+    say(f"{'jobs':>5}{'states':>8}{'trans':>7}{'run s':>8}{'ms/trans':>10}{'x floor':>9}{'load':>6}")
+    for r in runs:
+        r["x_floor"] = r["seconds_per_transition"] / floor
+        say(f"{r['jobs']:>5}{r['states']:>8}{r['transitions']:>7}{r['run_seconds']:>8.2f}"
+            f"{r['seconds_per_transition'] * 1e3:>10.3f}{r['x_floor']:>9.2f}{r['loadavg']:>6.1f}")
+    return {"n": n, "floor_before_seconds": before, "floor_after_seconds": after, "floor_seconds": floor,
+            "samples": samples, "runs": runs}
 
 
 @fc.model
@@ -831,13 +906,13 @@ def plots(data: dict, out: Path) -> list[str]:
 MODES = {
     "smoke": {"sizes": [1], "depths": [10], "copy_budget": 2.0, "floor_samples": 20, "pan_runs": 3, "scaling": False,
               "cow": True, "cow_sizes": [1, 4], "cow_depth": 10, "fan_width": 4, "fan_heap": 4, "two_phase_n": 2,
-              "long_states": 80},
+              "long_states": 80, "node_floor_samples": 50},
     "quick": {"sizes": [1, 64], "depths": [10], "copy_budget": 3.0, "floor_samples": 50, "pan_runs": 5, "scaling": True,
               "cow": True, "cow_sizes": [16, 64], "cow_depth": 40, "fan_width": 63, "fan_heap": 64, "two_phase_n": 3,
-              "long_states": 600},
+              "long_states": 600, "node_floor_samples": 500},
     "full": {"sizes": [1, 64, 512], "depths": [10, 50], "copy_budget": 15.0, "floor_samples": 100, "pan_runs": 10,
              "scaling": True, "cow": True, "cow_sizes": [16, 512], "cow_depth": 40, "fan_width": 63, "fan_heap": 256, "two_phase_n": 3,
-             "long_states": 2000},
+             "long_states": 2000, "node_floor_samples": 500},
 }
 
 
@@ -857,6 +932,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--quick", action="store_true", help="1 and 64 MiB, depth 10 (about 2 minutes)")
     g.add_argument("--smoke", action="store_true", help="the smallest run, for tests (under a minute)")
     p.add_argument("--no-spin", action="store_true", help="skip the SPIN comparison")
+    p.add_argument("--only", choices=["transitions"], help="run section 0 alone (per transition against the floor)")
     p.add_argument("--out", default="bench-out", help="directory for bench.json and the PNGs (default: bench-out)")
     try:
         args = p.parse_args(argv)
@@ -878,7 +954,12 @@ def main(argv: list[str] | None = None) -> int:
     la = m["loadavg_start"]
     say(f"os.getloadavg() = ({la[0]:.2f}, {la[1]:.2f}, {la[2]:.2f})" + ("  -- shared machine: timings are noisy" if la[0] > 2 else ""))
     with tempfile.TemporaryDirectory(prefix="forkcheck-bench-") as workdir:
-        say(f"columns: heap, depth, mode, states, transitions (* = stopped at the {cfg['copy_budget']:.0f} s budget), "
+        data["transitions"] = bench_transitions(cfg, say)
+        if args.only == "transitions":  # section 0 alone
+            data["machine"]["loadavg_end"] = list(os.getloadavg())
+            (out / "bench.json").write_text(json.dumps(data, indent=1))
+            return 0
+        say(f"\ncolumns: heap, depth, mode, states, transitions (* = stopped at the {cfg['copy_budget']:.0f} s budget), "
             "run s, trans/s, x Python floor (per transition), memory MiB, what the memory is")
         data["floors"], data["snapshots"] = bench_snapshots(cfg, workdir, say)
         data["scaling"] = bench_scaling(cfg, say) if cfg["scaling"] else []
