@@ -209,7 +209,7 @@ def node_fork_floor(samples: int = 500) -> float:
     This fresh interpreter holds a 1 MiB heap (1,024 ``bytearray(1000)``) and forks a *node*
     process that keeps it, as a snapshot keeps its parent's heap.  Per round trip the
     parent writes one byte to a pipe, the node forks (``os.fork``), the child writes one
-    byte back and ``os._exit``\ s, and the node waits for it before reading the next byte.
+    byte back and exits (``os._exit``), and the node waits for it before reading the next byte.
     The mean of ``samples`` round trips, timed from the parent's write to its read of the
     answer (the node's ``waitpid`` overlaps the next request, as a snapshot's does).
     """
