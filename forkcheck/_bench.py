@@ -11,7 +11,8 @@ PNG plots when matplotlib is installed, the ``bench`` extra):
    objects and paths 10/50 deep, explored by forkcheck with fork snapshots,
    with ``snapshot="replay"``, and by a small copy-based explorer (the way
    pure-Python checkers keep states) that copies the whole state per state
-   with ``copy.deepcopy`` or with ``pickle``;
+   with ``copy.deepcopy`` or with ``pickle``; then (``busy``) the same model
+   on 1 MiB with about 1 ms of Python per transition, fork against replay;
 2. ``floor``: the raw fork + pipe + exit + wait round trip of a process
    holding the same heap, in Python and in C;
 3. ``scaling``: ``jobs`` = 1 .. cpu_count on two_phase(n=3);
@@ -73,17 +74,44 @@ class Heap:
 HEAP: Heap | None = None  # a global, so the heap is part of every state
 
 
+#: Iterations of :func:`busy` that take about 1 ms of Python on this machine (the bench prints the time).
+BUSY_MS = 12_000
+
+
+def busy(n: int, seed: int) -> int:
+    """``n`` iterations of plain Python arithmetic: a transition that does real work, deterministically."""
+    x = seed
+    for i in range(n):
+        x = (x * 31 + i) % 1000003
+    return x
+
+
+def busy_seconds(samples: int = 50) -> float:
+    """Median seconds of ``busy(BUSY_MS, ...)`` in this process."""
+    times = []
+    for k in range(samples):
+        t = time.perf_counter()
+        busy(BUSY_MS, k)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
 @fc.model
-def lattice(mib=1, depth=10):
+def lattice(mib=1, depth=10, work=0):
     """One actor takes ``depth`` binary choices and remembers the last one: 2*depth+1 states,
-    4*depth-2 transitions, paths ``depth`` deep; every state holds the heap."""
+    4*depth-2 transitions, paths ``depth`` deep; every state holds the heap.
+
+    ``work``: each transition also runs ``busy(work, ...)`` (``BUSY_MS`` is about 1 ms) and keeps
+    its result, a function of the step and the choice, so the graph stays the same."""
     global HEAP
     HEAP = Heap(mib)
-    state = {"step": 0, "bit": 0}
+    state = {"step": 0, "bit": 0, "acc": 0}
 
     def apply(x):
         state["step"] += 1
         state["bit"] = x
+        if work:
+            state["acc"] = busy(work, 2 * state["step"] + x)
 
     async def walker():
         while state["step"] < depth:
@@ -597,6 +625,39 @@ def bench_snapshots(cfg: dict, workdir: str, say) -> tuple[list[dict], list[dict
     return floors, rows
 
 
+def bench_busy(cfg: dict, floors: list[dict], say) -> list[dict]:
+    """Section 1's lattice on 1 MiB with transitions that do real work (``work=BUSY_MS``, about 1 ms each):
+    fork snapshots against replay from the root, where replaying a path costs its transitions again.
+
+    Printed under section 1's table, divided by its 1 MiB Python floor (measured again if it has none)."""
+    pyf = next((f["python_floor_seconds"] for f in floors if f["heap_mib"] == 1), None)
+    if pyf is None:
+        pyf = _run_worker("floor", 1, cfg["floor_samples"])["floor_seconds"]
+    work = busy_seconds()
+    say(f"busy lattice, 1 MiB: each transition runs {BUSY_MS:,} iterations of Python arithmetic, "
+        f"{work * 1e3:.2f} ms here; load {os.getloadavg()[0]:.1f}")
+    rows = []
+    for depth in cfg["busy_depths"]:
+        by_mode = {}
+        for mode in ("fork", "replay"):
+            r = fc_run(lattice(mib=1, depth=depth, work=BUSY_MS), snapshot=mode, strategy="dfs")
+            r["complete"] = r["states"] == lattice_counts(depth)[0]
+            run = r["seconds"] - r["setup_seconds"]
+            r.update(heap_mib=1, depth=depth, mode=f"{mode}-busy", run_seconds=run, work_seconds=work,
+                     trans_per_s=r["transitions"] / max(run, 1e-9), x_py_floor=run / max(r["transitions"], 1) / pyf,
+                     memory_bytes=r["private_bytes"], memory_kind="private", loadavg=os.getloadavg()[0])
+            by_mode[mode] = r
+            rows.append(r)
+        speedup = by_mode["replay"]["run_seconds"] / max(by_mode["fork"]["run_seconds"], 1e-9)
+        by_mode["fork"]["fork_speedup"] = speedup
+        for mode, r in by_mode.items():
+            say(f"  busy 1 MiB  depth {depth:>3}  {mode:<9}{r['states']:>7}{r['transitions']:>8}"
+                f"{'' if r['complete'] else '*':1}{r['run_seconds']:>9.2f}{r['trans_per_s']:>10.1f}"
+                f"{r['x_py_floor']:>9.1f}{_mib(r['memory_bytes']):>10}"
+                + (f"  fork {speedup:.1f}x faster than replay" if mode == "replay" else ""))
+    return rows
+
+
 def bench_scaling(cfg: dict, say) -> list[dict]:
     sys.path.insert(0, str(ROOT / "examples"))
     from two_phase import two_phase
@@ -906,13 +967,16 @@ def plots(data: dict, out: Path) -> list[str]:
 MODES = {
     "smoke": {"sizes": [1], "depths": [10], "copy_budget": 2.0, "floor_samples": 20, "pan_runs": 3, "scaling": False,
               "cow": True, "cow_sizes": [1, 4], "cow_depth": 10, "fan_width": 4, "fan_heap": 4, "two_phase_n": 2,
-              "long_states": 80, "node_floor_samples": 50},
+              "long_states": 80, "node_floor_samples": 50,
+              "busy_depths": [10]},
     "quick": {"sizes": [1, 64], "depths": [10], "copy_budget": 3.0, "floor_samples": 50, "pan_runs": 5, "scaling": True,
               "cow": True, "cow_sizes": [16, 64], "cow_depth": 40, "fan_width": 63, "fan_heap": 64, "two_phase_n": 3,
-              "long_states": 600, "node_floor_samples": 500},
+              "long_states": 600, "node_floor_samples": 500,
+              "busy_depths": [10, 50]},
     "full": {"sizes": [1, 64, 512], "depths": [10, 50], "copy_budget": 15.0, "floor_samples": 100, "pan_runs": 10,
              "scaling": True, "cow": True, "cow_sizes": [16, 512], "cow_depth": 40, "fan_width": 63, "fan_heap": 256, "two_phase_n": 3,
-             "long_states": 2000, "node_floor_samples": 500},
+             "long_states": 2000, "node_floor_samples": 500,
+             "busy_depths": [10, 50]},
 }
 
 
@@ -962,6 +1026,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"\ncolumns: heap, depth, mode, states, transitions (* = stopped at the {cfg['copy_budget']:.0f} s budget), "
             "run s, trans/s, x Python floor (per transition), memory MiB, what the memory is")
         data["floors"], data["snapshots"] = bench_snapshots(cfg, workdir, say)
+        data["busy"] = bench_busy(cfg, data["floors"], say)
         data["scaling"] = bench_scaling(cfg, say) if cfg["scaling"] else []
         data["spin"] = {"skipped": "--no-spin"} if args.no_spin else bench_spin(cfg, workdir, say)
         data["cow"] = bench_cow(cfg, say) if cfg["cow"] else {}

@@ -53,6 +53,11 @@ def test_bench_smoke(tmp_path):
         assert rows[mode]["private_bytes"] is None or rows[mode]["private_bytes"] > 0
     for mode in ("deepcopy", "pickle"):
         assert rows[mode]["states"] <= 21 and (rows[mode]["states"] == 21) == rows[mode]["complete"]
+    busy = {r["mode"]: r for r in data["busy"]}  # the lattice with about 1 ms of Python per transition
+    assert set(busy) == {"fork-busy", "replay-busy"} and "busy lattice" in stdout
+    assert all((r["states"], r["transitions"], r["depth"]) == (21, 38, 10) and r["work_seconds"] > 0
+               for r in busy.values())
+    assert busy["fork-busy"]["fork_speedup"] == busy["replay-busy"]["run_seconds"] / busy["fork-busy"]["run_seconds"]
 
     cow = data["cow"]
     assert cow["floors"]["os_fork_seconds"] > 0 and cow["floors"]["libc_fork_seconds"] > 0
