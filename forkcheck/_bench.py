@@ -1,13 +1,18 @@
 """``forkcheck bench``: measured figures for docs/benchmarks.md.
 
-Four comparisons, each printed as a table and written to ``bench.json`` (and
+Comparisons, each printed as a table and written to ``bench.json`` (and
 PNG plots when matplotlib is installed, the ``bench`` extra):
 
+0. ``transitions``: two_phase(n=3), DFS, seconds per transition with ``jobs``
+   1 and 2, as a multiple of the fork round trip through a node process
+   (:func:`node_fork_floor`, measured before and after; ``--only transitions``
+   runs this section alone);
 1. ``snapshots``: one model, a read-only heap of 1/64/512 MiB of small bytes
    objects and paths 10/50 deep, explored by forkcheck with fork snapshots,
    with ``snapshot="replay"``, and by a small copy-based explorer (the way
    pure-Python checkers keep states) that copies the whole state per state
-   with ``copy.deepcopy`` or with ``pickle``;
+   with ``copy.deepcopy`` or with ``pickle``; then (``busy``) the same model
+   on 1 MiB with about 1 ms of Python per transition, fork against replay;
 2. ``floor``: the raw fork + pipe + exit + wait round trip of a process
    holding the same heap, in Python and in C;
 3. ``scaling``: ``jobs`` = 1 .. cpu_count on two_phase(n=3);
@@ -69,17 +74,44 @@ class Heap:
 HEAP: Heap | None = None  # a global, so the heap is part of every state
 
 
+#: Iterations of :func:`busy` that take about 1 ms of Python on this machine (the bench prints the time).
+BUSY_MS = 12_000
+
+
+def busy(n: int, seed: int) -> int:
+    """``n`` iterations of plain Python arithmetic: a transition that does real work, deterministically."""
+    x = seed
+    for i in range(n):
+        x = (x * 31 + i) % 1000003
+    return x
+
+
+def busy_seconds(samples: int = 50) -> float:
+    """Median seconds of ``busy(BUSY_MS, ...)`` in this process."""
+    times = []
+    for k in range(samples):
+        t = time.perf_counter()
+        busy(BUSY_MS, k)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
 @fc.model
-def lattice(mib=1, depth=10):
+def lattice(mib=1, depth=10, work=0):
     """One actor takes ``depth`` binary choices and remembers the last one: 2*depth+1 states,
-    4*depth-2 transitions, paths ``depth`` deep; every state holds the heap."""
+    4*depth-2 transitions, paths ``depth`` deep; every state holds the heap.
+
+    ``work``: each transition also runs ``busy(work, ...)`` (``BUSY_MS`` is about 1 ms) and keeps
+    its result, a function of the step and the choice, so the graph stays the same."""
     global HEAP
     HEAP = Heap(mib)
-    state = {"step": 0, "bit": 0}
+    state = {"step": 0, "bit": 0, "acc": 0}
 
     def apply(x):
         state["step"] += 1
         state["bit"] = x
+        if work:
+            state["acc"] = busy(work, 2 * state["step"] + x)
 
     async def walker():
         while state["step"] < depth:
@@ -197,6 +229,44 @@ def py_fork_floor(mib: int, samples: int, libc: bool = False, huge: bool = False
         os.close(r)
         os.close(w)
     return statistics.median(times)
+
+
+def node_fork_floor(samples: int = 500) -> float:
+    """Mean seconds of one fork round trip through a forked node process: the issue 19 floor.
+
+    This fresh interpreter holds a 1 MiB heap (1,024 ``bytearray(1000)``) and forks a *node*
+    process that keeps it, as a snapshot keeps its parent's heap.  Per round trip the
+    parent writes one byte to a pipe, the node forks (``os.fork``), the child writes one
+    byte back and exits (``os._exit``), and the node waits for it before reading the next byte.
+    The mean of ``samples`` round trips, timed from the parent's write to its read of the
+    answer (the node's ``waitpid`` overlaps the next request, as a snapshot's does).
+    """
+    heap = [bytearray(1000) for _ in range(1024)]  # noqa: F841 - held by the node through fork
+    req_r, req_w = os.pipe()
+    ans_r, ans_w = os.pipe()
+    node = os.fork()
+    if node == 0:  # the node: fork a child per byte read, until end of file
+        os.close(req_w)
+        os.close(ans_r)
+        while os.read(req_r, 1):
+            pid = os.fork()
+            if pid == 0:
+                os.write(ans_w, b"x")
+                os._exit(0)
+            os.waitpid(pid, 0)
+        os._exit(0)
+    os.close(req_r)
+    os.close(ans_w)
+    total = 0.0
+    for _ in range(samples):
+        t = time.perf_counter()
+        os.write(req_w, b"x")
+        os.read(ans_r, 1)
+        total += time.perf_counter() - t
+    os.close(req_w)
+    os.waitpid(node, 0)
+    os.close(ans_r)
+    return total / samples
 
 
 C_FLOOR = r"""
@@ -467,6 +537,8 @@ def _worker(argv: list[str]) -> int:
         out = {"phases": written_pages_by_phase()}
     elif kind == "child-memory":
         out = child_memory_floor(int(argv[1]), int(argv[2]))
+    elif kind == "node-floor":
+        out = {"floor_seconds": node_fork_floor(int(argv[1]))}
     elif kind == "chain-floor":
         out = {"floor_seconds": chain_fork_floor(int(argv[1]), int(argv[2]))}
     else:
@@ -553,6 +625,39 @@ def bench_snapshots(cfg: dict, workdir: str, say) -> tuple[list[dict], list[dict
     return floors, rows
 
 
+def bench_busy(cfg: dict, floors: list[dict], say) -> list[dict]:
+    """Section 1's lattice on 1 MiB with transitions that do real work (``work=BUSY_MS``, about 1 ms each):
+    fork snapshots against replay from the root, where replaying a path costs its transitions again.
+
+    Printed under section 1's table, divided by its 1 MiB Python floor (measured again if it has none)."""
+    pyf = next((f["python_floor_seconds"] for f in floors if f["heap_mib"] == 1), None)
+    if pyf is None:
+        pyf = _run_worker("floor", 1, cfg["floor_samples"])["floor_seconds"]
+    work = busy_seconds()
+    say(f"busy lattice, 1 MiB: each transition runs {BUSY_MS:,} iterations of Python arithmetic, "
+        f"{work * 1e3:.2f} ms here; load {os.getloadavg()[0]:.1f}")
+    rows = []
+    for depth in cfg["busy_depths"]:
+        by_mode = {}
+        for mode in ("fork", "replay"):
+            r = fc_run(lattice(mib=1, depth=depth, work=BUSY_MS), snapshot=mode, strategy="dfs")
+            r["complete"] = r["states"] == lattice_counts(depth)[0]
+            run = r["seconds"] - r["setup_seconds"]
+            r.update(heap_mib=1, depth=depth, mode=f"{mode}-busy", run_seconds=run, work_seconds=work,
+                     trans_per_s=r["transitions"] / max(run, 1e-9), x_py_floor=run / max(r["transitions"], 1) / pyf,
+                     memory_bytes=r["private_bytes"], memory_kind="private", loadavg=os.getloadavg()[0])
+            by_mode[mode] = r
+            rows.append(r)
+        speedup = by_mode["replay"]["run_seconds"] / max(by_mode["fork"]["run_seconds"], 1e-9)
+        by_mode["fork"]["fork_speedup"] = speedup
+        for mode, r in by_mode.items():
+            say(f"  busy 1 MiB  depth {depth:>3}  {mode:<9}{r['states']:>7}{r['transitions']:>8}"
+                f"{'' if r['complete'] else '*':1}{r['run_seconds']:>9.2f}{r['trans_per_s']:>10.1f}"
+                f"{r['x_py_floor']:>9.1f}{_mib(r['memory_bytes']):>10}"
+                + (f"  fork {speedup:.1f}x faster than replay" if mode == "replay" else ""))
+    return rows
+
+
 def bench_scaling(cfg: dict, say) -> list[dict]:
     sys.path.insert(0, str(ROOT / "examples"))
     from two_phase import two_phase
@@ -569,6 +674,37 @@ def bench_scaling(cfg: dict, say) -> list[dict]:
         rows.append(r)
         say(f"{jobs:>5}{r['states']:>8}{r['transitions']:>7}{r['seconds']:>9.2f}{r['trans_per_s']:>9.1f}{r['speedup']:>9.2f}{r['loadavg']:>6.1f}")
     return rows
+
+
+def bench_transitions(cfg: dict, say) -> dict:
+    """Section 0: two_phase(n=3), DFS, seconds per transition as a multiple of the node fork floor.
+
+    The floor (:func:`node_fork_floor`, the mean of 500) is measured before and after the
+    model's runs, and their mean is the divisor: the machine drifts between the two.
+    """
+    sys.path.insert(0, str(ROOT / "examples"))
+    from two_phase import two_phase
+
+    n, samples = cfg["two_phase_n"], cfg["node_floor_samples"]
+    say(f"\n## 0. Per transition against the fork floor: two_phase(n={n}), DFS")
+    before = _run_worker("node-floor", samples)["floor_seconds"]
+    runs = []
+    for jobs in (1, 2):
+        r = fc_run(two_phase(n=n), strategy="dfs", jobs=jobs)
+        r.update(jobs=jobs, run_seconds=r["seconds"] - r["setup_seconds"], loadavg=os.getloadavg()[0])
+        r["seconds_per_transition"] = r["run_seconds"] / max(r["transitions"], 1)
+        runs.append(r)
+    after = _run_worker("node-floor", samples)["floor_seconds"]
+    floor = (before + after) / 2
+    say(f"floor: Python fork round trip through a node process holding 1 MiB (mean of {samples}): "
+        f"before {before * 1e3:.3f} ms, after {after * 1e3:.3f} ms, mean {floor * 1e3:.3f} ms")
+    say(f"{'jobs':>5}{'states':>8}{'trans':>7}{'run s':>8}{'ms/trans':>10}{'x floor':>9}{'load':>6}")
+    for r in runs:
+        r["x_floor"] = r["seconds_per_transition"] / floor
+        say(f"{r['jobs']:>5}{r['states']:>8}{r['transitions']:>7}{r['run_seconds']:>8.2f}"
+            f"{r['seconds_per_transition'] * 1e3:>10.3f}{r['x_floor']:>9.2f}{r['loadavg']:>6.1f}")
+    return {"n": n, "floor_before_seconds": before, "floor_after_seconds": after, "floor_seconds": floor,
+            "samples": samples, "runs": runs}
 
 
 @fc.model
@@ -831,13 +967,16 @@ def plots(data: dict, out: Path) -> list[str]:
 MODES = {
     "smoke": {"sizes": [1], "depths": [10], "copy_budget": 2.0, "floor_samples": 20, "pan_runs": 3, "scaling": False,
               "cow": True, "cow_sizes": [1, 4], "cow_depth": 10, "fan_width": 4, "fan_heap": 4, "two_phase_n": 2,
-              "long_states": 80},
+              "long_states": 80, "node_floor_samples": 50,
+              "busy_depths": [10]},
     "quick": {"sizes": [1, 64], "depths": [10], "copy_budget": 3.0, "floor_samples": 50, "pan_runs": 5, "scaling": True,
               "cow": True, "cow_sizes": [16, 64], "cow_depth": 40, "fan_width": 63, "fan_heap": 64, "two_phase_n": 3,
-              "long_states": 600},
+              "long_states": 600, "node_floor_samples": 500,
+              "busy_depths": [10, 50]},
     "full": {"sizes": [1, 64, 512], "depths": [10, 50], "copy_budget": 15.0, "floor_samples": 100, "pan_runs": 10,
              "scaling": True, "cow": True, "cow_sizes": [16, 512], "cow_depth": 40, "fan_width": 63, "fan_heap": 256, "two_phase_n": 3,
-             "long_states": 2000},
+             "long_states": 2000, "node_floor_samples": 500,
+             "busy_depths": [10, 50]},
 }
 
 
@@ -857,6 +996,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--quick", action="store_true", help="1 and 64 MiB, depth 10 (about 2 minutes)")
     g.add_argument("--smoke", action="store_true", help="the smallest run, for tests (under a minute)")
     p.add_argument("--no-spin", action="store_true", help="skip the SPIN comparison")
+    p.add_argument("--only", choices=["transitions"], help="run section 0 alone (per transition against the floor)")
     p.add_argument("--out", default="bench-out", help="directory for bench.json and the PNGs (default: bench-out)")
     try:
         args = p.parse_args(argv)
@@ -878,9 +1018,15 @@ def main(argv: list[str] | None = None) -> int:
     la = m["loadavg_start"]
     say(f"os.getloadavg() = ({la[0]:.2f}, {la[1]:.2f}, {la[2]:.2f})" + ("  -- shared machine: timings are noisy" if la[0] > 2 else ""))
     with tempfile.TemporaryDirectory(prefix="forkcheck-bench-") as workdir:
-        say(f"columns: heap, depth, mode, states, transitions (* = stopped at the {cfg['copy_budget']:.0f} s budget), "
+        data["transitions"] = bench_transitions(cfg, say)
+        if args.only == "transitions":  # section 0 alone
+            data["machine"]["loadavg_end"] = list(os.getloadavg())
+            (out / "bench.json").write_text(json.dumps(data, indent=1))
+            return 0
+        say(f"\ncolumns: heap, depth, mode, states, transitions (* = stopped at the {cfg['copy_budget']:.0f} s budget), "
             "run s, trans/s, x Python floor (per transition), memory MiB, what the memory is")
         data["floors"], data["snapshots"] = bench_snapshots(cfg, workdir, say)
+        data["busy"] = bench_busy(cfg, data["floors"], say)
         data["scaling"] = bench_scaling(cfg, say) if cfg["scaling"] else []
         data["spin"] = {"skipped": "--no-spin"} if args.no_spin else bench_spin(cfg, workdir, say)
         data["cow"] = bench_cow(cfg, say) if cfg["cow"] else {}

@@ -592,9 +592,10 @@ class _Guarded:
         if snap is not self._keep:
             self._tree.release(snap)
 
-    async def step(self, snap: Snapshot, index: int, reseed: bool = False) -> Snapshot:
+    async def step(self, snap: Snapshot, index: int, reseed: bool = False, in_place: bool = False) -> Snapshot:
+        # in_place never names the start node: it is this search's root (Search._in_place).
         with trio.CancelScope(shield=snap is self._keep):
-            child = await self._tree.step(snap, index, reseed)
+            child = await self._tree.step(snap, index, reseed, in_place=in_place)
         self.peak = max(self.peak, len(self._tree.live))
         return child
 

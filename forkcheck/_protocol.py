@@ -19,7 +19,8 @@ Requests and their replies::
     Load(model, version, ...) ->  Running(what)*, Report (root only, once; a model error
                                                           "VersionError" when the versions differ;
                                                           Running before each piece of setup)
-    Fork(path) + fd           ->  Report                 (the new child, on the socket sent with Fork)
+    Fork(path) + fd           ->  Report                 (the new child, on the socket sent with Fork;
+                                                          in_place: the process itself, its old channel closed)
                                   | ForkFailed(errno)    (the parent, on that same socket: EAGAIN, ENOMEM)
                                   | Stuck(message)       (the child, stuck in user code past the timeout)
                                   | <end of file>        (the child died before reporting)
@@ -42,10 +43,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: Bumped whenever a message changes shape; checked with the forkcheck version at Load.
-PROTOCOL = 8  # 3: Step became Fork; 4: Description.shared; 5: Load.transition_timeout, Running, Stuck,
+PROTOCOL = 9  # 3: Step became Fork; 4: Description.shared; 5: Load.transition_timeout, Running, Stuck,
 # Report.constrained; 6: footprints for the reductions (Load, Fork, Footprint, Report); 7: asyncio programs
 # (Load.program, Load.queue_order, TransitionInfo.deviation, Report.arrived, Report.order); 8: Load.symmetry,
-# Report.symmetric
+# Report.symmetric; 9: Fork.in_place
 
 PACKET = 65536 - 512
 _HEADER = struct.Struct("<Q")
@@ -114,11 +115,18 @@ class Fork:
     a position in the list of transitions enabled at that point.  A path longer
     than one rebuilds an evicted state with a single fork.  ``reseed``
     reseeds the random module in the child (the determinism check's twins).
+
+    ``in_place``: the process does not fork but takes the path itself, and
+    becomes the new snapshot on the socket sent with the request (its old
+    channel closes).  The explorer asks it of an expanded state's last
+    transition when nothing needs that state's process any more: one fork
+    less per expanded state (``search.IN_PLACE``).  The root never gets it.
     """
 
     path: tuple[int, ...]
     reseed: bool = False
     footprints: bool = False  # the child reports footprints (a reduction is on: _app/footprint.py)
+    in_place: bool = False  # take the path in this process instead of a fork of it; no ForkFailed then
 
 
 @dataclass

@@ -31,6 +31,12 @@ def test_bench_smoke(tmp_path):
     long_path = data["long_path"]  # section 6: the same states with and without rebuilding deep snapshots
     assert [r["states"] for r in long_path["runs"].values()] == [80, 80] and len(long_path["floor_seconds"]) == 2
     assert "## 6. A long path" in stdout
+    per = data["transitions"]  # section 0: two_phase DFS per transition, over the node floor before and after
+    assert [r["jobs"] for r in per["runs"]] == [1, 2] and {r["states"] for r in per["runs"]} == {56}
+    assert per["floor_before_seconds"] > 0 and per["floor_after_seconds"] > 0
+    assert per["floor_seconds"] == (per["floor_before_seconds"] + per["floor_after_seconds"]) / 2
+    assert all(r["x_floor"] == r["seconds_per_transition"] / per["floor_seconds"] > 0 for r in per["runs"])
+    assert "## 0. Per transition against the fork floor" in stdout
     assert {"cores", "kernel", "python", "loadavg_start", "loadavg_end"} <= set(data["machine"])
     floor = data["floors"][0]
     assert floor["heap_mib"] == 1 and floor["python_floor_seconds"] > 0
@@ -47,6 +53,11 @@ def test_bench_smoke(tmp_path):
         assert rows[mode]["private_bytes"] is None or rows[mode]["private_bytes"] > 0
     for mode in ("deepcopy", "pickle"):
         assert rows[mode]["states"] <= 21 and (rows[mode]["states"] == 21) == rows[mode]["complete"]
+    busy = {r["mode"]: r for r in data["busy"]}  # the lattice with about 1 ms of Python per transition
+    assert set(busy) == {"fork-busy", "replay-busy"} and "busy lattice" in stdout
+    assert all((r["states"], r["transitions"], r["depth"]) == (21, 38, 10) and r["work_seconds"] > 0
+               for r in busy.values())
+    assert busy["fork-busy"]["fork_speedup"] == busy["replay-busy"]["run_seconds"] / busy["fork-busy"]["run_seconds"]
 
     cow = data["cow"]
     assert cow["floors"]["os_fork_seconds"] > 0 and cow["floors"]["libc_fork_seconds"] > 0
@@ -81,7 +92,19 @@ def test_bench_help():
     env["PYTHONPATH"] = str(ROOT)
     proc = subprocess.run([sys.executable, "-m", "forkcheck", "bench", "--help"], env=env, capture_output=True,
                           text=True, timeout=60)
-    assert proc.returncode == 0 and "--quick" in proc.stdout and "--no-spin" in proc.stdout
+    assert proc.returncode == 0 and "--quick" in proc.stdout and "--no-spin" in proc.stdout and "--only" in proc.stdout
+
+
+def test_node_fork_floor_leaves_no_process():
+    """The issue 19 floor: a positive mean, and its node process and children all gone afterwards."""
+    from forkcheck._bench import node_fork_floor
+
+    def children() -> set[str]:
+        return {c for t in Path("/proc/self/task").iterdir() for c in (t / "children").read_text().split()}
+
+    before = children()
+    assert 0 < node_fork_floor(20) < 1.0
+    assert children() <= before
 
 
 def test_pages_per_phase_without_frame_numbers_says_so():

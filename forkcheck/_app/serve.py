@@ -435,7 +435,10 @@ def serve(sock: socket.socket, world: World, root: bool, reserve: int | None) ->
             if fd is None:  # pragma: no cover - the reserve makes room for it; a bug otherwise
                 raise RuntimeError("Fork arrived without the child's socket")
             try:
-                pid = _fork(msg.reseed)
+                # In place: this process takes the path itself, nothing needs its state any more (the
+                # explorer says so, never to the root, which holds the tree together; a root asked
+                # anyway forks as usual).
+                pid = 0 if msg.in_place and not root else _fork(msg.reseed)
             except OSError as exc:
                 with socket.socket(fileno=fd) as chan:
                     P.send(chan, P.ForkFailed(exc.errno or 0, str(exc)))

@@ -39,6 +39,11 @@ from .._trace import Replay, ReplayStep, Step, Trace
 #: The likely-infinite hint looks at windows of this many new states (see Search._watch_depth).
 _DEPTH_WINDOW = 1000
 
+#: An expanded state's process takes its last transition itself (``Fork.in_place``) instead of forking
+#: a child for it, where nothing needs that state's process afterwards (``Search._in_place``): one fork
+#: less per expanded state.  An internal switch, for the tests that compare graphs with it off.
+IN_PLACE = True
+
 
 class Node:
     """A state being explored: its number, depth, report and live snapshot (None once evicted).
@@ -206,6 +211,15 @@ class Search:
         results: dict[tuple[int, int], tuple[Snapshot, Snapshot | None]] = {}
         plan = plans if plans is not None else [self.reduction.to_expand(node) for node in nodes]
         ready = {(k, i): trio.Event() for k in range(len(nodes)) for i in plan[k]}
+        # The last transition of a node whose process nothing needs afterwards is taken by that process
+        # itself, once every other fork of it has finished (and can no longer be retried from it).
+        last = {k: plan[k][-1] for k, node in enumerate(nodes)
+                if plan[k] and k not in direct and not (keep is not None and keep[k]) and self._in_place(node)}
+        others = {k: len(plan[k]) - 1 for k in last}
+        others_done = {k: trio.Event() for k in last}
+        for k, n in others.items():
+            if n == 0:
+                others_done[k].set()
 
         async def take(k: int, i: int, reseed: bool = False) -> Snapshot:
             if k in direct:
@@ -213,16 +227,25 @@ class Search:
                 return await self.tree.step(base, path + (i,), reseed)
             snap = nodes[k].snap
             assert snap is not None  # materialized above
+            if last.get(k) == i:
+                await others_done[k].wait()
+                nodes[k].snap = None  # its process becomes the child: the node is rebuilt if ever needed
+                return await self.tree.step(snap, i, in_place=True)
             return await self.tree.step(snap, i, reseed)
 
         gate = trio.Semaphore(self.jobs)
 
         async def fork(k: int, i: int, need: int) -> None:
+            parent = nodes[k].snap
             try:
-                child, twin = await self._fork_checked(lambda reseed: take(k, i, reseed), nodes[k].snap, need)
+                child, twin = await self._fork_checked(lambda reseed: take(k, i, reseed), parent, need)
             finally:
                 self.pool.reserved -= need
                 gate.release()
+                if k in last and i != last[k]:
+                    others[k] -= 1
+                    if others[k] == 0:
+                        others_done[k].set()
             results[k, i] = (child, twin)
             self.pool.unvisited += 1
             ready[k, i].set()
@@ -281,6 +304,26 @@ class Search:
         self.pool.unpin(pinned)
         self._check_budget()
         return out
+
+    def _in_place(self, node: Node) -> bool:
+        """Whether ``node``'s process may take its last transition itself: nothing needs it afterwards.
+
+        Not the root (its process holds the tree together; in the notebook, the
+        start node, which the user may go back to); not a state whose
+        transitions are taken twice (the determinism check forks a twin after
+        the child); not under memory pressure (an expanded state is kept as a
+        factory to rebuild its descendants from, ``SnapshotPool.retire``); not
+        with page keys (a child is read beside its live parent); not a state
+        held to be described (a violation).  Reductions expand in rounds and
+        compare each child with its parent process (``_expand_in_rounds``),
+        and random walks step by ``step_one``: neither comes here.  A node
+        whose process is gone is like an evicted one: ``SnapshotPool.materialize``
+        rebuilds it from a live ancestor if it is ever expanded again (max_depth).
+        """
+        snap = node.snap
+        return (IN_PLACE and snap is not None and snap is not self.tree.root and not snap.closed
+                and node.sid >= self.opts.determinism_checks and not self.pool.evictions
+                and self.keys.direct_forks and snap not in self._held())
 
     async def _fork_checked(self, take: Callable[[bool], Awaitable[Snapshot]], parent: Snapshot | None,
                             need: int) -> tuple[Snapshot, Snapshot | None]:

@@ -247,16 +247,22 @@ class SnapshotTree:
 
     # -- requests ---------------------------------------------------------------
 
-    async def step(self, snap: Snapshot, index: int | tuple[int, ...], reseed: bool = False) -> Snapshot:
+    async def step(self, snap: Snapshot, index: int | tuple[int, ...], reseed: bool = False,
+                   in_place: bool = False) -> Snapshot:
         """Fork ``snap``; the child takes transition ``index`` (or each of a path of them).
 
         ``reseed`` reseeds the child's random module first (for the determinism check).
+        ``in_place``: ``snap``'s own process takes them instead, without a fork
+        (``Fork.in_place``), and ``snap`` is released: the caller must need
+        nothing more of it and have no other request to it in flight.  Never
+        the root.
 
         Returns the child with its report.  A fork that fails for lack of
         resources (EAGAIN, ENOMEM, EMFILE) calls ``on_fork_failure`` (which frees
         snapshots) and is tried again with a growing pause.
         """
         path = (index,) if isinstance(index, int) else tuple(index)
+        assert not (in_place and (reseed or snap is self.root)), "in place: never the root, never a twin"
         last = path[-1]
         info = snap.report.transitions[last] if len(path) == 1 else P.TransitionInfo("?", f"path of {len(path)} steps", "")
         reply: P.Report | P.ForkFailed
@@ -269,14 +275,17 @@ class SnapshotTree:
                 theirs_inode = os.fstat(theirs.fileno()).st_ino
                 try:
                     async with snap.lock:
-                        await P.asend(snap.sock, P.Fork(path, reseed, self.footprints), fd=theirs.fileno())
+                        await P.asend(snap.sock, P.Fork(path, reseed, self.footprints, in_place),
+                                      fd=theirs.fileno())
                 except BaseException:
                     ours.close()
                     raise
                 finally:
                     theirs.close()  # the parent has its own copy now, and closes it once it has forked
                 child = self._adopt(0, ours)
-                reply = await self._first_message(snap, child, path, info, theirs_inode)
+                reply = await self._first_message(snap, child, path, info, theirs_inode, in_place)
+                if in_place:  # the process is the child's now (no ForkFailed without a fork): its old channel is done
+                    self.release(snap)
                 if not isinstance(reply, P.ForkFailed):
                     break
                 self.release(child)
@@ -292,13 +301,16 @@ class SnapshotTree:
             raise InternalError(f"snapshot {snap.pid} answered Step with {reply!r}")
         child.pid = reply.pid
         child.report = reply
-        child.gen = snap.gen + 1
+        child.gen = snap.gen if in_place else snap.gen + 1  # no fork in place: no longer a chain
         self.memory.observe(self.live)  # samples only at new peaks, within a time budget (_memory.py)
         return child
 
     async def _first_message(self, parent: Snapshot, child: Snapshot, path: tuple[int, ...], info: P.TransitionInfo,
-                             inode: int) -> P.Report | P.ForkFailed:
-        """The child's report, the parent's ForkFailed, or a fault report when the child dies or hangs."""
+                             inode: int, in_place: bool = False) -> P.Report | P.ForkFailed:
+        """The child's report, the parent's ForkFailed, or a fault report when the child dies or hangs.
+
+        ``in_place``: the "child" is the parent's own process (``Fork.in_place``).
+        """
         with trio.move_on_after(P.explorer_wait(self.transition_timeout, len(path))):
             try:
                 reply = await P.arecv(child.sock)
@@ -309,7 +321,7 @@ class SnapshotTree:
             if isinstance(reply, P.Stuck):  # the child's timer: it stopped where it was stuck, and exits
                 return self._fault(parent, path, info, "timeout", reply.message, reply.details)
             return reply
-        pid = _holder_of(parent.pid, inode)
+        pid = parent.pid if in_place else _holder_of(parent.pid, inode)
         if pid is not None:
             try:
                 os.kill(pid, signal.SIGKILL)
