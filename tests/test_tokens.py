@@ -154,3 +154,21 @@ def test_units_keep_every_difference_a_long_list_makes():
     variants.append(v)
     digests = [fp([v]) for v in variants]
     assert reference not in digests and len(set(digests)) == len(digests)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(_UNIT - 2, 2 * _UNIT * _UNIT), st.integers(0, 2 ** 32), st.lists(st.integers(0, 10 ** 6), max_size=5),
+       st.booleans())
+def test_long_dicts_in_units_give_the_python_tokens(n, seed, deleted, cycle):
+    # A dict's entries in units too, in insertion order; deleted entries (holes in its table)
+    # and a split table (an instance's) are walked alike.
+    items = _big(n, seed)
+    d = {f"k{i}": v for i, v in enumerate(items)}
+    for j in deleted:
+        if d:
+            d.pop(f"k{j % n}", None)
+    d["last"] = d
+    if cycle:
+        d["again"] = items
+    py, c = walks([d, items[:2]])
+    assert c == py

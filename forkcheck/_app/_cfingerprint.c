@@ -773,6 +773,9 @@ static int holds_value(PyObject *o, int depth) {
 }
 
 static int h(walk_t *w, PyObject *o);
+struct uctx;
+#define UNIT 64
+static int units(walk_t *w, PyObject *o, Py_ssize_t lo, Py_ssize_t hi, const struct uctx *around, Py_ssize_t *pos);
 static int note_object(walk_t *w, PyObject *o, PyTypeObject *t);
 static int note_tuple(walk_t *w, PyObject *o);
 
@@ -1081,6 +1084,7 @@ static int walk_dict(walk_t *w, PyObject *o, const char *name) {
         pos = 0;
     }
     if (tok(w, "{") || put(w, name, strlen(name)) || put_int(w, n)) return -1;
+    if (n > UNIT && !w->key_mode && !w->labels && !w->names && !w->sym) return units(w, o, 0, n, w->unit, &pos);
     while (PyDict_Next(o, &pos, &key, &val))
         if (h(w, key) || h(w, val)) return -1;
     return 0;
@@ -1483,7 +1487,7 @@ static int h_inner(walk_t *w, PyObject *o) {
     if (w->open_units && w->caching) {  /* what a cached unit may hold: atoms, tuples, lists, bytearrays */
         if (t == &PyTuple_Type) {
             if (note_tuple(w, o)) return -1;
-        } else if (t != &PyList_Type && t != &PyByteArray_Type) w->reusable = false;
+        } else if (t != &PyList_Type && t != &PyByteArray_Type && t != &PyDict_Type) w->reusable = false;
     }
     if (t == SymValueType) return sym_value(w, o);
     if (t == &PyTuple_Type) {
@@ -1538,9 +1542,45 @@ static int h_inner(walk_t *w, PyObject *o) {
     return r;
 }
 
-/* ---- units: _Hasher.list_units and _Hasher.unit */
+/* ---- units: _Hasher.units and _Hasher.unit */
 
-#define UNIT 64
+/* The keys object of a dict (Include/internal/pycore_dict.h, the same in 3.11, 3.12 and 3.13 without
+   the free-threaded build's mutex): where a combined table's entries lie, to know their pages. */
+typedef struct {
+    Py_ssize_t dk_refcnt;
+    uint8_t dk_log2_size;
+    uint8_t dk_log2_index_bytes;
+    uint8_t dk_kind;  /* 0 general (hash, key, value), 1 str keys (key, value), 2 split */
+    uint32_t dk_version;
+    Py_ssize_t dk_usable;
+    Py_ssize_t dk_nentries;
+    char dk_indices[];
+} fc_dictkeys;
+
+/* a dict whose entries are its table's first ma_used (no deleted one before) and hold their
+   values (a combined table): entry i lies at dict_entry(o, i) */
+static bool dict_plain(PyObject *o) {
+#ifdef Py_GIL_DISABLED
+    return false;
+#else
+    PyDictObject *d = (PyDictObject *)o;
+    fc_dictkeys *k = (fc_dictkeys *)d->ma_keys;
+    return Py_TYPE(o) == &PyDict_Type && d->ma_values == NULL && k->dk_kind != 2 && k->dk_nentries == d->ma_used;
+#endif
+}
+
+static char *dict_entry(PyObject *o, Py_ssize_t i) {
+    fc_dictkeys *k = (fc_dictkeys *)((PyDictObject *)o)->ma_keys;
+    size_t esz = k->dk_kind == 0 ? 3 * sizeof(PyObject *) : 2 * sizeof(PyObject *);
+    return k->dk_indices + ((size_t)1 << k->dk_log2_index_bytes) + (size_t)i * esz;
+}
+
+/* what identifies the items of a unit's container: a list's array, a plain dict's keys object */
+static void *unit_ident(PyObject *o, Py_ssize_t hi) {
+    if (PyList_CheckExact(o)) return hi <= PyList_GET_SIZE(o) ? (void *)((PyListObject *)o)->ob_item : NULL;
+    if (PyDict_CheckExact(o) && dict_plain(o) && hi <= PyDict_GET_SIZE(o)) return ((PyDictObject *)o)->ma_keys;
+    return NULL;
+}
 
 /* ---- the cache of units (docs/design.md, "Units"): what a snapshot's walk computed, inherited
    by its children through fork.  A unit of a list (the list, its first and last item) is reused
@@ -1555,7 +1595,7 @@ static int h_inner(walk_t *w, PyObject *o) {
 typedef struct {
     PyObject *list;          /* the key: the list, the first item and the end of the unit */
     Py_ssize_t lo, hi;
-    PyObject **items;        /* the list's ob_item when the unit was computed: a moved array is another */
+    void *items;             /* the list's ob_item, the dict's keys object (unit_ident) when computed */
     unsigned char digest[16];
     Py_ssize_t nobj;         /* objects numbered inside it */
     uint64_t gen, computed;  /* last reused or computed; computed */
@@ -1688,6 +1728,11 @@ static int note_object(walk_t *w, PyObject *o, PyTypeObject *t) {
     if (t == &PyByteArray_Type)
         return note_range(w, o, sizeof(PyByteArrayObject)) ||
                note_range(w, PyByteArray_AS_STRING(o), (size_t)PyByteArray_GET_SIZE(o));
+    if (t == &PyDict_Type && dict_plain(o)) {  /* its header, and its keys object up to its last entry */
+        char *keys = (char *)((PyDictObject *)o)->ma_keys;
+        return note_range(w, o, sizeof(PyDictObject)) ||
+               note_range(w, keys, (size_t)(dict_entry(o, PyDict_GET_SIZE(o)) - keys));
+    }
     w->reusable = false;
     return 0;
 }
@@ -1727,24 +1772,25 @@ static uint64_t *make_runs(walk_t *w, Py_ssize_t from, Py_ssize_t *nruns) {
 
 /* An open unit, for the units inside it: its key, and whether its entry was valid in the walk
    before and computed when (the entries it held then are valid with it). */
-typedef struct uctx {
+struct uctx {
     PyObject *list;
     Py_ssize_t lo, hi;
     bool valid;
     uint64_t computed;
-} uctx;
+};
+typedef struct uctx uctx;
 
-static int list_units(walk_t *w, PyObject *o, Py_ssize_t lo, Py_ssize_t hi, const uctx *around);
+
 
 /* A unit: replaced by the digest of its tokens when no back-reference inside it names an object
    numbered before it (_Hasher.unit).  ``valid``/``computed``: the unit around it was valid in the
    walk before, and was computed in that generation (its units then valid with it). */
-static int unit(walk_t *w, PyObject *o, Py_ssize_t lo, Py_ssize_t hi, const uctx *around) {
+static int unit(walk_t *w, PyObject *o, Py_ssize_t lo, Py_ssize_t hi, const uctx *around, Py_ssize_t *pos) {
     if (close_tok(w)) return -1;
-    PyObject **items = ((PyListObject *)o)->ob_item;
+    void *items = unit_ident(o, hi);  /* NULL: not to be cached (a dict with holes, a split table) */
     centry *old = w->caching ? cache_find(o, lo, hi) : NULL;
     uctx me = {o, lo, hi, false, 0};
-    if (old && old->items == items && hi <= PyList_GET_SIZE(o)) {
+    if (old && items && old->items == items) {
         /* valid in the walk before: reused or computed there, or computed inside this very unit
            around it when that one was, and that one valid then (a list moved from one unit to
            another, or out of the state and back, is computed again) */
@@ -1758,6 +1804,7 @@ static int unit(walk_t *w, PyObject *o, Py_ssize_t lo, Py_ssize_t hi, const uctx
             if (clean) {  /* reused: its digest, its objects counted, its pages for the units around it */
                 cache.reused++;
                 old->gen = cache.gen;
+                if (pos) *pos = hi;  /* a plain dict: entry i is the i-th */
                 w->nobj += old->nobj;
                 if (w->open_units)  /* the unit around it depends on them too */
                     for (Py_ssize_t r = 0; r < old->nruns; r++)
@@ -1775,10 +1822,22 @@ static int unit(walk_t *w, PyObject *o, Py_ssize_t lo, Py_ssize_t hi, const uctx
     w->reusable = true;
     w->unit = &me;
     w->open_units++;
-    int r = w->caching ? note_range(w, items + lo, (size_t)(hi - lo) * sizeof(PyObject *)) : 0;
+    int r = 0;
+    if (!items) w->reusable = false;
+    else if (w->caching)
+        r = pos ? note_range(w, dict_entry(o, lo), (size_t)(dict_entry(o, hi) - dict_entry(o, lo)))
+                : note_range(w, (PyObject **)items + lo, (size_t)(hi - lo) * sizeof(PyObject *));
     if (r) {
-    } else if (hi - lo > UNIT) r = list_units(w, o, lo, hi, &me);
-    else
+    } else if (hi - lo > UNIT) r = units(w, o, lo, hi, &me, pos);
+    else if (pos) {
+        PyObject *key, *val;
+        for (Py_ssize_t i = lo; !r && i < hi; i++) {
+            if (!PyDict_Next(o, pos, &key, &val)) {  /* a hook of the walk shortened the dict */
+                PyErr_SetString(Fallback, "a dict changed while the walk read it");
+                r = -1;
+            } else r = h(w, key) || h(w, val);
+        }
+    } else
         for (Py_ssize_t i = lo; !r && i < hi; i++) {
             if (i >= PyList_GET_SIZE(o)) {  /* a hook of the walk shortened the list */
                 PyErr_SetString(Fallback, "a list changed while the walk read it");
@@ -1801,8 +1860,9 @@ static int unit(walk_t *w, PyObject *o, Py_ssize_t lo, Py_ssize_t hi, const uctx
     blake2b16(d, (const unsigned char *)w->buf + start, w->len - start);
     w->len = start;
     if (w->caching) {
-        centry *e = reusable && items == ((PyListObject *)o)->ob_item ? cache_slot(o, lo, hi) : old;
-        if (e && reusable && items == ((PyListObject *)o)->ob_item) {
+        bool same = items && unit_ident(o, hi) == items;  /* not moved by a hook while walked */
+        centry *e = reusable && same ? cache_slot(o, lo, hi) : old;
+        if (e && reusable && same) {
             Py_ssize_t nruns;
             uint64_t *runs = make_runs(w, pages_from, &nruns);
             if (runs == NULL) { PyErr_Clear(); e->gen = 0; }
@@ -1824,11 +1884,12 @@ static int unit(walk_t *w, PyObject *o, Py_ssize_t lo, Py_ssize_t hi, const uctx
     return tok(w, "\x07") || put(w, (const char *)d, 16);
 }
 
-static int list_units(walk_t *w, PyObject *o, Py_ssize_t lo, Py_ssize_t hi, const uctx *around) {
+/* items lo to hi (more than UNIT) of a list, or entries of a dict (``pos``: its PyDict_Next cursor) */
+static int units(walk_t *w, PyObject *o, Py_ssize_t lo, Py_ssize_t hi, const uctx *around, Py_ssize_t *pos) {
     Py_ssize_t span = UNIT;
     while (span * UNIT < hi - lo) span *= UNIT;
     for (Py_ssize_t a = lo; a < hi; a += span)
-        if (unit(w, o, a, a + span < hi ? a + span : hi, around)) return -1;
+        if (unit(w, o, a, a + span < hi ? a + span : hi, around, pos)) return -1;
     return 0;
 }
 
@@ -1838,7 +1899,7 @@ static int h_mutable(walk_t *w, PyObject *o, PyTypeObject *t) {
         Py_ssize_t n = PyList_GET_SIZE(o);
         if (tok_int(w, "[", n)) return -1;
         if (n > UNIT && !w->key_mode && !w->labels && !w->names && !w->sym) {
-            return list_units(w, o, 0, n, w->unit);  /* a list nested in a unit: its units inside that one */
+            return units(w, o, 0, n, w->unit, NULL);  /* a list nested in a unit: its units inside that one */
         }
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(o); i++)
             if (h(w, PyList_GET_ITEM(o, i))) return -1;

@@ -184,7 +184,7 @@ class _Hasher:
     """
 
     __slots__ = ("out", "memo", "keep", "hash", "stream_parts", "key_mode", "labels", "names", "sym",
-                 "track", "ctx", "base", "nflushed", "sigs", "frames", "units", "open_units", "minref")
+                 "track", "ctx", "base", "nflushed", "sigs", "frames", "units_on", "open_units", "minref")
 
     def __init__(self, key_mode: bool = False, labels: tuple | None = None, names: tuple = (), sym: bool = False,
                  track: bool = False) -> None:
@@ -212,7 +212,7 @@ class _Hasher:
         # Units (docs/design.md, "Units"): the chunks of a long list, each hashed on its own when no
         # reference inside it leads out of it.  Not in keys nor under symmetry, whose signatures
         # count tokens.
-        self.units = not key_mode and labels is None and not names and not sym
+        self.units_on = not key_mode and labels is None and not names and not sym
         self.open_units = 0
         self.minref = _NO_REF  # the lowest number a back-reference inside the open units named
 
@@ -226,16 +226,17 @@ class _Hasher:
             self.minref = i
         self.out.append(f"@{len(self.memo) - i}")
 
-    def list_units(self, o: list, lo: int, hi: int) -> None:
+    def units(self, o: list, lo: int, hi: int, pairs: bool = False) -> None:
         """Items ``lo`` to ``hi`` (more than ``_UNIT`` of them) of ``o``, as units of the largest
-        power of ``_UNIT`` items below their number (the last one shorter)."""
+        power of ``_UNIT`` items below their number (the last one shorter).  ``pairs``: the
+        items are a dict's (key, value) pairs."""
         span = _UNIT
         while span * _UNIT < hi - lo:
             span *= _UNIT
         for a in range(lo, hi, span):
-            self.unit(o, a, min(a + span, hi))
+            self.unit(o, a, min(a + span, hi), pairs)
 
-    def unit(self, o: list, lo: int, hi: int) -> None:
+    def unit(self, o: list, lo: int, hi: int, pairs: bool = False) -> None:
         """A unit: replaced by the digest of its tokens when no back-reference inside it names an
         object numbered before it (it reads the same wherever it stands in the state)."""
         out = self.out
@@ -245,7 +246,12 @@ class _Hasher:
         self.minref = _NO_REF
         self.open_units += 1
         if hi - lo > _UNIT:
-            self.list_units(o, lo, hi)
+            self.units(o, lo, hi, pairs)
+        elif pairs:
+            for i in range(lo, hi):
+                k, v = o[i]
+                self.h(k)
+                self.h(v)
         else:
             for i in range(lo, hi):
                 self.h(o[i])
@@ -471,8 +477,8 @@ class _Hasher:
         if t is list:
             n = len(o)
             out.append(f"[{n}")
-            if n > _UNIT and self.units:
-                self.list_units(o, 0, n)
+            if n > _UNIT and self.units_on:
+                self.units(o, 0, n)
             else:
                 for x in o:
                     self.h(x)
@@ -487,6 +493,9 @@ class _Hasher:
             # In insertion order: a program sees it (iteration, next(iter(d)), popitem), so two
             # dicts that differ only in it are different states.
             out.append(f"{{{t.__name__}{len(o)}")
+            if len(o) > _UNIT and self.units_on:
+                self.units(list(o.items()), 0, len(o), pairs=True)
+                return
             for k, v in o.items():
                 self.h(k)
                 self.h(v)
