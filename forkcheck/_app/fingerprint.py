@@ -142,7 +142,7 @@ def _framed(token: bytes) -> bytes:
 
 
 def _text_framed(token: str | bytes) -> bytes:
-    return _framed(token.encode("utf-8", "surrogatepass") if type(token) is str else token)
+    return _framed(token.encode("utf-8", "surrogatepass") if isinstance(token, str) else token)
 
 
 _pack_d = struct.Struct("<d").pack
@@ -271,13 +271,12 @@ class _Hasher:
         return _Hasher(key_mode, self.labels, self.names, self.sym)
 
     def flush(self) -> None:
-        parts = []
+        parts: list[bytes] = []
         trailers = _TRAILERS
         for t in self.out:
-            if type(t) is str:
-                t = t.encode("utf-8", "surrogatepass")
-            parts.append(t)
-            n = len(t)
+            b = t.encode("utf-8", "surrogatepass") if isinstance(t, str) else t
+            parts.append(b)
+            n = len(b)
             parts.append(trailers[n] if n < 128 else _trailer(n))
         data = b"".join(parts)
         self.hash.update(data)
