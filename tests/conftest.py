@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -14,6 +15,13 @@ pytest_plugins = ["pytester"]  # tests/test_reports.py runs pytest on models to 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+# A suite started in the background by a non-interactive shell inherits SIGINT ignored, and every
+# command it starts would too: the tests that press Ctrl-C would then test nothing.  A handler of
+# our own is reset to the default in each child at exec, where an ignored signal stays ignored.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def without_sys_admin() -> list[str]:
